@@ -1,0 +1,243 @@
+"""model.safetensors, opened memory-mapped: one np.memmap per tensor, names mapped, validated.
+
+Why not safetensors' own numpy API: ``safe_open(path, framework="numpy").get_tensor(name)``
+(and ``safetensors.numpy.load_file``, which calls it) returns a *copy*. Measured with
+safetensors 0.8 on a 400 MB float32 tensor: the returned array does not own its data, but its
+base is a memoryview of a fresh heap buffer, and RSS grows by 400 MB of anonymous memory; with
+the default ``backend="mmap"`` the file pages touched while copying also stay resident until the
+``safe_open`` handle is closed, so the peak is about twice the tensor. Loading GPT-2 that way
+would cost at least a full private copy of the file.
+
+So this module reads the safetensors header itself (8-byte little-endian length, then that many
+bytes of JSON: ``{name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": ...}``,
+offsets relative to the first byte after the header), validates it against the file size, and
+returns each float32 tensor as ``np.memmap(path, mode="r", offset=..., shape=...)`` viewed as a
+plain read-only ``np.ndarray``. Each tensor has its own mapping: no page is read until it is
+touched, and when the caller drops its last reference to a tensor (e.g. after making its own
+transposed copy), that mapping is unmapped and its pages leave the process's RSS. Float16 and
+bfloat16 tensors are converted to float32, which is necessarily a copy (their mapping is dropped
+right after). Each live mapping holds one file descriptor (Python's mmap keeps a dup of it):
+gpt2-xl has 580 tensors, so the soft RLIMIT_NOFILE is raised (best effort) when it is too low.
+"""
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from weights.errors import WeightsError
+
+CHECKPOINT_NAME = "model.safetensors"
+# Bytes per element of every dtype the safetensors format defines (to check data_offsets).
+_ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1,
+             "I16": 2, "U16": 2, "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4,
+             "I64": 8, "U64": 8, "F64": 8, "C64": 8}
+_LOADABLE = ("F32", "F16", "BF16")
+_MAX_HEADER = 100 * 1024 * 1024  # the limit safetensors itself enforces
+# Tensors a GPT-2 file may carry that are not weights: causal-mask buffers of older files and
+# the LM head, which GPT-2 ties to wte (read_config refuses tie_word_embeddings false).
+_IGNORED = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)|lm_head\.weight")
+_LAYER = re.compile(r"h\.(\d+)\.")
+
+
+def expected_shapes(config: dict) -> dict:
+    """Canonical tensor name -> shape tuple for a GPT-2 with this config, in model order."""
+    e, v, p = config["n_embd"], config["vocab_size"], config["n_positions"]
+    shapes = {"wte.weight": (v, e), "wpe.weight": (p, e)}
+    for i in range(config["n_layer"]):
+        h = f"h.{i}."
+        shapes.update({
+            h + "ln_1.weight": (e,), h + "ln_1.bias": (e,),
+            h + "attn.c_attn.weight": (e, 3 * e), h + "attn.c_attn.bias": (3 * e,),
+            h + "attn.c_proj.weight": (e, e), h + "attn.c_proj.bias": (e,),
+            h + "ln_2.weight": (e,), h + "ln_2.bias": (e,),
+            h + "mlp.c_fc.weight": (e, 4 * e), h + "mlp.c_fc.bias": (4 * e,),
+            h + "mlp.c_proj.weight": (4 * e, e), h + "mlp.c_proj.bias": (e,),
+        })
+    shapes["ln_f.weight"] = (e,)
+    shapes["ln_f.bias"] = (e,)
+    return shapes
+
+
+def read_header(path) -> tuple[dict, int]:
+    """Parse and check a safetensors header without reading any tensor data.
+
+    Returns ``(entries, data_start)``: entries maps each tensor name to
+    ``{"dtype": str, "shape": tuple, "begin": int, "end": int}`` (absolute byte offsets in the
+    file), ``__metadata__`` left out; data_start is 8 + the header length. Raises WeightsError
+    naming the file (and the tensor) when the file is too short, the header length or any
+    tensor's data runs past the end of the file, the header is not JSON, or an entry is
+    malformed (unknown dtype, byte count not matching shape x dtype).
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            prefix = f.read(8)
+            if len(prefix) < 8:
+                raise WeightsError(f"{path} is {size} bytes long, too short to be a safetensors "
+                                   f"file; it is truncated or corrupt: download it again")
+            header_len = int.from_bytes(prefix, "little")
+            if header_len > size - 8:
+                raise WeightsError(f"{path}: the header claims {header_len} bytes but the file "
+                                   f"has only {size - 8} after the length prefix; the file is "
+                                   f"truncated or not a safetensors file: download it again")
+            if header_len > _MAX_HEADER:
+                raise WeightsError(f"{path}: the header claims {header_len} bytes, more than "
+                                   f"safetensors allows; the file is corrupt")
+            raw = f.read(header_len)
+    except OSError as error:
+        raise WeightsError(f"{path} cannot be read ({error}); check the file") from error
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise WeightsError(f"{path}: the safetensors header is not valid JSON ({error}); the "
+                           f"file is corrupt or not a safetensors file: download it again") \
+            from error
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path}: the safetensors header is not a JSON object; the file is "
+                           f"corrupt")
+
+    data_start = 8 + header_len
+    entries = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        entries[name] = _check_entry(path, name, info, data_start, size)
+    return entries, data_start
+
+
+def _check_entry(path, name, info, data_start, size):
+    def bad(what):
+        return WeightsError(f"{path}: tensor {name!r} {what}; the file is corrupt: download it "
+                            f"again")
+
+    if not isinstance(info, dict):
+        raise bad("has no dtype/shape/data_offsets record in the header")
+    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if dtype not in _ITEMSIZE:
+        raise bad(f"has unknown dtype {dtype!r}")
+    if (not isinstance(shape, list)
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
+        raise bad(f"has an invalid shape {shape!r}")
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in offsets)
+            or not 0 <= offsets[0] <= offsets[1]):
+        raise bad(f"has invalid data_offsets {offsets!r}")
+    begin, end = data_start + offsets[0], data_start + offsets[1]
+    nbytes = math.prod(shape) * _ITEMSIZE[dtype]
+    if end - begin != nbytes:
+        raise bad(f"has {end - begin} bytes of data but shape {shape} of {dtype} needs {nbytes}")
+    if end > size:
+        raise WeightsError(f"{path}: tensor {name!r} ends at byte {end} but the file has only "
+                           f"{size} bytes; the file is truncated: download it again")
+    return {"dtype": dtype, "shape": tuple(shape), "begin": begin, "end": end}
+
+
+def load_tensors(folder, config: dict) -> dict:
+    """Open ``folder/model.safetensors`` memory-mapped and return GPT-2's weights.
+
+    ``config`` is what ``read_config`` returns. The result maps canonical names (HF's names
+    without the ``transformer.`` prefix: "wte.weight", "wpe.weight", "h.{i}.ln_1.weight", ...,
+    "ln_f.bias") to float32, C-contiguous, read-only ndarrays, in model order. Conv1D weights
+    stay as stored, [in, out]. Float32 tensors are each backed by their own memory map (see the
+    module docstring: nothing is read until touched, and dropping a tensor unmaps it); float16
+    and bfloat16 tensors are converted to float32 copies.
+
+    Names are accepted with or without the ``transformer.`` prefix. The mask buffers
+    ``h.N.attn.bias`` / ``h.N.attn.masked_bias`` and ``lm_head.weight`` (tied to wte) are
+    ignored. Any other tensor is an error: a GPT-2 file holds nothing else, and an extra layer
+    means the file does not match config.json.
+
+    Raises WeightsError naming the file and the tensor for: a missing tensor, an unexpected or
+    duplicated one, a wrong shape (expected vs found), a dtype other than F32/F16/BF16, and a
+    truncated or corrupt file (see ``read_header``).
+    """
+    path = Path(folder) / CHECKPOINT_NAME
+    if not path.is_file():
+        raise WeightsError(f"{path} does not exist; gpt2numba loads safetensors checkpoints "
+                           f"(model.safetensors) only")
+    entries, _ = read_header(path)
+    shapes = expected_shapes(config)
+
+    found = {}  # canonical name -> stored name
+    for stored in entries:
+        name = stored.removeprefix("transformer.")
+        if name in shapes:
+            if name in found:
+                raise WeightsError(f"{path} holds tensor {name!r} twice (as {found[name]!r} and "
+                                   f"{stored!r}); the file is inconsistent")
+            found[name] = stored
+        elif not _IGNORED.fullmatch(name):
+            layer = _LAYER.match(name)
+            if layer and int(layer.group(1)) >= config["n_layer"]:
+                raise WeightsError(f"{path} holds tensor {stored!r} but config.json says "
+                                   f"n_layer={config['n_layer']}; the weights and the config do "
+                                   f"not belong together")
+            raise WeightsError(f"{path} holds unexpected tensor {stored!r}, which is not part of "
+                               f"GPT-2; this is not a GPT-2 LM checkpoint")
+    missing = [name for name in shapes if name not in found]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise WeightsError(f"{path} lacks tensor {missing[0]!r}{more}; it is not a complete "
+                           f"GPT-2 checkpoint for this config.json")
+    for name, shape in shapes.items():
+        entry = entries[found[name]]
+        if entry["shape"] != shape:
+            raise WeightsError(f"{path}: tensor {found[name]!r} has shape {list(entry['shape'])}, "
+                               f"expected {list(shape)} from config.json; the weights and the "
+                               f"config do not belong together")
+        if entry["dtype"] not in _LOADABLE:
+            raise WeightsError(f"{path}: tensor {found[name]!r} has dtype {entry['dtype']}; "
+                               f"gpt2numba loads float tensors (F32, F16 or BF16) only")
+
+    _ensure_fd_budget(len(shapes))
+    return {name: _map(path, entries[found[name]]) for name in shapes}
+
+
+def _map(path, entry) -> np.ndarray:
+    """One tensor as a float32 C-contiguous ndarray: its own read-only mapping for F32."""
+    shape, dtype = entry["shape"], entry["dtype"]
+    count = math.prod(shape)
+    if count == 0:  # mmap cannot map zero bytes
+        return np.zeros(shape, np.float32)
+    stored = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}[dtype]
+    mapped = np.memmap(path, dtype=stored, mode="r", offset=entry["begin"], shape=shape)
+    if dtype == "F16":
+        array = mapped.astype(np.float32).view(np.ndarray)
+        array.flags.writeable = False  # read-only like the mapped float32 tensors
+        return array
+    if dtype == "BF16":  # bfloat16 is the top half of a float32
+        array = (mapped.astype(np.uint32) << 16).view(np.float32).view(np.ndarray)
+        array.flags.writeable = False
+        return array
+    array = mapped.view(np.ndarray)  # a plain ndarray whose base keeps the mapping alive
+    if not array.flags.aligned:
+        # Only for files whose float32 data does not start on a 4-byte boundary (writers pad
+        # the header to 8 bytes, so real files never get here): kernels want aligned arrays.
+        array = np.array(array)
+        array.flags.writeable = False
+    return array
+
+
+def _ensure_fd_budget(n_maps):
+    """Raise the soft open-file limit if it cannot hold one descriptor per mapping (best effort)."""
+    try:
+        import resource
+    except ImportError:  # not POSIX: nothing to do
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = n_maps + 256
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    for limit in (wanted * 2, wanted):
+        if hard != resource.RLIM_INFINITY and limit > hard:
+            limit = hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+            return
+        except (ValueError, OSError):
+            continue

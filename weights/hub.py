@@ -1,0 +1,149 @@
+"""Find a checkpoint: a local folder, or a Hub repo downloaded into huggingface_hub's cache."""
+
+import os
+from pathlib import Path
+
+from weights.errors import WeightsError
+
+CHECKPOINT_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
+TOKENIZER_FILES = ("vocab.json", "merges.txt")
+SHORT_NAMES = {
+    "gpt2": "openai-community/gpt2",
+    "gpt2-medium": "openai-community/gpt2-medium",
+    "gpt2-large": "openai-community/gpt2-large",
+    "gpt2-xl": "openai-community/gpt2-xl",
+    "distilgpt2": "distilbert/distilgpt2",
+}
+_PICKLES = ("pytorch_model.bin", "model.ckpt.index", "tf_model.h5", "flax_model.msgpack")
+_NO_PICKLES = ("gpt2numba loads safetensors checkpoints only and does not load pickle "
+               "checkpoints such as pytorch_model.bin")
+
+
+def resolve(name_or_path, revision=None, files=CHECKPOINT_FILES) -> Path:
+    """Return a local folder holding ``files`` for a model name, Hub repo id or folder.
+
+    - An existing directory is used as is (its files are checked, nothing is downloaded; it
+      wins over a Hub repo of the same name, as in transformers). A ``revision`` with a local
+      folder is an error: there is nothing to pin.
+    - gpt2, gpt2-medium, gpt2-large, gpt2-xl mean openai-community/<name>; distilgpt2 means
+      distilbert/distilgpt2. Any other name is a Hub repo id ("owner/name").
+    - Hub files are fetched with huggingface_hub into its standard cache, honouring HF_HOME /
+      HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE (which huggingface_hub reads, some
+      at import time) and ``revision`` (branch, tag or commit sha; default "main"). Files
+      already cached are not downloaded again; with HF_HUB_OFFLINE=1 no request is sent.
+      huggingface_hub's progress bars are left on. The result is the cache's snapshot folder
+      of one commit.
+
+    Why ``hf_hub_download`` per file and not ``snapshot_download(allow_patterns=files)``: it
+    needs only the ``/resolve`` endpoint (what transformers uses too, so a model transformers
+    cached is found the same way), it sends fewer requests (no repo-info or tree listing), and
+    a missing file surfaces as an EntryNotFound for that very file, which gives the precise
+    message (e.g. "no model.safetensors: safetensors only"). To keep the files of one
+    checkpoint consistent, the first file resolves ``revision`` to a commit and the others are
+    fetched at that commit sha; a cached commit sha needs no request at all.
+
+    Raises WeightsError with one sentence saying what is wrong and what to do: unknown repo,
+    gated/private repo without a token, revision or file not found, a repo or folder without
+    model.safetensors (pickle checkpoints are refused), not cached while offline or the Hub
+    unreachable, a path that is not a folder, a folder missing files.
+    """
+    files = tuple(files)
+    text = os.fspath(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if revision is not None:
+            raise WeightsError(f"{text} is a local folder, so revision {revision!r} cannot be "
+                               f"applied; drop the revision or pass a Hub repo id")
+        return _check_folder(path, files)
+    if path.exists():
+        raise WeightsError(f"{text} is a file, not a folder; pass the folder that holds "
+                           f"{', '.join(files)}, or a Hub repo id")
+    if (isinstance(name_or_path, os.PathLike) or text.startswith(("/", ".", "~"))
+            or "\\" in text or text.count("/") > 1):
+        raise WeightsError(f"folder {text} does not exist; pass an existing folder, a Hub repo "
+                           f"id such as openai-community/gpt2, or one of {', '.join(SHORT_NAMES)}")
+    return _download(text, SHORT_NAMES.get(text, text), revision, files)
+
+
+def _check_folder(folder: Path, files) -> Path:
+    missing = [name for name in files if not (folder / name).is_file()]
+    if not missing:
+        return folder
+    if "model.safetensors" in missing:
+        if (folder / "model.safetensors.index.json").exists():
+            raise WeightsError(f"{folder} holds a sharded checkpoint (model.safetensors.index.json);"
+                               f" gpt2numba loads a single model.safetensors: merge the shards")
+        pickles = [name for name in _PICKLES if (folder / name).exists()]
+        if pickles:
+            raise WeightsError(f"{folder} has {pickles[0]} but no model.safetensors; "
+                               f"{_NO_PICKLES}: convert it to safetensors or use a repo that "
+                               f"publishes model.safetensors")
+    raise WeightsError(f"folder {folder} lacks {', '.join(missing)}; a gpt2numba model folder "
+                       f"needs {', '.join(files)}")
+
+
+def _download(name: str, repo_id: str, revision, files) -> Path:
+    # Imported here: loading from a local folder should not pay for importing the Hub client.
+    import httpx2
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import (DisabledRepoError, GatedRepoError, HfHubHTTPError,
+                                        HFValidationError, LocalEntryNotFoundError,
+                                        RemoteEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+
+    repo = f"Hub repo {repo_id!r}" + (f" at revision {revision!r}" if revision else "")
+    folder = None
+    for filename in files:
+        # After the first file, pin the others to the commit it resolved to (its snapshot folder).
+        pinned = revision if folder is None else folder.name
+        try:
+            local = Path(hf_hub_download(repo_id, filename, revision=pinned))
+        except HFValidationError as error:
+            raise WeightsError(f"{name!r} is neither an existing folder nor a valid Hub repo id "
+                               f"('owner/name'); check the spelling") from error
+        except GatedRepoError as error:
+            raise WeightsError(f"{repo} is gated and this request was not authorised; ask for "
+                               f"access at {constants.ENDPOINT}/{repo_id} and set HF_TOKEN to a "
+                               f"token of that account") from error
+        except RepositoryNotFoundError as error:
+            local_hint = "" if "/" in repo_id else " and is not a local folder either"
+            raise WeightsError(f"{repo} does not exist{local_hint} (or it is private and no valid "
+                               f"HF_TOKEN was sent); check the name, e.g. openai-community/gpt2, "
+                               f"or set HF_TOKEN for a private repo") from error
+        except DisabledRepoError as error:
+            raise WeightsError(f"{repo} has been disabled by its owner; use another repo") \
+                from error
+        except RevisionNotFoundError as error:
+            raise WeightsError(f"revision {revision or 'main'!r} was not found in Hub repo {repo_id!r}; "
+                               f"pass an existing branch, tag or commit sha") from error
+        except RemoteEntryNotFoundError as error:
+            if filename == "model.safetensors":
+                raise WeightsError(f"{repo} has no model.safetensors; {_NO_PICKLES}: use a repo "
+                                   f"that publishes model.safetensors") from error
+            raise WeightsError(f"{repo} has no {filename}; gpt2numba needs "
+                               f"{', '.join(files)} in the repo") from error
+        except LocalEntryNotFoundError as error:
+            if constants.is_offline_mode():
+                raise WeightsError(f"{filename} of {repo} is not in the local cache and "
+                                   f"HF_HUB_OFFLINE=1 forbids downloading it; unset HF_HUB_OFFLINE "
+                                   f"to download it once, or pass a local folder") from error
+            raise WeightsError(f"{filename} of {repo} is not in the local cache and the Hub "
+                               f"cannot be reached; connect, or set HF_HUB_OFFLINE=1 after "
+                               f"downloading it once, or pass a local folder") from error
+        except HfHubHTTPError as error:
+            status = error.response.status_code
+            if status == 401:
+                raise WeightsError(f"the Hub refused the token sent for {repo} (HTTP 401); check "
+                                   f"HF_TOKEN or log in again") from error
+            raise WeightsError(f"the Hub answered HTTP {status} for {filename} of {repo}; try "
+                               f"again later") from error
+        except httpx2.HTTPError as error:
+            raise WeightsError(f"downloading {filename} of {repo} failed ({error}); check the "
+                               f"connection and try again") from error
+        except OSError as error:  # disk full, cache not writable, size check failed
+            raise WeightsError(f"downloading {filename} of {repo} into the cache failed "
+                               f"({error}); check the disk space and permissions of "
+                               f"{constants.HF_HUB_CACHE}") from error
+        if folder is None:
+            folder = local.parent
+    return folder
