@@ -1,0 +1,204 @@
+"""Local folders: both tensor layouts load, values equal transformers', half precisions, configs."""
+
+import json
+import mmap
+import shutil
+
+import numpy as np
+import pytest
+
+from tests.checkpoints import make_checkpoint
+from weights import (CHECKPOINT_FILES, TOKENIZER_FILES, WeightsError, load_tensors, read_config,
+                     resolve)
+from weights.checkpoint import expected_shapes
+
+
+@pytest.fixture(scope="session")
+def ckpt(tmp_path_factory):
+    """Tiny checkpoints from one seed: transformers layout, original layout, fp16, bf16."""
+    root = tmp_path_factory.mktemp("local_ckpt")
+    return {
+        "hf": make_checkpoint(root / "hf", seed=0),
+        "orig": make_checkpoint(root / "orig", seed=0, original_layout=True),
+        "f16": make_checkpoint(root / "f16", seed=0, torch_dtype="float16"),
+        "bf16": make_checkpoint(root / "bf16", seed=0, torch_dtype="bfloat16"),
+    }
+
+
+@pytest.fixture(scope="session")
+def torch_weights(ckpt):
+    """The float32 model's parameters as transformers loads them, canonical names, numpy."""
+    from transformers import GPT2LMHeadModel
+
+    model = GPT2LMHeadModel.from_pretrained(ckpt["hf"])
+    return {name.removeprefix("transformer."): value.detach().numpy().copy()
+            for name, value in model.state_dict().items()}
+
+
+def load(folder):
+    folder = resolve(folder)
+    return load_tensors(folder, read_config(folder))
+
+
+@pytest.mark.parametrize("layout", ["hf", "orig"])
+def test_both_layouts_equal_the_transformers_model(ckpt, torch_weights, layout):
+    tensors = load(ckpt[layout])
+    config = read_config(ckpt[layout])
+    assert list(tensors) == list(expected_shapes(config))  # canonical names, model order
+    assert set(torch_weights) - set(tensors) == {"lm_head.weight"}  # tied to wte, not loaded
+    np.testing.assert_array_equal(torch_weights["lm_head.weight"], tensors["wte.weight"])
+    for name, value in tensors.items():
+        assert value.dtype == np.float32 and value.flags.c_contiguous, name
+        assert value.shape == expected_shapes(config)[name]
+        np.testing.assert_array_equal(value, torch_weights[name], err_msg=name)
+
+
+def test_conv1d_weights_keep_the_stored_in_out_layout(ckpt):
+    tensors = load(ckpt["hf"])
+    e = 64
+    assert tensors["h.0.attn.c_attn.weight"].shape == (e, 3 * e)
+    assert tensors["h.1.mlp.c_fc.weight"].shape == (e, 4 * e)
+    assert tensors["h.1.mlp.c_proj.weight"].shape == (4 * e, e)
+
+
+def test_float32_tensors_are_read_only_and_each_has_its_own_memory_map(ckpt):
+    tensors = load(ckpt["hf"])
+    maps = []
+    for name, value in tensors.items():
+        assert type(value) is np.ndarray and not value.flags.writeable, name
+        assert not value.flags.owndata and value.flags.aligned, name
+        base = value
+        while not isinstance(base, mmap.mmap):  # ndarray -> np.memmap -> mmap.mmap
+            base = base.base
+            assert base is not None, f"{name} is not backed by a memory map"
+        maps.append(base)
+    assert len({id(m) for m in maps}) == len(tensors)
+
+
+def test_float16_checkpoint_loads_as_float32_within_half_precision(ckpt):
+    full, half = load(ckpt["hf"]), load(ckpt["f16"])
+    assert list(half) == list(full)
+    for name in full:
+        assert half[name].dtype == np.float32 and half[name].flags.c_contiguous
+        # fp16 keeps 11 significant bits: relative error <= 2**-11 (plus subnormals near 0)
+        np.testing.assert_allclose(half[name], full[name], rtol=2**-11, atol=6e-8, err_msg=name)
+        np.testing.assert_array_equal(half[name], full[name].astype(np.float16).astype(np.float32))
+
+
+def test_bfloat16_checkpoint_loads_as_float32_within_bfloat16_precision(ckpt):
+    full, bf = load(ckpt["hf"]), load(ckpt["bf16"])
+    for name in full:
+        assert bf[name].dtype == np.float32 and bf[name].flags.c_contiguous
+        np.testing.assert_allclose(bf[name], full[name], rtol=2**-8, atol=0, err_msg=name)
+        assert (bf[name].view(np.uint32) & 0xFFFF == 0).all()  # exactly representable in bf16
+
+
+def test_config_is_mapped_and_typed(ckpt):
+    config = read_config(ckpt["hf"])
+    assert config == {"n_layer": 2, "n_head": 4, "n_embd": 64, "n_positions": 128,
+                      "vocab_size": 50257, "layer_norm_epsilon": 1e-5}
+    assert all(type(config[k]) is int for k in config if k != "layer_norm_epsilon")
+    assert type(config["layer_norm_epsilon"]) is float
+
+
+def test_config_defaults_are_gpt2configs(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    assert read_config(tmp_path) == {"n_layer": 12, "n_head": 12, "n_embd": 768,
+                                     "n_positions": 1024, "vocab_size": 50257,
+                                     "layer_norm_epsilon": 1e-5}
+
+
+def write_config(folder, **changes):
+    config = json.loads((folder / "config.json").read_text())
+    config.update(changes)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"activation_function": "relu"},
+     ["activation_function is 'relu'", "tanh GELU (gelu_new) only"]),
+    ({"model_type": "llama"}, ["model_type is 'llama'"]),
+    ({"n_embd": 66}, ["not divisible by n_head"]),
+    ({"n_layer": 0}, ["n_layer is 0", "positive integer"]),
+    ({"n_head": "4"}, ["n_head is '4'"]),
+    ({"layer_norm_epsilon": -1}, ["layer_norm_epsilon"]),
+    ({"n_inner": 100}, ["n_inner is 100", "4 * n_embd = 256"]),
+    ({"scale_attn_weights": False}, ["scale_attn_weights is False"]),
+    ({"scale_attn_by_inverse_layer_idx": True}, ["scale_attn_by_inverse_layer_idx is True"]),
+    ({"reorder_and_upcast_attn": True}, ["reorder_and_upcast_attn is True"]),
+    ({"tie_word_embeddings": False}, ["tie_word_embeddings is False"]),
+])
+def test_config_that_is_not_gpt2s_math_is_refused(ckpt, tmp_path, changes, words):
+    shutil.copytree(ckpt["hf"], tmp_path / "m")
+    write_config(tmp_path / "m", **changes)
+    with pytest.raises(WeightsError) as error:
+        read_config(tmp_path / "m")
+    message = str(error.value)
+    assert str(tmp_path / "m" / "config.json") in message
+    for word in words:
+        assert word in message
+
+
+def test_n_inner_equal_to_four_n_embd_is_accepted(ckpt, tmp_path):
+    shutil.copytree(ckpt["hf"], tmp_path / "m")
+    write_config(tmp_path / "m", n_inner=256)
+    assert read_config(tmp_path / "m")["n_embd"] == 64
+
+
+@pytest.mark.parametrize("text", ['{"n_layer": 2,', "[1, 2]", "\xff\xfe"])
+def test_malformed_config_names_the_file(tmp_path, text):
+    (tmp_path / "config.json").write_bytes(text.encode("latin-1"))
+    with pytest.raises(WeightsError, match="config.json") as error:
+        read_config(tmp_path)
+    assert str(tmp_path / "config.json") in str(error.value)
+
+
+def test_missing_config_names_the_file(tmp_path):
+    with pytest.raises(WeightsError, match="config.json does not exist"):
+        read_config(tmp_path)
+
+
+def test_local_folder_is_used_as_is(ckpt):
+    assert resolve(ckpt["hf"]) == ckpt["hf"]
+    assert resolve(str(ckpt["hf"]), files=TOKENIZER_FILES) == ckpt["hf"]
+
+
+def test_folder_with_only_a_pickle_checkpoint_is_refused(ckpt, tmp_path):
+    folder = tmp_path / "bin_only"
+    folder.mkdir()
+    for name in ("config.json", "vocab.json", "merges.txt"):
+        shutil.copy(ckpt["hf"] / name, folder / name)
+    (folder / "pytorch_model.bin").write_bytes(b"PK\x03\x04 not loaded")
+    with pytest.raises(WeightsError) as error:
+        resolve(folder)
+    message = str(error.value)
+    assert "pytorch_model.bin" in message and "safetensors" in message
+    assert "pickle" in message
+    # a tokenizer-only user is not bothered by the missing weights
+    assert resolve(folder, files=TOKENIZER_FILES) == folder
+
+
+def test_folder_missing_files_names_them(ckpt, tmp_path):
+    folder = tmp_path / "partial"
+    folder.mkdir()
+    shutil.copy(ckpt["hf"] / "config.json", folder / "config.json")
+    with pytest.raises(WeightsError) as error:
+        resolve(folder)
+    message = str(error.value)
+    for name in CHECKPOINT_FILES[1:]:
+        assert name in message
+    assert str(folder) in message
+
+
+def test_path_that_is_a_file_or_does_not_exist(ckpt, tmp_path):
+    with pytest.raises(WeightsError, match="is a file, not a folder"):
+        resolve(ckpt["hf"] / "config.json")
+    with pytest.raises(WeightsError, match="does not exist"):
+        resolve(tmp_path / "nowhere")
+    with pytest.raises(WeightsError, match="does not exist"):
+        resolve("./nowhere/at/all")
+
+
+def test_revision_with_a_local_folder_is_an_error(ckpt):
+    with pytest.raises(WeightsError, match="local folder"):
+        resolve(ckpt["hf"], revision="v1")
