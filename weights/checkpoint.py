@@ -79,12 +79,13 @@ def read_header(path) -> tuple[dict, int]:
             prefix = f.read(8)
             if len(prefix) < 8:
                 raise WeightsError(f"{path} is {size} bytes long, too short to be a safetensors "
-                                   f"file; it is truncated or corrupt: download it again")
+                                   f"file; it is truncated or corrupt: download or copy it again")
             header_len = int.from_bytes(prefix, "little")
             if header_len > size - 8:
                 raise WeightsError(f"{path}: the header claims {header_len} bytes but the file "
                                    f"has only {size - 8} after the length prefix; the file is "
-                                   f"truncated or not a safetensors file: download it again")
+                                   f"truncated or not a safetensors file: download or copy it "
+                                   f"again")
             if header_len > _MAX_HEADER:
                 raise WeightsError(f"{path}: the header claims {header_len} bytes, more than "
                                    f"safetensors allows; the file is corrupt")
@@ -95,8 +96,8 @@ def read_header(path) -> tuple[dict, int]:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise WeightsError(f"{path}: the safetensors header is not valid JSON ({error}); the "
-                           f"file is corrupt or not a safetensors file: download it again") \
-            from error
+                           f"file is corrupt or not a safetensors file: download or copy it "
+                           f"again") from error
     if not isinstance(header, dict):
         raise WeightsError(f"{path}: the safetensors header is not a JSON object; the file is "
                            f"corrupt")
@@ -112,8 +113,8 @@ def read_header(path) -> tuple[dict, int]:
 
 def _check_entry(path, name, info, data_start, size):
     def bad(what):
-        return WeightsError(f"{path}: tensor {name!r} {what}; the file is corrupt: download it "
-                            f"again")
+        return WeightsError(f"{path}: tensor {name!r} {what}; the file is corrupt: download or "
+                            f"copy it again")
 
     if not isinstance(info, dict):
         raise bad("has no dtype/shape/data_offsets record in the header")
@@ -133,7 +134,7 @@ def _check_entry(path, name, info, data_start, size):
         raise bad(f"has {end - begin} bytes of data but shape {shape} of {dtype} needs {nbytes}")
     if end > size:
         raise WeightsError(f"{path}: tensor {name!r} ends at byte {end} but the file has only "
-                           f"{size} bytes; the file is truncated: download it again")
+                           f"{size} bytes; the file is truncated: download or copy it again")
     return {"dtype": dtype, "shape": tuple(shape), "begin": begin, "end": end}
 
 
@@ -187,9 +188,11 @@ def load_tensors(folder, config: dict) -> dict:
     for name, shape in shapes.items():
         entry = entries[found[name]]
         if entry["shape"] != shape:
+            hint = ("; it is transposed ([out, in], nn.Linear), GPT-2 stores Conv1D weights as "
+                    "[in, out]" if len(shape) == 2 and entry["shape"] == shape[::-1] else
+                    "; the weights and the config do not belong together")
             raise WeightsError(f"{path}: tensor {found[name]!r} has shape {list(entry['shape'])}, "
-                               f"expected {list(shape)} from config.json; the weights and the "
-                               f"config do not belong together")
+                               f"expected {list(shape)} from config.json{hint}")
         if entry["dtype"] not in _LOADABLE:
             raise WeightsError(f"{path}: tensor {found[name]!r} has dtype {entry['dtype']}; "
                                f"gpt2numba loads float tensors (F32, F16 or BF16) only")

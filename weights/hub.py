@@ -71,8 +71,9 @@ def _check_folder(folder: Path, files) -> Path:
         return folder
     if "model.safetensors" in missing:
         if (folder / "model.safetensors.index.json").exists():
-            raise WeightsError(f"{folder} holds a sharded checkpoint (model.safetensors.index.json);"
-                               f" gpt2numba loads a single model.safetensors: merge the shards")
+            raise WeightsError(f"{folder} holds a sharded checkpoint "
+                               f"(model.safetensors.index.json); gpt2numba loads a single "
+                               f"model.safetensors: merge the shards")
         pickles = [name for name in _PICKLES if (folder / name).exists()]
         if pickles:
             raise WeightsError(f"{folder} has {pickles[0]} but no model.safetensors; "
@@ -114,8 +115,9 @@ def _download(name: str, repo_id: str, revision, files) -> Path:
             raise WeightsError(f"{repo} has been disabled by its owner; use another repo") \
                 from error
         except RevisionNotFoundError as error:
-            raise WeightsError(f"revision {revision or 'main'!r} was not found in Hub repo {repo_id!r}; "
-                               f"pass an existing branch, tag or commit sha") from error
+            raise WeightsError(f"revision {revision or 'main'!r} was not found in Hub repo "
+                               f"{repo_id!r}; pass an existing branch, tag or commit sha") \
+                from error
         except RemoteEntryNotFoundError as error:
             if filename == "model.safetensors":
                 raise WeightsError(f"{repo} has no model.safetensors; {_NO_PICKLES}: use a repo "
