@@ -1,6 +1,13 @@
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# A fresh Numba cache for every test session (subprocesses inherit it): a cached kernel that
+# inlined an older version of a helper from another file would otherwise go unnoticed.
+os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="gpt2numba-test-numba-cache-")
+os.environ.setdefault("NUMBA_NUM_THREADS", "2")
 
 VOCAB_DIR = Path(__file__).resolve().parents[2] / "shared" / "gpt2-vocab"
 
@@ -10,3 +17,9 @@ def vocab_dir() -> Path:
     """The real GPT-2 vocab.json and merges.txt, from ../shared/gpt2-vocab beside the clone."""
     assert (VOCAB_DIR / "vocab.json").is_file(), f"GPT-2 vocabulary not found at {VOCAB_DIR}"
     return VOCAB_DIR
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import shutil
+
+    shutil.rmtree(os.environ["NUMBA_CACHE_DIR"], ignore_errors=True)

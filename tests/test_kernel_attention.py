@@ -1,0 +1,45 @@
+"""causal_self_attention against the float64 definition (split heads, q k^T / sqrt(hd),
+-inf above the diagonal, softmax, weighted sum of v, heads merged).
+
+Tolerance: 4e-6 x max |v| absolute (each output is a convex combination of v's rows; the
+weights are float32 softmax values, each within a few ulps).
+"""
+
+import numpy as np
+import pytest
+
+from kernels import causal_self_attention
+from tests import reference
+
+
+def check(qkv, n_head):
+    out = causal_self_attention(qkv, n_head)
+    exact = reference.causal_self_attention(qkv.astype(np.float64), n_head)
+    d = qkv.shape[1] // 3
+    assert out.dtype == np.float32 and out.shape == (qkv.shape[0], d)
+    assert np.max(np.abs(out - exact)) <= 4e-6 * np.max(np.abs(qkv[:, 2 * d:]))
+
+
+@pytest.mark.parametrize("n,d,n_head", [
+    (1, 768, 12), (7, 768, 12), (128, 768, 12), (1024, 768, 12), (5, 1600, 25), (13, 1280, 20),
+    (1, 64, 1), (6, 64, 4), (33, 1024, 16),
+])
+def test_matches_float64(n, d, n_head):
+    rng = np.random.default_rng(n * 13 + d)
+    check(rng.standard_normal((n, 3 * d), dtype=np.float32), n_head)
+
+
+def test_large_scores_stay_finite():
+    rng = np.random.default_rng(5)
+    qkv = rng.standard_normal((40, 3 * 64), dtype=np.float32)
+    qkv[:, :128] *= 100                       # scores of order 1e4 / 8
+    check(qkv, 2)
+
+
+def test_future_tokens_do_not_change_the_past():
+    rng = np.random.default_rng(6)
+    qkv = rng.standard_normal((20, 3 * 128), dtype=np.float32)
+    full = causal_self_attention(qkv, 4)
+    changed = qkv.copy()
+    changed[10:] = rng.standard_normal((10, 3 * 128))
+    np.testing.assert_array_equal(causal_self_attention(changed, 4)[:10], full[:10])

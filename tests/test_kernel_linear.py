@@ -1,0 +1,52 @@
+"""linear and linear_reference against x @ W + b in float64.
+
+Tolerance: each output may differ from the exact value by 2e-6 x sum_p |x[i,p] w[p,j]| (about
+16 float32 ulps of the sum of magnitudes: the error bound of a float32 dot product, whatever
+the summation order), plus the float32 rounding of the bias.
+"""
+
+import numpy as np
+import pytest
+
+from kernels import linear, linear_reference
+
+SHAPES = [  # (n, in, out): GPT-2's projections and head, then awkward sizes
+    (1, 768, 2304), (7, 768, 768), (128, 768, 3072), (1024, 768, 2304), (1024, 3072, 768),
+    (1, 768, 50257), (3, 1600, 4800), (1, 1, 1), (5, 13, 7), (4, 3, 1), (9, 97, 101), (2, 64, 3),
+]
+
+
+def check(out, x, w_in_out, b):
+    x64, w64 = x.astype(np.float64), w_in_out.astype(np.float64)
+    exact = x64 @ w64 + b
+    bound = 2e-6 * (np.abs(x64) @ np.abs(w64)) + 1e-7 * np.abs(b)
+    assert out.dtype == np.float32 and out.shape == exact.shape
+    assert np.all(np.abs(out - exact) <= bound)
+
+
+@pytest.mark.parametrize("n,d_in,d_out", SHAPES)
+@pytest.mark.parametrize("kernel", [linear, linear_reference], ids=["fast", "reference"])
+def test_matches_float64(kernel, n, d_in, d_out):
+    rng = np.random.default_rng(n * 7919 + d_in * 31 + d_out)
+    x = rng.standard_normal((n, d_in), dtype=np.float32)
+    w = rng.standard_normal((d_in, d_out), dtype=np.float32) * np.float32(0.05)
+    b = rng.standard_normal(d_out, dtype=np.float32)
+    check(kernel(x, np.ascontiguousarray(w.T), b), x, w, b)
+
+
+def test_large_magnitudes_and_cancellation():
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((17, 768)) * 1e4).astype(np.float32)
+    w = rng.standard_normal((768, 301)).astype(np.float32)
+    w[:, 0] = 1.0                     # an output that is a plain sum of large values of both signs
+    b = np.full(301, 1e3, dtype=np.float32)
+    check(linear(x, np.ascontiguousarray(w.T), b), x, w, b)
+
+
+def test_fast_and_reference_agree_to_rounding():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((130, 768), dtype=np.float32)
+    w = rng.standard_normal((2304, 768), dtype=np.float32)
+    b = rng.standard_normal(2304, dtype=np.float32)
+    fast, ref = linear(x, w, b), linear_reference(x, w, b)
+    assert np.max(np.abs(fast - ref)) <= 4e-6 * np.max(np.abs(x) @ np.abs(w.T))

@@ -1,0 +1,64 @@
+"""softmax against exp(x - max) / sum in float64, and exp32 against np.exp.
+
+Tolerance: 2e-6 relative to each probability plus 1e-9 absolute (float32 exp within 2 ulp,
+a float32 sum of up to 50257 terms).
+"""
+
+import numpy as np
+import pytest
+
+from kernels import softmax
+from kernels.exp import exp32
+from kernels._jit import helper
+from tests import reference
+
+
+def check(x):
+    out = softmax(x)
+    exact = reference.softmax(x.astype(np.float64))
+    assert out.dtype == np.float32 and out.shape == x.shape
+    np.testing.assert_allclose(out, exact, rtol=2e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("n,m", [(1, 50257), (7, 1024), (128, 128), (1, 1), (3, 17), (1024, 64)])
+def test_matches_float64(n, m):
+    rng = np.random.default_rng(n * m)
+    check((rng.standard_normal((n, m)) * 4).astype(np.float32))
+
+
+def test_large_magnitudes_do_not_overflow():
+    x = np.array([[1e4, 1e4 - 1, 1e4 - 3, -1e4], [-1e4, -1e4 + 2, -1e4 + 0.5, -1e4]], np.float32)
+    check(x)
+
+
+def test_all_equal_row_is_uniform():
+    out = softmax(np.full((2, 1000), 3.5, dtype=np.float32))
+    np.testing.assert_allclose(out, 1e-3, rtol=1e-6)
+
+
+def test_minus_inf_gets_probability_zero():
+    x = np.array([[0.0, -np.inf, 1.0, -np.inf]], dtype=np.float32)
+    out = softmax(x)
+    assert out[0, 1] == 0 and out[0, 3] == 0
+    check(x)
+
+
+@helper
+def _exp_all(x):
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = exp32(x[i])
+    return out
+
+
+def test_exp32_within_two_ulp():
+    x = np.concatenate([np.linspace(-86.5, 88.72, 2_000_001, dtype=np.float32),
+                        np.array([0.0, -0.0, 1e-30, -1e-30, 0.5, -0.5], np.float32)])
+    exact = np.exp(x.astype(np.float64))
+    np.testing.assert_allclose(_exp_all(x), exact, rtol=2 * 2.0**-23, atol=0)
+
+
+def test_exp32_limits():
+    out = _exp_all(np.array([-np.inf, -1000.0, -87.0, 89.0, np.inf, np.nan], np.float32))
+    assert out[0] == 0 and out[1] == 0 and out[2] == 0
+    assert np.isposinf(out[3]) and np.isposinf(out[4]) and np.isnan(out[5])
