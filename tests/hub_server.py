@@ -371,10 +371,13 @@ def hub(tmp_path, monkeypatch):
         hub.add_repo("owner/name", {"main": folder_a, "v1": folder_b, "tag": "v1"})
         hub.add_repo("owner/private", folder, token="hf_x")     # private; gated=True: gated
         hub.commit("owner/name", "v1")                          # -> 40-hex sha
-        result = hub.run("import weights; print(weights.resolve('owner/name'))", offline=False)
-        subprocess.run([...], env=hub.env(offline=True))        # any other command
+        result = hub.run("import sys, weights; print(weights.resolve(sys.argv[1]))",
+                         "owner/name", offline=False, token=None)  # -> CompletedProcess
+        proc = hub.popen(code, *args, offline=True)             # same, in the background
+        subprocess.run(["gpt2numba", ...], env=hub.env(offline=True))  # any other command
         hub.requests  # [("HEAD", "/owner/name/resolve/main/config.json"), ("GET", ...), ...]
         hub.clear()   # forget recorded requests
+        # online, a fresh HF_HOME also shows huggingface_hub's ("GET", "/api/agent-harnesses")
 
     Use it from a test module with ``from tests.hub_server import hub  # noqa: F401``.
     Code must run in a subprocess: huggingface_hub reads HF_ENDPOINT/HF_HOME/HF_HUB_OFFLINE

@@ -48,6 +48,8 @@ def resolve(name_or_path, revision=None, files=CHECKPOINT_FILES) -> Path:
     unreachable, a path that is not a folder, a folder missing files.
     """
     files = tuple(files)
+    if not files:
+        raise ValueError("resolve() needs at least one file name in `files`")
     text = os.fspath(name_or_path)
     path = Path(text).expanduser()
     if path.is_dir():
