@@ -23,3 +23,18 @@ def pytest_sessionfinish(session, exitstatus):
     import shutil
 
     shutil.rmtree(os.environ["NUMBA_CACHE_DIR"], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A 2-layer GPT-2 (n_embd 64, n_positions 128, the real vocabulary) saved by transformers."""
+    from tests.checkpoints import make_checkpoint
+
+    return make_checkpoint(tmp_path_factory.mktemp("tiny-gpt2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoint):
+    from gpt2numba import GPT2
+
+    return GPT2.from_pretrained(tiny_checkpoint)
