@@ -285,21 +285,20 @@ def _line_col(text: str, pos: int) -> tuple[int, int]:
     return line, col
 
 
-def _locate_key(text: str, key: str) -> str:
-    """Where the JSON object key `key` is written in `text`, as ", line L, column C" (or "")."""
-    for written in (json.dumps(key, ensure_ascii=False), json.dumps(key)):
-        pos = re.search(re.escape(written) + r"\s*:", text)
-        if pos is not None:
-            line, col = _line_col(text, pos.start())
+def _locate_key(text: str, key: str, nth: int = 0) -> str:
+    """Where the JSON object key `key` is written in `text` (its `nth` occurrence, from 0),
+    as ", line L, column C", or "" if it cannot be found."""
+    for written in dict.fromkeys((json.dumps(key, ensure_ascii=False), json.dumps(key))):
+        found = list(re.finditer(r"(?<=[{,\s])" + re.escape(written) + r"\s*:", text))
+        if len(found) > nth:
+            line, col = _line_col(text, found[nth].start())
             return f", line {line}, column {col}"
     return ""
 
 
 def _read_text(path: Path, what: str) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ValueError(f"{what} {path}: cannot read: {e}") from e
+    """The UTF-8 text of a file (OSError, e.g. FileNotFoundError, if it cannot be read)."""
+    data = path.read_bytes()
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -350,8 +349,10 @@ def _diagnose_vocab(text: str, path: Path, pairs: list) -> None:
     by_token: dict[str, int] = {}
     by_id: dict[int, str] = {}
     for token, i in pairs:
+        nth = 0
         if token in by_token:
             problem = f"token {token!r} appears twice"
+            nth = 1
         elif type(i) is not int:
             problem = f"the id of token {token!r} is {i!r}, not an integer"
         elif i < 0:
@@ -370,7 +371,7 @@ def _diagnose_vocab(text: str, path: Path, pairs: list) -> None:
             by_token[token] = i
             by_id[i] = token
             continue
-        raise ValueError(f"vocab file {path}{_locate_key(text, token)}: {problem}")
+        raise ValueError(f"vocab file {path}{_locate_key(text, token, nth)}: {problem}")
     n = len(by_id)
     if max(by_id) != n - 1:
         missing = next(i for i in range(n) if i not in by_id)
@@ -551,7 +552,8 @@ class Tokenizer:
         Raises ValueError, naming the file and line, when a file is malformed: bad JSON,
         non-integer, negative, duplicate or missing ids, a token outside the byte alphabet, no
         ``<|endoftext|>``; a merges line that is not two tokens, or whose tokens or result are
-        not in the vocabulary, or that repeats an earlier merge.
+        not in the vocabulary, or that repeats an earlier merge. A file that cannot be read
+        raises OSError (FileNotFoundError, ...).
         """
         vocab_json, merges_txt = Path(vocab_json), Path(merges_txt)
         vocab = _parse_vocab(_read_text(vocab_json, "vocab file"), vocab_json)
@@ -614,6 +616,12 @@ class Tokenizer:
         """
         if not isinstance(text, str):
             raise TypeError(f"encode() takes a str, not {type(text).__name__}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # Lone surrogates have no UTF-8: as tiktoken does, join valid surrogate pairs and
+            # make each lone one U+FFFD.
+            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         if not allow_special or EOS_TOKEN not in text:
             return self._encode_ordinary(text)
         ids: list[int] = []
