@@ -9,13 +9,14 @@ In the order transformers applies them:
 4. top-p (nucleus, Holtzman et al. 2019): only the smallest set of most likely tokens whose
    probability adds up to at least top_p stays;
 5. one draw from softmax of what is left, with a NumPy Generator seeded by `seed`.
+
+Probabilities here are float64: the nucleus boundary and the draw over 50257 tokens are sums
+where float32 would be off by 1e-7 per term. This is one vector per token, not a hot path.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
-
-from kernels import softmax
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,17 @@ def filter_top_k(logits, k):
     return np.where(logits >= kth, logits, np.float32(-np.inf))
 
 
+def probabilities(logits):
+    """softmax of logits [vocab] in float64 (-inf gets probability 0)."""
+    e = np.exp(logits.astype(np.float64) - np.max(logits))
+    return e / e.sum()
+
+
 def filter_top_p(logits, p):
     """Keep the smallest set of most likely tokens with probability >= p; the rest -inf."""
     if p >= 1.0:
         return logits
-    probs = softmax(logits[None, :])[0].astype(np.float64)
+    probs = probabilities(logits)
     order = np.argsort(-logits, kind="stable")
     mass_before = np.cumsum(probs[order]) - probs[order]
     drop = order[mass_before >= p]
@@ -84,6 +91,5 @@ class Sampler:
             return int(np.argmax(logits))
         logits = (logits / np.float32(s.temperature)).astype(np.float32)
         logits = filter_top_p(filter_top_k(logits, s.top_k), s.top_p)
-        probs = softmax(logits[None, :])[0].astype(np.float64)
-        cumulative = np.cumsum(probs)
+        cumulative = np.cumsum(probabilities(logits))
         return int(np.searchsorted(cumulative, self.rng.random() * cumulative[-1], side="right"))

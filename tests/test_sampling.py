@@ -69,10 +69,22 @@ def test_top_k_keeps_what_transformers_keeps(k):
 
 
 @pytest.mark.parametrize("p", [0.05, 0.5, 0.9, 0.999])
-def test_top_p_keeps_what_transformers_keeps(p):
+def test_top_p_keeps_the_smallest_set_with_mass_p(p):
+    """The definition, in float64; and transformers' TopPLogitsWarper keeps the same set, but
+    for a token whose cumulative mass is within float32 rounding (1e-6) of the threshold:
+    transformers sums in float32, we sum in float64."""
     logits = np.random.default_rng(int(p * 1000)).standard_normal(50257).astype(np.float32) * 3
-    expected = TopPLogitsWarper(p)(None, torch.tensor(logits[None]))[0].numpy()
-    np.testing.assert_array_equal(np.isinf(filter_top_p(logits, p)), np.isinf(expected))
+    kept = ~np.isinf(filter_top_p(logits, p))
+    probs = np.exp(logits.astype(np.float64) - logits.max())
+    probs /= probs.sum()
+    order = np.argsort(-probs, kind="stable")
+    size = int(kept.sum())
+    assert set(order[:size]) == set(np.flatnonzero(kept))         # the most likely ones
+    assert probs[order[:size]].sum() >= p > probs[order[:size - 1]].sum()  # the smallest such set
+    expected = ~np.isinf(TopPLogitsWarper(p)(None, torch.tensor(logits[None]))[0].numpy())
+    for token in np.flatnonzero(kept != expected):
+        mass_before = probs[order[:np.flatnonzero(order == token)[0]]].sum()
+        assert abs(mass_before - p) < 1e-6 or abs(mass_before + probs[token] - p) < 1e-6
 
 
 def test_repetition_penalty_changes_greedy_text(tiny_model):
