@@ -272,10 +272,18 @@ def bytes_to_unicode() -> dict[int, str]:
 _BYTE_ENCODER = bytes_to_unicode()
 _BYTE_DECODER = {c: b for b, c in _BYTE_ENCODER.items()}
 _ALPHABET = frozenset(_BYTE_DECODER)
-# str.translate table: alphabet character -> the Latin-1 character of its byte; any other
-# character below U+0100 -> U+FFFF, so that .encode("latin-1") fails on it.
-_TO_LATIN1 = {c: 0xFFFF for c in range(256)}
-_TO_LATIN1.update({ord(c): b for c, b in _BYTE_DECODER.items()})
+# The alphabet as a charmap codec: text of tokens -> their bytes in one C call, failing on any
+# character outside the alphabet.
+_TO_BYTES = codecs.charmap_build("".join(_BYTE_ENCODER[b] for b in range(256)))
+
+
+_NOT_ALPHABET = re.compile("[^" + "".join(map(re.escape, sorted(_ALPHABET))) + "]")
+
+
+def _token_bytes(text: str) -> bytes:
+    """The bytes that token text (in the byte alphabet) stands for; UnicodeEncodeError if a
+    character is not in the alphabet."""
+    return codecs.charmap_encode(text, "strict", _TO_BYTES)[0]
 
 
 def _line_col(text: str, pos: int) -> tuple[int, int]:
@@ -311,39 +319,44 @@ class _Pairs(list):
 
 
 def _parse_vocab(text: str, path: Path) -> dict[str, int]:
-    """Parse and check the text of a GPT-2 vocab.json: token -> id, ids exactly 0..n-1."""
+    """Parse the text of a GPT-2 vocab.json: token -> id, ids exactly 0..n-1.
+
+    Only cheap checks here; a failing one, or a later failure to build the tokenizer, runs
+    :func:`_diagnose_vocab` for a precise message.
+    """
     try:
-        pairs = json.loads(text, object_pairs_hook=_Pairs)
+        vocab = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(
             f"vocab file {path}, line {e.lineno}, column {e.colno}: not valid JSON ({e.msg})"
         ) from e
-    if not isinstance(pairs, _Pairs):
+    if not isinstance(vocab, dict):
         raise ValueError(
             f"vocab file {path}, line 1: expected a JSON object mapping token -> id"
         )
-    vocab = dict(pairs)
     ids = list(vocab.values())
     n = len(vocab)
+    # (A token written twice with two ids leaves a gap in the ids, so it is caught too.)
     ok = (
-        n == len(pairs)
-        and n > 0
+        n > 0
         and set(map(type, ids)) == {int}
         and min(ids) == 0
         and max(ids) == n - 1
         and len(set(ids)) == n
         and "" not in vocab
-        and set("".join(vocab)) <= _ALPHABET
         and EOS_TOKEN in vocab
         and _ALPHABET <= vocab.keys()
     )
     if not ok:
-        _diagnose_vocab(text, path, pairs)
+        _diagnose_vocab(text, path)
+        raise ValueError(f"vocab file {path}: the ids are not 0..{n - 1}, each once")
     return vocab
 
 
-def _diagnose_vocab(text: str, path: Path, pairs: list) -> None:
-    """Raise a ValueError for the first problem of a vocabulary, with its place in the file."""
+def _diagnose_vocab(text: str, path: Path) -> None:
+    """Raise a ValueError for the first problem of a vocab.json, with its place in the file;
+    return if there is none."""
+    pairs = json.loads(text, object_pairs_hook=_Pairs)
     if not pairs:
         raise ValueError(f"vocab file {path}, line 1: the vocabulary is empty")
     by_token: dict[str, int] = {}
@@ -387,7 +400,6 @@ def _diagnose_vocab(text: str, path: Path, pairs: list) -> None:
                 f"vocab file {path}: no token for the single byte 0x{b:02x} ({c!r}); "
                 "every byte must have one"
             )
-    raise AssertionError("unreachable: no problem found")  # pragma: no cover
 
 
 def _merge_lines(text: str) -> tuple[list[str], int]:
@@ -402,17 +414,37 @@ def _merge_lines(text: str) -> tuple[list[str], int]:
     return lines, start
 
 
+_COUNT_SPACES = operator.methodcaller("count", " ")
+
+
+def _split_merges(body: list[str]) -> tuple[list[str], list[str]] | None:
+    """The left and right tokens of merge lines, or None if a line is not two tokens.
+
+    As in OpenAI's encoder, any whitespace separates the two (tokens never hold whitespace:
+    the byte alphabet has none). A file with exactly one space per line, the usual form, is
+    split with C-level calls only.
+    """
+    if not body:
+        return [], []
+    if set(map(_COUNT_SPACES, body)) == {1}:
+        flat = " ".join(body).split(" ")
+        return flat[0::2], flat[1::2]
+    parts = [line.split() for line in body]
+    if all(len(p) == 2 for p in parts):
+        return [p[0] for p in parts], [p[1] for p in parts]
+    return None
+
+
 def _diagnose_merges(lines: list[str], start: int, path: Path, vocab: dict[str, int]) -> None:
-    """Raise a ValueError for the first bad line of a merges.txt, naming file and line."""
+    """Raise a ValueError for the first bad line of a merges.txt, naming file and line;
+    return if there is none."""
     seen: dict[tuple[str, str], int] = {}
     for lineno in range(start + 1, len(lines) + 1):
         line = lines[lineno - 1]
         where = f"merges file {path}, line {lineno}"
-        parts = line.split(" ")
-        if len(parts) != 2 or not parts[0] or not parts[1]:
-            raise ValueError(
-                f"{where}: expected two tokens separated by one space, got {line!r}"
-            )
+        parts = line.split()
+        if len(parts) != 2:
+            raise ValueError(f"{where}: expected two tokens separated by a space, got {line!r}")
         a, b = parts
         for token in (a, b):
             if not set(token) <= _ALPHABET:
@@ -474,33 +506,38 @@ class Tokenizer:
     """
 
     def __init__(self, vocab: dict[str, int], merges: list[tuple[str, str]]):
-        """Build from a parsed vocabulary (token -> id, in the byte alphabet) and merge list.
+        """Build from a parsed vocabulary (token -> id, in the byte alphabet) and merge list
+        (pairs of tokens, best first).
 
         Prefer :meth:`from_files`, which checks the files and reports errors with line
-        numbers. ``vocab`` must hold ``<|endoftext|>`` and a token for every single byte;
-        every merge's operands and result must be in ``vocab``.
+        numbers. ``vocab`` must hold ``<|endoftext|>`` and a token for every single byte, with
+        ids 0..n-1; every merge's operands and result must be in ``vocab``.
         """
-        self._vocab = vocab = dict(vocab)
+        merges = list(merges)
+        if not all(isinstance(m, (tuple, list)) and len(m) == 2 for m in merges):
+            raise ValueError("each merge must be a pair of tokens")
+        self._setup(dict(vocab), [m[0] for m in merges], [m[1] for m in merges])
+
+    def _setup(self, vocab: dict[str, int], lefts: list[str], rights: list[str]) -> None:
+        """Build the tables; ValueError if the vocabulary or merges are inconsistent."""
         n = len(vocab)
-        self._n_vocab = n
+        ids = list(vocab.values())
+        if not (n and set(map(type, ids)) == {int} and min(ids) == 0 and max(ids) == n - 1
+                and len(set(ids)) == n):
+            raise ValueError(f"the vocabulary's ids are not 0..{n - 1}, each once")
         if EOS_TOKEN not in vocab:
             raise ValueError(f"the vocabulary has no {EOS_TOKEN!r} token")
+        self._vocab = vocab
+        self._n_vocab = n
         self._eos_id = vocab[EOS_TOKEN]
 
-        # id -> bytes, for decoding. Each alphabet character is one byte, so translating all
-        # tokens at once and slicing is exact (and much faster than token by token).
-        ids = list(vocab.values())
-        if set(map(type, ids)) != {int} or sorted(ids) != list(range(n)):
-            raise ValueError(f"the vocabulary's ids are not 0..{n - 1}, each once")
-        tokens = sorted(vocab, key=vocab.__getitem__)
-        try:
-            blob = "".join(tokens).translate(_TO_LATIN1).encode("latin-1")
-        except UnicodeEncodeError:
+        # id -> token text; decoding turns the text of many tokens into bytes in one call.
+        # (GPT-2's vocab.json lists tokens in id order: no sort needed.)
+        tokens = list(vocab) if ids == list(range(n)) else sorted(vocab, key=vocab.__getitem__)
+        if _NOT_ALPHABET.search("".join(tokens)):
             bad = next(t for t in tokens if not set(t) <= _ALPHABET)
-            raise ValueError(f"token {bad!r} is not written in GPT-2's byte alphabet") from None
-        ends = list(itertools.accumulate(map(len, tokens)))
-        starts = [0] + ends[:-1]
-        self._id_bytes: list[bytes] = list(map(blob.__getitem__, map(slice, starts, ends)))
+            raise ValueError(f"token {bad!r} is not written in GPT-2's byte alphabet")
+        self._tokens = tokens
 
         # byte value -> starting token id.
         missing = [b for b in range(256) if _BYTE_ENCODER[b] not in vocab]
@@ -512,30 +549,23 @@ class Tokenizer:
         # piece to its starting ids in one C call.
         self._byte_table = bytes(byte_ids) if max(byte_ids) < 256 else None
 
-        # Merges: pair key (left_id << shift | right_id) -> rank; rank -> merged id.
+        # Merges: pair key (left_id << shift | right_id) -> rank; rank -> merged id. Built
+        # with C-level iteration only: this runs over 50000 merges at every load.
         self._shift = shift = max(16, n.bit_length())
         get = vocab.__getitem__
         try:
-            # C-level iteration only: this runs over 50000 merges at every load.
-            lefts = list(map(operator.itemgetter(0), merges))
-            rights = list(map(operator.itemgetter(1), merges))
-            if set(map(len, merges)) - {2}:
-                raise ValueError("a merge is not a pair")
             left_ids = map(operator.lshift, map(get, lefts), itertools.repeat(shift))
             keys = list(map(operator.or_, left_ids, map(get, rights)))
-            self._merged: list[int] = list(map(get, map(operator.add, lefts, rights)))
-        except (KeyError, ValueError, TypeError, IndexError):
-            for rank, pair in enumerate(merges):
-                if (
-                    not isinstance(pair, (tuple, list)) or len(pair) != 2
-                    or pair[0] not in vocab or pair[1] not in vocab
-                    or pair[0] + pair[1] not in vocab
-                ):
-                    raise ValueError(
-                        f"merge {rank} ({pair!r}) is not a pair of vocabulary tokens whose "
-                        "concatenation is in the vocabulary"
-                    ) from None
-            raise
+            joined = list(map(operator.add, lefts, rights))
+            first = get(joined[0]) if joined else 0
+            if tokens[first:first + len(joined)] == joined:
+                # GPT-2's layout: merge k makes token first + k (first = 256).
+                merged: range | list[int] = range(first, first + len(joined))
+            else:
+                merged = list(map(get, joined))
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"a merge token is not in the vocabulary ({e})") from None
+        self._merged = merged
         self._pair_rank: dict[int, int] = dict(zip(keys, range(len(keys))))
         if len(self._pair_rank) != len(keys):
             raise ValueError("a merge appears twice in the merge list")
@@ -556,21 +586,20 @@ class Tokenizer:
         raises OSError (FileNotFoundError, ...).
         """
         vocab_json, merges_txt = Path(vocab_json), Path(merges_txt)
-        vocab = _parse_vocab(_read_text(vocab_json, "vocab file"), vocab_json)
+        vocab_text = _read_text(vocab_json, "vocab file")
+        vocab = _parse_vocab(vocab_text, vocab_json)
         lines, start = _merge_lines(_read_text(merges_txt, "merges file"))
-        body = lines[start:]
-        # Tokens hold no whitespace (the byte alphabet has none), so a file of well-formed
-        # lines is exactly "\n".join(a + " " + b); anything else is diagnosed line by line.
-        flat = " ".join(body).split(" ")
-        it = iter(flat)
-        merges = list(zip(it, it))
+        split = _split_merges(lines[start:])
+        self = cls.__new__(cls)
         try:
-            if len(flat) != 2 * len(body) or "\n".join(map(" ".join, merges)) != "\n".join(body):
+            if split is None:
                 raise ValueError("a merges line is not two tokens")
-            return cls(vocab, merges)
+            self._setup(vocab, *split)
         except ValueError:
+            _diagnose_vocab(vocab_text, vocab_json)
             _diagnose_merges(lines, start, merges_txt, vocab)
             raise
+        return self
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, revision: str | None = None) -> "Tokenizer":
@@ -784,15 +813,15 @@ class Tokenizer:
 
         Raises ValueError for an id that is not an integer in 0..vocab_size-1.
         """
-        table = self._id_bytes
+        tokens = self._tokens
         if not isinstance(ids, (list, tuple)):
             ids = list(ids)
         try:
             if all(type(i) is int and i >= 0 for i in ids):
-                return b"".join([table[i] for i in ids])
-        except (TypeError, IndexError):
+                return _token_bytes("".join([tokens[i] for i in ids]))
+        except IndexError:
             pass
-        return b"".join([table[i] for i in self._check_ids(ids)])
+        return _token_bytes("".join([tokens[i] for i in self._check_ids(ids)]))
 
     def decode(self, ids) -> str:
         """The text of token ids; an incomplete or invalid UTF-8 sequence becomes U+FFFD.

@@ -380,9 +380,9 @@ def test_vocab_duplicate_id(tmp_path):
 
 def test_vocab_duplicate_token(tmp_path):
     text = json.dumps(good_vocab(), indent=0, ensure_ascii=False)
-    text = text.replace('"$": 3,', '"$": 3,\n"#": 2,')
+    text = text.replace('"$": 3,', '"$": 3,\n"#": 7,')
     expect_error(write_files(tmp_path, TOY_MERGES, vocab_text=text), "vocab.json",
-                 "'#'", "appears twice")
+                 "line 6", "'#'", "appears twice")
 
 
 def test_vocab_without_endoftext(tmp_path):
@@ -419,7 +419,7 @@ def merges_text(lines):
     return "#version: 0.2\n" + "".join(line + "\n" for line in lines)
 
 
-@pytest.mark.parametrize("line", ["Ġ", "Ġ t he", "", "Ġ  t", " Ġ t", "Ġ\tt"])
+@pytest.mark.parametrize("line", ["Ġ", "Ġ t he", "", "   ", "Ġ\tt\the"])
 def test_merges_line_that_is_not_two_tokens(tmp_path, line):
     text = merges_text(["Ġ t", "h e", line, "Ġt he"])
     expect_error(write_files(tmp_path, TOY_MERGES, merges_text=text), "merges.txt", "line 4",
@@ -427,7 +427,7 @@ def test_merges_line_that_is_not_two_tokens(tmp_path, line):
 
 
 def test_merges_token_outside_the_byte_alphabet(tmp_path):
-    text = merges_text(["Ġ t", "h e", "Ġt\u3000 he"])
+    text = merges_text(["Ġ t", "h e", "Ġt\u4e00 he"])
     expect_error(write_files(tmp_path, TOY_MERGES, merges_text=text), "merges.txt", "line 4",
                  "byte alphabet")
 
@@ -448,6 +448,13 @@ def test_merges_duplicate(tmp_path):
     text = merges_text(["Ġ t", "h e", "Ġt he", "h e"])
     expect_error(write_files(tmp_path, TOY_MERGES, vocab=good_vocab(), merges_text=text),
                  "merges.txt", "line 5", "line 3")
+
+
+def test_merges_separated_by_any_whitespace_load_as_in_openais_encoder(tmp_path):
+    """encoder.py splits merge lines with str.split(): tabs and repeated spaces separate."""
+    text = merges_text(["Ġ\tt", "h  e", " Ġt he ", "a\u3000a"])
+    t = Tokenizer.from_files(*write_files(tmp_path, TOY_MERGES, merges_text=text))
+    assert len(t.encode(" the")) == 1 and len(t.encode("aa")) == 1
 
 
 def test_merges_without_header_and_with_crlf_load(tmp_path):
