@@ -11,7 +11,7 @@ Two versions side by side:
   stay in L2 while every row of x passes over them, and each panel is computed in 4 x 3
   register tiles (see matmul.py). Panels are independent, so they are the parallel loop.
   Measured here at n >= 128: 85-105 GF/s, against 30 for the reference
-  (`python benchmarks/kernels.py` prints both beside OpenBLAS).
+  (`python benchmarks/bench_kernels.py` prints both beside OpenBLAS).
 """
 
 import numpy as np

@@ -1,0 +1,133 @@
+"""gpt2numba against transformers (PyTorch, CPU) on the same checkpoint, same threads, one run.
+
+    python benchmarks/vs_transformers.py [--model FOLDER_OR_NAME] [--threads 2] [--repeats 5]
+
+Without --model, a random-init 124M GPT-2 is written by transformers into a temporary folder
+(speed does not depend on the weights' values). Prints each measurement for both and the ratio
+(transformers time / gpt2numba time: above 1 means gpt2numba is faster):
+- W1: one forward of n tokens, last-row logits, n in 16, 128, 512, 1024 (median of --repeats);
+- W2: greedy generation, prompt ids 1000..1015, 64 new tokens, no KV cache (use_cache=False);
+- a fresh process to the first token (gpt2numba with an empty and a populated JIT cache);
+- peak RSS of `gpt2numba run` (64 new tokens) against the size of the weights file.
+Run it on a quiet machine: with 2 cores, any other busy process distorts both sides.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--model", help="checkpoint folder or Hub name (default: a random 124M checkpoint)")
+parser.add_argument("--threads", type=int, default=2)
+parser.add_argument("--repeats", type=int, default=5)
+args = parser.parse_args()
+
+try:
+    import torch
+    import transformers
+except ImportError:
+    print("benchmarks/vs_transformers.py: transformers and torch are not installed, nothing to compare "
+          "against; install the test extra: pip install -e '.[test]'")
+    sys.exit(0)
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+from gpt2numba import GPT2  # noqa: E402
+from gpt2numba.timing import W1_LENGTHS, W2_NEW_TOKENS, W2_PROMPT, fresh_start  # noqa: E402
+
+torch.set_num_threads(args.threads)
+numba.set_num_threads(args.threads)
+
+THEIR_FRESH_PROCESS = """
+import sys, time
+start = time.perf_counter()
+import torch
+torch.set_num_threads(int(sys.argv[2]))
+from transformers import GPT2LMHeadModel
+model = GPT2LMHeadModel.from_pretrained(sys.argv[1]).eval()
+with torch.no_grad():
+    model(torch.tensor([list(range(1000, 1016))]), use_cache=False).logits[0, -1].argmax()
+print(time.perf_counter() - start, flush=True)
+"""
+
+
+def median_seconds(function, repeats):
+    function()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds))
+
+
+def row(label, theirs, ours, unit="s"):
+    scale = 1e3 if unit == "ms" else 1
+    print(f"{label:44}{theirs * scale:>12.2f} {unit}{ours * scale:>12.2f} {unit}{theirs / ours:>8.2f}x")
+
+
+def checkpoint_folder(scratch):
+    if args.model:
+        from weights import resolve
+        return Path(resolve(args.model))
+    from tests.checkpoints import SHAPES, make_checkpoint
+    print("writing a random-init 124M checkpoint with transformers...", flush=True)
+    return make_checkpoint(Path(scratch) / "gpt2-random", initializer_range=0.02, **SHAPES["gpt2"])
+
+
+def peak_rss_of_run(folder, cache_dir):
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    command = [sys.executable, "-m", "gpt2numba", "run", "--model", str(folder), "--prompt", "Hello",
+               "--max-new-tokens", str(W2_NEW_TOKENS), "--threads", str(args.threads), "--no-color"]
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"{' '.join(command)} failed")
+    return usage.ru_maxrss * 1024
+
+
+with tempfile.TemporaryDirectory(prefix="gpt2numba-vs-transformers-") as scratch:
+    folder = checkpoint_folder(scratch)
+    cache_dir = str(Path(scratch) / "numba-cache")
+    cold = fresh_start(folder, None, args.threads, cache_dir)
+    cached = fresh_start(folder, None, args.threads, cache_dir)
+    their_first = float(subprocess.run([sys.executable, "-c", THEIR_FRESH_PROCESS, str(folder), str(args.threads)],
+                                       capture_output=True, text=True, check=True).stdout)
+    rss = peak_rss_of_run(folder, cache_dir)
+    file_size = (folder / "model.safetensors").stat().st_size
+
+    ours = GPT2.from_pretrained(folder)
+    theirs = transformers.GPT2LMHeadModel.from_pretrained(folder).eval()
+    print(f"\ntransformers {transformers.__version__} / torch {torch.__version__} against gpt2numba "
+          f"(numba {numba.__version__}, {numba.threading_layer()} layer), {args.threads} threads, "
+          f"{os.cpu_count()} cores")
+    print(f"{'':44}{'transformers':>14}{'gpt2numba':>14}{'ratio':>9}")
+    with torch.no_grad():
+        for n in W1_LENGTHS:
+            ids = [1000 + i for i in range(n)]
+            tensor = torch.tensor([ids])
+            their = median_seconds(lambda: theirs(tensor, use_cache=False).logits[0, -1], args.repeats)
+            time.sleep(0.3)
+            mine = median_seconds(lambda: ours.next_token_logits(ids), args.repeats)
+            row(f"W1 forward, {n} tokens", their, mine, "ms")
+        prompt = torch.tensor([W2_PROMPT])
+        start = time.perf_counter()
+        out = theirs.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=W2_NEW_TOKENS,
+                              do_sample=False, use_cache=False, eos_token_id=None, pad_token_id=0)
+        their = time.perf_counter() - start
+    assert out.shape[1] == len(W2_PROMPT) + W2_NEW_TOKENS
+    time.sleep(0.3)
+    start = time.perf_counter()
+    new = ours.generate_ids(W2_PROMPT, W2_NEW_TOKENS, stop_at_eos=False)
+    mine = time.perf_counter() - start
+    row(f"W2 generate, 16 + {W2_NEW_TOKENS} tokens, greedy", their, mine)
+    print(f"{'   tokens/s':44}{W2_NEW_TOKENS / their:>14.1f}{len(new) / mine:>14.1f}")
+    row("fresh process to first token, cached JIT", their_first, cached.to_first_token_s)
+    row("fresh process to first token, empty JIT", their_first, cold.to_first_token_s)
+    print(f"{'peak RSS of gpt2numba run / weights file':44}{'':>14}{rss / file_size:>13.2f}x"
+          f"   ({rss / 2**20:.0f} MiB / {file_size / 2**20:.0f} MiB)")

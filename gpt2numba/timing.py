@@ -1,0 +1,166 @@
+"""What `gpt2numba bench` measures: import, load, JIT cold vs cached, warm forward, generation.
+
+Cold and cached starts run in fresh processes whose NUMBA_CACHE_DIR is a temporary directory
+(empty for the first, populated by it for the second), so the user's own cache is neither
+used nor touched. Warm figures are medians over repeated runs in this process.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+
+import numba
+import numpy as np
+
+W1_LENGTHS = (16, 128, 512, 1024)
+W2_PROMPT = list(range(1000, 1016))   # the standard generation work: greedy, 16 ids, 64 new
+W2_NEW_TOKENS = 64
+
+# Runs in a fresh process: times import, load and the first forward (the W2 prompt, whose
+# argmax is the first generated token), then reports them with the peak RSS as one JSON line.
+_FRESH_PROCESS = """
+import json, resource, sys, time
+start = time.perf_counter()
+import numba
+numba.set_num_threads(int(sys.argv[3]))
+from gpt2numba import GPT2
+imported = time.perf_counter()
+model = GPT2.from_pretrained(sys.argv[1], revision=sys.argv[2] or None)
+loaded = time.perf_counter()
+model.next_token_logits(list(range(1000, 1016)))
+first = time.perf_counter()
+print(json.dumps({"import_s": imported - start, "load_s": loaded - imported,
+                  "first_forward_s": first - loaded,
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),
+      flush=True)
+"""
+
+
+@dataclass
+class FreshStart:
+    """One fresh process to the first token: its own timings, and the wall time seen from outside."""
+    import_s: float
+    load_s: float
+    first_forward_s: float
+    peak_rss_mib: float
+    to_first_token_s: float
+
+
+@dataclass
+class Spread:
+    """Median, min and max of repeated timings, in seconds."""
+    median: float
+    min: float
+    max: float
+
+    @classmethod
+    def of(cls, seconds):
+        return cls(float(np.median(seconds)), float(np.min(seconds)), float(np.max(seconds)))
+
+
+@dataclass
+class Report:
+    model: str
+    threads: int
+    threading_layer: str
+    versions: dict
+    cold: FreshStart
+    cached: FreshStart
+    forward: dict = field(default_factory=dict)       # n -> Spread of one forward, last-row logits
+    forward_gflops: dict = field(default_factory=dict)
+    generate_s: float = 0.0
+    generate_tokens_per_s: float = 0.0
+
+    def to_json(self):
+        return json.dumps(asdict(self), indent=2)
+
+
+def forward_flops(config, n):
+    """Multiply-adds x 2 of one forward over n tokens with the head on the last row only."""
+    d, layers = config.n_embd, config.n_layer
+    projections = 2 * n * 12 * d * d * layers           # c_attn 3d^2, c_proj d^2, mlp 8d^2
+    attention = 2 * n * (n + 1) * d * layers            # q k^T and p v over the causal half
+    return projections + attention + 2 * d * config.vocab_size
+
+
+def fresh_start(model, revision, threads, cache_dir) -> FreshStart:
+    """Start a new Python process with NUMBA_CACHE_DIR=cache_dir and time it to the first token."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    start = time.perf_counter()
+    with subprocess.Popen([sys.executable, "-c", _FRESH_PROCESS, str(model), revision or "", str(threads)],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+        line = child.stdout.readline()
+        to_first_token = time.perf_counter() - start
+        stderr = child.stderr.read()
+        if child.wait() != 0 or not line:
+            raise RuntimeError(f"the benchmark's fresh process failed: {stderr.strip().splitlines()[-1:]}")
+    return FreshStart(**json.loads(line), to_first_token_s=to_first_token)
+
+
+def time_calls(function, repeats):
+    """Run function once to warm up, then `repeats` times; return the Spread of the timed runs."""
+    function()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        seconds.append(time.perf_counter() - start)
+    return Spread.of(seconds)
+
+
+def run_benchmark(model_name, revision=None, threads=None, repeats=5, lengths=W1_LENGTHS,
+                  progress=lambda message: None) -> Report:
+    """Measure everything `gpt2numba bench` reports; `progress` is called with a line per stage."""
+    from gpt2numba import GPT2
+
+    threads = threads or numba.get_num_threads()
+    numba.set_num_threads(threads)
+    with tempfile.TemporaryDirectory(prefix="gpt2numba-bench-cache-") as cache_dir:
+        progress("fresh process, empty JIT cache (compiles every kernel)...")
+        cold = fresh_start(model_name, revision, threads, cache_dir)
+        progress("fresh process, populated JIT cache...")
+        cached = fresh_start(model_name, revision, threads, cache_dir)
+    model = GPT2.from_pretrained(model_name, revision=revision)
+    report = Report(model=str(model_name), threads=threads, threading_layer="",
+                    versions={"numba": numba.__version__, "numpy": np.__version__,
+                              "python": sys.version.split()[0]},
+                    cold=cold, cached=cached)
+    for n in lengths:
+        if n > model.config.n_positions:
+            continue
+        progress(f"warm forward, {n} tokens...")
+        ids = [1000 + i % 40000 for i in range(n)]
+        spread = time_calls(lambda: model.next_token_logits(ids), repeats)
+        report.forward[n] = spread
+        report.forward_gflops[n] = forward_flops(model.config, n) / spread.median / 1e9
+    progress(f"generation: greedy, {len(W2_PROMPT)}-token prompt, {W2_NEW_TOKENS} new tokens...")
+    start = time.perf_counter()
+    new = model.generate_ids(W2_PROMPT, W2_NEW_TOKENS, stop_at_eos=False)
+    report.generate_s = time.perf_counter() - start
+    report.generate_tokens_per_s = len(new) / report.generate_s
+    report.threading_layer = numba.threading_layer()
+    return report
+
+
+def format_report(report: Report) -> str:
+    """The bench table, one measurement per line."""
+    rows = [f"gpt2numba bench: {report.model}, {report.threads} threads ({report.threading_layer} "
+            f"threading layer), numba {report.versions['numba']}, numpy {report.versions['numpy']}, "
+            f"python {report.versions['python']}",
+            f"{'':34}{'empty JIT cache':>18}{'populated cache':>18}"]
+    for label, key in [("import", "import_s"), ("load (weights opened)", "load_s"),
+                       ("first forward (16 tokens)", "first_forward_s"),
+                       ("fresh process to first token", "to_first_token_s")]:
+        rows.append(f"{label:34}{getattr(report.cold, key):>16.2f} s{getattr(report.cached, key):>16.2f} s")
+    rows.append(f"{'peak RSS':34}{report.cold.peak_rss_mib:>14.0f} MiB{report.cached.peak_rss_mib:>14.0f} MiB")
+    rows.append(f"{'warm forward, last-row logits':34}{'median':>10}{'min':>10}{'max':>10}{'GFLOP/s':>10}")
+    for n, spread in report.forward.items():
+        rows.append(f"{f'  {n} tokens':34}{spread.median * 1e3:>7.1f} ms{spread.min * 1e3:>7.1f} ms"
+                    f"{spread.max * 1e3:>7.1f} ms{report.forward_gflops[n]:>10.1f}")
+    rows.append(f"{'generate (W2: 16 + 64 tokens, greedy)':34}{report.generate_s:>8.2f} s"
+                f"{report.generate_tokens_per_s:>12.1f} tokens/s")
+    return "\n".join(rows)
