@@ -1,0 +1,326 @@
+"""The `gpt2numba` command line: parse options, call the library, print.
+
+    gpt2numba run --prompt "Alan Turing theorized that" --max-new-tokens 40
+
+`main` is the click group (the console script and `python -m gpt2numba` both call it); each
+subcommand is a `@main.command()`. Every error ends the process with one line on stderr,
+`gpt2numba: error: ...`, and exit status 2 for a bad command line (as click does), 1 for a
+failure at run time (unknown model, offline and not cached, prompt too long), 130 for Ctrl-C.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+# What a cold compile of the forward's kernels took on a 2-core x86-64 machine (17-20 s);
+# only used to tell the user roughly how long the first run will pause.
+COMPILE_ESTIMATE_SECONDS = 20
+SIGPIPE_EXIT = 141   # 128 + SIGPIPE: what a shell reports for a Unix tool cut off by `| head`
+SIGINT_EXIT = 130    # 128 + SIGINT
+
+
+class RunError(click.ClickException):
+    """A failure at run time (exit status 1): the message is the whole story, no traceback."""
+
+
+class _Group(click.Group):
+    """A click group whose errors are one line, `gpt2numba: error: ...`, on stderr."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:  # a caller that wants click's exceptions gets them
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name or "gpt2numba", complete_var,
+                                standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as error:
+            error.show()  # `gpt2numba` alone: the help, as click shows it
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            message = error.format_message()
+            if isinstance(error, click.UsageError) and error.ctx is not None:
+                message += f" (see '{error.ctx.command_path} --help')"
+            _error_line(message)
+            sys.exit(error.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("gpt2numba: interrupted", err=True)
+            sys.exit(SIGINT_EXIT)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _error_line(message):
+    """Print `message` as the single line `gpt2numba: error: ...` on stderr."""
+    text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    click.echo(f"gpt2numba: error: {text}", err=True)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],
+                                           "max_content_width": 100})
+@click.version_option(package_name="gpt2numba", prog_name="gpt2numba")
+def main():
+    """GPT-2 inference in Python, every math primitive a Numba kernel.
+
+    Loads OpenAI's GPT-2 (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, any Hub repo of
+    the same architecture, or a local folder with config.json, model.safetensors, vocab.json
+    and merges.txt) through the Hugging Face cache, and writes text. The first run compiles the
+    kernels (Numba caches them on disk for the next runs). Example:
+
+    \b
+        gpt2numba run --prompt "Alan Turing theorized that" --max-new-tokens 40
+    """
+
+
+@main.command()
+@click.option("--prompt", metavar="TEXT",
+              help="The text to continue; '-' reads it from stdin. An empty prompt conditions "
+                   "on <|endoftext|>, as GPT-2's unconditional samples do.")
+@click.option("--prompt-file", metavar="PATH",
+              type=click.Path(exists=True, dir_okay=False, readable=True, allow_dash=True),
+              help="Read the prompt from this UTF-8 file ('-' = stdin) instead of --prompt. One "
+                   "trailing newline is dropped.")
+@click.option("--model", default="gpt2", show_default=True, metavar="NAME_OR_PATH",
+              help="gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, a Hub repo id "
+                   "(owner/name) or a local folder.")
+@click.option("--revision", metavar="REV", show_default="main",
+              help="Branch, tag or commit sha of a Hub repo.")
+@click.option("--max-new-tokens", metavar="N", type=click.IntRange(min=0), default=50,
+              show_default=True, help="Tokens to generate at most.")
+@click.option("--temperature", metavar="T", type=click.FloatRange(min=0), default=0.0,
+              show_default=True,
+              help="Sampling temperature; 0 is greedy (always the most likely token).")
+@click.option("--top-k", metavar="K", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Sample only among the k most likely tokens; 0 is off.")
+@click.option("--top-p", metavar="P", type=click.FloatRange(0, 1, min_open=True), default=1.0,
+              show_default=True,
+              help="Nucleus sampling: only the most likely tokens whose probabilities add up to "
+                   "p; 1 is off.")
+@click.option("--repetition-penalty", metavar="R", type=click.FloatRange(min=0, min_open=True),
+              default=1.0, show_default=True,
+              help="Divide the logits of tokens already in the text by this (CTRL); 1 is off.")
+@click.option("--seed", metavar="N", type=int, show_default="random",
+              help="Seed of the sampler: the same seed gives the same text.")
+@click.option("--stop", multiple=True, metavar="TEXT",
+              help="End generation when the continuation contains TEXT (not printed). "
+                   "Repeatable.")
+@click.option("--slide", is_flag=True,
+              help="When prompt and continuation fill the context (n_positions, 1024 for GPT-2), "
+                   "keep going on the last n_positions tokens instead of stopping.")
+@click.option("--eos-stop/--no-eos-stop", default=True, show_default=True,
+              help="Stop when the model writes <|endoftext|>.")
+@click.option("--threads", metavar="N", type=click.IntRange(min=1),
+              show_default="Numba's default, NUMBA_NUM_THREADS",
+              help="Threads for the kernels (numba.set_num_threads).")
+@click.option("--no-color", is_flag=True,
+              help="Print the continuation without colour (also when NO_COLOR is set or "
+                   "stdout is not a terminal).")
+def run(prompt, prompt_file, model, revision, max_new_tokens, temperature, top_k, top_p,
+        repetition_penalty, seed, stop, slide, eos_stop, threads, no_color):
+    """Continue a prompt with GPT-2 and print the text as it comes.
+
+    Prints the prompt, then the continuation piece by piece (in cyan on a terminal), then a
+    newline; a one-line summary of tokens, speed, load and compile times and why generation
+    stopped goes to stderr. Greedy by default; --temperature above 0 samples. Example:
+
+    \b
+        gpt2numba run --prompt "Alan Turing theorized that" --max-new-tokens 40
+        echo "The meaning of life is" | gpt2numba run --prompt - --temperature 0.8 --seed 1
+    """
+    from numba.core import event
+
+    from gpt2numba.generate import STOP_REASONS, stream_text
+    from gpt2numba.model import GPT2
+    from gpt2numba.sampling import SamplingSettings
+    from weights import WeightsError
+
+    text = _read_prompt(prompt, prompt_file)
+    try:
+        SamplingSettings(temperature, top_k, top_p, repetition_penalty, seed)
+    except ValueError as error:  # what click's ranges cannot express, e.g. nan
+        option = "--" + str(error).split()[0].replace("_", "-")  # the message names the argument
+        raise click.BadParameter(str(error), param_hint=f"'{option}'") from None
+    _set_threads(threads)
+
+    with event.install_recorder("numba:compile") as compiles:
+        start = time.perf_counter()
+        try:
+            gpt = GPT2.from_pretrained(model, revision=revision)
+        except (WeightsError, ValueError, OSError) as error:
+            raise RunError(str(error)) from None
+        load_seconds = time.perf_counter() - start
+
+        n_positions = gpt.config.n_positions
+        ids = gpt.tokenizer.encode(text)
+        if slide and len(ids) > n_positions:
+            ids = ids[-n_positions:]  # sliding: the prompt's last n_positions tokens
+        try:
+            generation = gpt.generation(ids, max_new_tokens, temperature=temperature, top_k=top_k,
+                                        top_p=top_p, repetition_penalty=repetition_penalty,
+                                        seed=seed, stop_at_eos=eos_stop, slide=slide)
+        except ValueError as error:
+            hint = (f"; shorten the prompt, or pass --slide to continue its last {n_positions} "
+                    f"tokens" if len(ids) > n_positions else "")
+            raise RunError(f"{error}{hint}") from None
+
+        if not kernels_are_cached():
+            click.echo(f"gpt2numba: compiling kernels (first run only, about "
+                       f"{COMPILE_ESTIMATE_SECONDS} s)...", err=True)
+        color = _use_color(no_color)
+        try:
+            _write(text)
+            generation_wall_start = time.time()
+            for piece in stream_text(generation, gpt.tokenizer, stop):
+                _write(click.style(piece, fg="cyan") if color else piece)
+            _write("\n")
+        except BrokenPipeError:  # `| head` closed the pipe: stop quietly
+            _silence_stdout()
+            sys.exit(SIGPIPE_EXIT)
+
+    if generation.stop_reason == "context":
+        click.echo(f"gpt2numba: generation stopped at the model's {n_positions}-token context "
+                   f"limit after {len(generation.new_ids)} new tokens; pass --slide to keep going "
+                   f"on the last {n_positions} tokens", err=True)
+    intervals = compile_intervals(compiles.buffer)
+    click.echo(summary_line(generation, load_seconds, intervals, generation_wall_start,
+                            STOP_REASONS), err=True)
+
+
+def _read_prompt(prompt, prompt_file) -> str:
+    """The prompt text from --prompt, --prompt - (stdin) or --prompt-file; UsageError if not one."""
+    if prompt is not None and prompt_file is not None:
+        raise click.UsageError("pass either --prompt or --prompt-file, not both")
+    if prompt is None and prompt_file is None:
+        raise click.UsageError("no prompt: pass --prompt TEXT, --prompt - (read stdin) or "
+                               "--prompt-file PATH")
+    if prompt is not None and prompt != "-":
+        return prompt
+    source = prompt_file if prompt_file is not None else "-"
+    option = "'--prompt-file'" if prompt_file is not None else "'--prompt'"
+    name = "stdin" if source == "-" else source
+    try:
+        if source == "-":
+            data = sys.stdin.buffer.read() if sys.stdin is not None else b""
+        else:
+            data = Path(source).read_bytes()
+    except OSError as error:
+        raise click.BadParameter(f"cannot read {name}: {error.strerror or error}",
+                                 param_hint=option) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise click.BadParameter(f"{name} is not UTF-8 text (byte 0x{data[error.start]:02x} at "
+                                 f"offset {error.start})", param_hint=option) from None
+    return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")  # final newline
+
+
+def _set_threads(threads):
+    """numba.set_num_threads(threads), or a BadParameter naming the range Numba allows."""
+    if threads is None:
+        return
+    import numba
+
+    most = numba.config.NUMBA_NUM_THREADS
+    if threads > most:
+        raise click.BadParameter(f"{threads} is more than the {most} threads Numba can use here "
+                                 f"(NUMBA_NUM_THREADS={most}); pass 1..{most}",
+                                 param_hint="'--threads'")
+    numba.set_num_threads(threads)
+
+
+def _write(text):
+    """Write `text` to stdout as it is (click.echo would strip escapes in it) and flush."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _use_color(no_color) -> bool:
+    """Colour only on a terminal, without --no-color, and without NO_COLOR (no-color.org)."""
+    return not no_color and not os.environ.get("NO_COLOR") and sys.stdout.isatty()
+
+
+def _silence_stdout():
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
+
+
+def kernels_are_cached(names=None) -> bool:
+    """True when Numba's disk cache holds a current entry for each kernel the forward calls.
+
+    `names` defaults to the kernels of `kernels.__all__` that the forward (gpt2numba.blocks)
+    calls: `linear_reference`, which the model never calls, is left out (or the answer would
+    always be no), and so is `softmax`, which only sampling calls and which compiles in under
+    a second. A kernel counts as cached when the index file Numba would read
+    (`dispatcher._cache._cache_file._index_path`, under NUMBA_CACHE_DIR when it is set, else
+    `__pycache__` beside the source) exists, was written by this Numba version for the current
+    source file (Numba's own freshness test: the file's mtime and size) and lists at least one
+    compiled signature. A heuristic: it does not check the signatures themselves, nor the CPU
+    the entries were compiled for.
+    """
+    import kernels
+    from gpt2numba import blocks
+
+    if names is None:
+        names = [name for name in kernels.__all__
+                 if getattr(blocks, name, None) is getattr(kernels, name)]
+    for name in names:
+        cache_file = getattr(getattr(getattr(kernels, name), "_cache", None), "_cache_file", None)
+        if cache_file is None:  # not a cache=True dispatcher: it compiles in every process
+            return False
+        try:
+            if not cache_file._load_index():
+                return False
+        except Exception:  # an unreadable or foreign index: Numba would compile
+            return False
+    return True
+
+
+def compile_intervals(buffer) -> list[tuple[float, float]]:
+    """The outermost (start, end) wall-clock times of the "numba:compile" events in `buffer`.
+
+    `buffer` is `numba.core.event.install_recorder("numba:compile").buffer`: (time.time(),
+    Event) pairs. Compiling a kernel compiles the functions it calls inside its own event, so
+    only the outermost intervals are counted. A kernel loaded from the disk cache sends no event.
+    """
+    intervals, depth, start = [], 0, 0.0
+    for stamp, ev in buffer:
+        if ev.is_start:
+            if depth == 0:
+                start = stamp
+            depth += 1
+        elif ev.is_end and depth > 0:
+            depth -= 1
+            if depth == 0:
+                intervals.append((start, stamp))
+    return intervals
+
+
+def summary_line(generation, load_seconds, intervals, wall_start, reasons) -> str:
+    """The stderr footer, e.g. `gpt2numba: 50 tokens in 2.31 s (21.6 tokens/s), first token
+    0.35 s, load 0.8 s, compile 12.3 s, stopped: max_new_tokens reached`.
+
+    Generation and first-token times exclude the time Numba spent compiling (`intervals`,
+    wall-clock, from `compile_intervals`); the compile time is its own item, or "kernels cached"
+    when nothing was compiled. `wall_start` is time.time() when the generation began.
+    """
+    compiled = sum(end - start for start, end in intervals)
+    in_generation = sum(end - start for start, end in intervals if start >= wall_start)
+    n = len(generation.new_ids)
+    seconds = max(generation.seconds - in_generation, 0.0)
+    parts = [f"{n} token{'' if n == 1 else 's'} in {seconds:.2f} s"
+             + (f" ({n / seconds:.1f} tokens/s)" if n and seconds > 0 else "")]
+    if generation.first_token_seconds is not None:
+        first_end = wall_start + generation.first_token_seconds
+        before_first = sum(max(0.0, min(end, first_end) - start) for start, end in intervals
+                           if start >= wall_start)
+        parts.append(f"first token {max(generation.first_token_seconds - before_first, 0.0):.2f} s")
+    parts.append(f"load {load_seconds:.1f} s")
+    parts.append(f"compile {compiled:.1f} s" if intervals else "kernels cached")
+    parts.append(f"stopped: {reasons.get(generation.stop_reason, generation.stop_reason)}")
+    return "gpt2numba: " + ", ".join(parts)
