@@ -132,6 +132,7 @@ def run(prompt, prompt_file, model, revision, max_new_tokens, temperature, top_k
     from gpt2numba.generate import STOP_REASONS, stream_text
     from gpt2numba.model import GPT2
     from gpt2numba.sampling import SamplingSettings
+    from gpt2numba.timing import compile_intervals, kernels_are_cached
     from weights import WeightsError
 
     text = _read_prompt(prompt, prompt_file)
@@ -152,8 +153,6 @@ def run(prompt, prompt_file, model, revision, max_new_tokens, temperature, top_k
 
         n_positions = gpt.config.n_positions
         ids = gpt.tokenizer.encode(text)
-        if slide and len(ids) > n_positions:
-            ids = ids[-n_positions:]  # sliding: the prompt's last n_positions tokens
         try:
             generation = gpt.generation(ids, max_new_tokens, temperature=temperature, top_k=top_k,
                                         top_p=top_p, repetition_penalty=repetition_penalty,
@@ -184,6 +183,59 @@ def run(prompt, prompt_file, model, revision, max_new_tokens, temperature, top_k
     intervals = compile_intervals(compiles.buffer)
     click.echo(summary_line(generation, load_seconds, intervals, generation_wall_start,
                             STOP_REASONS), err=True)
+
+
+@main.command()
+@click.option("--model", default="gpt2", show_default=True, metavar="NAME_OR_PATH",
+              help="gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, a Hub repo id or a folder.")
+@click.option("--revision", metavar="REV", show_default="main", help="Branch, tag or commit sha.")
+@click.option("--threads", metavar="N", type=click.IntRange(min=1),
+              show_default="Numba's default, NUMBA_NUM_THREADS", help="Threads for the kernels.")
+@click.option("--repeats", metavar="N", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Timed runs per warm forward (median, min and max are reported).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
+def bench(model, revision, threads, repeats, as_json):
+    """Time import, load, JIT cold / cached / warm forwards and generation.
+
+    JIT cold is a fresh process with an empty Numba cache (compile included), JIT cached a
+    fresh process with that cache populated; both use a temporary NUMBA_CACHE_DIR, so your own
+    cache is not touched. Warm: one forward of 16, 128, 512 and 1024 tokens (last-row logits),
+    and greedy generation of 64 tokens after a 16-token prompt (ids 1000..1015), no KV cache.
+    Takes a minute or two (the cold start compiles every kernel). Example:
+
+    \b
+        gpt2numba bench --model gpt2 --threads 2
+    """
+    from gpt2numba.timing import format_report, run_benchmark
+    from weights import WeightsError
+
+    _set_threads(threads)
+    try:
+        report = run_benchmark(model, revision, threads, repeats,
+                               progress=lambda line: click.echo(f"gpt2numba: {line}", err=True))
+    except (WeightsError, RuntimeError) as error:
+        raise RunError(str(error)) from None
+    click.echo(report.to_json() if as_json else format_report(report))
+
+
+@main.command()
+@click.argument("name")
+@click.option("--revision", metavar="REV", show_default="main", help="Branch, tag or commit sha.")
+def download(name, revision):
+    """Fetch a model into the Hugging Face cache and print the folder it is in.
+
+    NAME is gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2 or a Hub repo id. Afterwards
+    the model works offline (HF_HUB_OFFLINE=1). Example:
+
+    \b
+        gpt2numba download gpt2-medium
+    """
+    from weights import WeightsError, resolve
+
+    try:
+        click.echo(resolve(name, revision=revision))
+    except WeightsError as error:
+        raise RunError(str(error)) from None
 
 
 def _read_prompt(prompt, prompt_file) -> str:
@@ -248,57 +300,6 @@ def _silence_stdout():
         pass
     finally:
         os.close(devnull)
-
-
-def kernels_are_cached(names=None) -> bool:
-    """True when Numba's disk cache holds a current entry for each kernel the forward calls.
-
-    `names` defaults to the kernels of `kernels.__all__` that the forward (gpt2numba.blocks)
-    calls: `linear_reference`, which the model never calls, is left out (or the answer would
-    always be no), and so is `softmax`, which only sampling calls and which compiles in under
-    a second. A kernel counts as cached when the index file Numba would read
-    (`dispatcher._cache._cache_file._index_path`, under NUMBA_CACHE_DIR when it is set, else
-    `__pycache__` beside the source) exists, was written by this Numba version for the current
-    source file (Numba's own freshness test: the file's mtime and size) and lists at least one
-    compiled signature. A heuristic: it does not check the signatures themselves, nor the CPU
-    the entries were compiled for.
-    """
-    import kernels
-    from gpt2numba import blocks
-
-    if names is None:
-        names = [name for name in kernels.__all__
-                 if getattr(blocks, name, None) is getattr(kernels, name)]
-    for name in names:
-        cache_file = getattr(getattr(getattr(kernels, name), "_cache", None), "_cache_file", None)
-        if cache_file is None:  # not a cache=True dispatcher: it compiles in every process
-            return False
-        try:
-            if not cache_file._load_index():
-                return False
-        except Exception:  # an unreadable or foreign index: Numba would compile
-            return False
-    return True
-
-
-def compile_intervals(buffer) -> list[tuple[float, float]]:
-    """The outermost (start, end) wall-clock times of the "numba:compile" events in `buffer`.
-
-    `buffer` is `numba.core.event.install_recorder("numba:compile").buffer`: (time.time(),
-    Event) pairs. Compiling a kernel compiles the functions it calls inside its own event, so
-    only the outermost intervals are counted. A kernel loaded from the disk cache sends no event.
-    """
-    intervals, depth, start = [], 0, 0.0
-    for stamp, ev in buffer:
-        if ev.is_start:
-            if depth == 0:
-                start = stamp
-            depth += 1
-        elif ev.is_end and depth > 0:
-            depth -= 1
-            if depth == 0:
-                intervals.append((start, stamp))
-    return intervals
 
 
 def summary_line(generation, load_seconds, intervals, wall_start, reasons) -> str:

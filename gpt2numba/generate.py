@@ -29,8 +29,9 @@ class Generation:
 
     After iteration, `stop_reason` is one of STOP_REASONS, `new_ids` holds the ids produced,
     `seconds` the time spent in the loop and `first_token_seconds` the time to the first id.
-    With slide=False generation stops when the context (n_positions) is full; with
-    slide=True each forward sees only the last n_positions tokens.
+    With slide=False a prompt longer than the context (n_positions) is a ValueError and
+    generation stops when the context is full; with slide=True each forward sees only the last
+    n_positions tokens, of the prompt too.
     """
 
     def __init__(self, model, prompt_ids, max_new_tokens=50, sampling=None, stop_at_eos=True,
@@ -38,7 +39,10 @@ class Generation:
         if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
         self.model = model
-        self.prompt_ids = model.check_ids(list(prompt_ids) or [model.tokenizer.eos_id])
+        ids = list(prompt_ids) or [model.tokenizer.eos_id]
+        if slide:  # the model can see only the last n_positions tokens anyway
+            ids = ids[-model.config.n_positions:]
+        self.prompt_ids = model.check_ids(ids)
         self.max_new_tokens = max_new_tokens
         self.sampler = Sampler(sampling or SamplingSettings())
         self.stop_at_eos = stop_at_eos

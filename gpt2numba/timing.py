@@ -97,7 +97,8 @@ def fresh_start(model, revision, threads, cache_dir) -> FreshStart:
         to_first_token = time.perf_counter() - start
         stderr = child.stderr.read()
         if child.wait() != 0 or not line:
-            raise RuntimeError(f"the benchmark's fresh process failed: {stderr.strip().splitlines()[-1:]}")
+            last = (stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"the benchmark's fresh process failed: {last}")
     return FreshStart(**json.loads(line), to_first_token_s=to_first_token)
 
 
@@ -116,15 +117,17 @@ def run_benchmark(model_name, revision=None, threads=None, repeats=5, lengths=W1
                   progress=lambda message: None) -> Report:
     """Measure everything `gpt2numba bench` reports; `progress` is called with a line per stage."""
     from gpt2numba import GPT2
+    from weights import resolve
 
     threads = threads or numba.get_num_threads()
     numba.set_num_threads(threads)
+    folder = resolve(model_name, revision=revision)   # download once, fail early and clearly
     with tempfile.TemporaryDirectory(prefix="gpt2numba-bench-cache-") as cache_dir:
         progress("fresh process, empty JIT cache (compiles every kernel)...")
-        cold = fresh_start(model_name, revision, threads, cache_dir)
+        cold = fresh_start(folder, None, threads, cache_dir)
         progress("fresh process, populated JIT cache...")
-        cached = fresh_start(model_name, revision, threads, cache_dir)
-    model = GPT2.from_pretrained(model_name, revision=revision)
+        cached = fresh_start(folder, None, threads, cache_dir)
+    model = GPT2.from_pretrained(folder)
     report = Report(model=str(model_name), threads=threads, threading_layer="",
                     versions={"numba": numba.__version__, "numpy": np.__version__,
                               "python": sys.version.split()[0]},
@@ -164,3 +167,54 @@ def format_report(report: Report) -> str:
     rows.append(f"{'generate (W2: 16 + 64 tokens, greedy)':34}{report.generate_s:>8.2f} s"
                 f"{report.generate_tokens_per_s:>12.1f} tokens/s")
     return "\n".join(rows)
+
+
+def kernels_are_cached(names=None) -> bool:
+    """True when Numba's disk cache holds a current entry for each kernel the forward calls.
+
+    `names` defaults to the kernels of `kernels.__all__` that the forward (gpt2numba.blocks)
+    calls: `linear_reference`, which the model never calls, is left out (or the answer would
+    always be no), and so is `softmax`, which only sampling calls and which compiles in under
+    a second. A kernel counts as cached when the index file Numba would read
+    (`dispatcher._cache._cache_file._index_path`, under NUMBA_CACHE_DIR when it is set, else
+    `__pycache__` beside the source) exists, was written by this Numba version for the current
+    source file (Numba's own freshness test: the file's mtime and size) and lists at least one
+    compiled signature. A heuristic: it does not check the signatures themselves, nor the CPU
+    the entries were compiled for.
+    """
+    import kernels
+    from gpt2numba import blocks
+
+    if names is None:
+        names = [name for name in kernels.__all__
+                 if getattr(blocks, name, None) is getattr(kernels, name)]
+    for name in names:
+        cache_file = getattr(getattr(getattr(kernels, name), "_cache", None), "_cache_file", None)
+        if cache_file is None:  # not a cache=True dispatcher: it compiles in every process
+            return False
+        try:
+            if not cache_file._load_index():
+                return False
+        except Exception:  # an unreadable or foreign index: Numba would compile
+            return False
+    return True
+
+
+def compile_intervals(buffer) -> list[tuple[float, float]]:
+    """The outermost (start, end) wall-clock times of the "numba:compile" events in `buffer`.
+
+    `buffer` is `numba.core.event.install_recorder("numba:compile").buffer`: (time.time(),
+    Event) pairs. Compiling a kernel compiles the functions it calls inside its own event, so
+    only the outermost intervals are counted. A kernel loaded from the disk cache sends no event.
+    """
+    intervals, depth, start = [], 0, 0.0
+    for stamp, ev in buffer:
+        if ev.is_start:
+            if depth == 0:
+                start = stamp
+            depth += 1
+        elif ev.is_end and depth > 0:
+            depth -= 1
+            if depth == 0:
+                intervals.append((start, stamp))
+    return intervals

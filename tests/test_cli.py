@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from gpt2numba import GPT2
-from gpt2numba.cli import compile_intervals, kernels_are_cached
+from gpt2numba.timing import compile_intervals, kernels_are_cached
 from tests.checkpoints import make_checkpoint
 from tests.hub_server import hub  # noqa: F401
 
@@ -127,7 +127,7 @@ def test_greedy_run_prints_prompt_and_the_libraries_continuation(first_run, mode
 
 def test_kernel_cache_detection_follows_numba_cache_dir(first_run, home, tmp_path):
     assert kernels_are_cached()  # after first_run, in the session's NUMBA_CACHE_DIR
-    code = "from gpt2numba.cli import kernels_are_cached; print(kernels_are_cached())"
+    code = "from gpt2numba.timing import kernels_are_cached; print(kernels_are_cached())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=cli_env(home, NUMBA_CACHE_DIR=tmp_path / "empty-cache"),
                           timeout=120)

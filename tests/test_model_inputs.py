@@ -53,6 +53,12 @@ def test_slide_keeps_going_on_the_last_tokens(tiny_model):
     assert new[9] == int(np.argmax(tiny_model.next_token_logits((context + new[8:9])[-128:])))
 
 
+def test_slide_accepts_a_prompt_longer_than_the_context(tiny_model):
+    prompt = [int(i) for i in np.random.default_rng(1).integers(0, 50000, size=200)]
+    new = tiny_model.generate_ids(prompt, 3, slide=True, stop_at_eos=False)
+    assert new == tiny_model.generate_ids(prompt[-128:], 3, slide=True, stop_at_eos=False)
+
+
 def test_empty_prompt_conditions_on_endoftext(tiny_model):
     eos = tiny_model.tokenizer.eos_id
     expected = tiny_model.tokenizer.decode(tiny_model.generate_ids([eos], 6, stop_at_eos=False))

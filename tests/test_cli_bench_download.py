@@ -1,0 +1,55 @@
+"""`gpt2numba download` and `gpt2numba bench` as a user runs them, in fresh processes."""
+
+import json
+from pathlib import Path
+
+from gpt2numba import GPT2
+from tests.hub_server import hub  # noqa: F401
+from tests.test_cli import assert_one_error_line, checkpoint, cli_env, home, run_cli  # noqa: F401
+
+
+def test_download_then_run_offline(hub, checkpoint):
+    hub.add_repo("someone/tiny-gpt2", checkpoint)
+    code, out, err = run_cli(["download", "someone/tiny-gpt2"], hub.env())
+    assert code == 0, err
+    folder = out.strip()
+    assert folder.startswith(str(hub.home)) and "Traceback" not in err
+    assert sorted(p.name for p in Path(folder).iterdir()) == [
+        "config.json", "merges.txt", "model.safetensors", "vocab.json"]
+    hub.clear()
+    code, out, err = run_cli(["run", "--model", "someone/tiny-gpt2", "--prompt", "Hi",
+                              "--max-new-tokens", 3], hub.env(offline=True))
+    assert code == 0, err
+    assert out == "Hi" + GPT2.from_pretrained(checkpoint).generate("Hi", 3) + "\n"
+    assert hub.requests == []
+
+
+def test_download_of_an_unknown_repo_is_one_error_line(hub):
+    code, _, err = run_cli(["download", "someone/no-such-model"], hub.env())
+    assert_one_error_line(code, err, 1, "someone/no-such-model")
+
+
+def test_bench_reports_cold_cached_and_warm_as_json(checkpoint, home):
+    code, out, err = run_cli(["bench", "--model", checkpoint, "--repeats", 2, "--threads", 1, "--json"],
+                             cli_env(home), timeout=600)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["threads"] == 1 and report["threading_layer"]
+    # n_positions is 128 in this checkpoint: the 512 and 1024-token forwards are left out
+    assert sorted(report["forward"], key=int) == ["16", "128"]
+    for spread in report["forward"].values():
+        assert 0 < spread["min"] <= spread["median"] <= spread["max"]
+    assert report["generate_tokens_per_s"] > 0
+    for start in ("cold", "cached"):
+        assert report[start]["to_first_token_s"] >= report[start]["first_forward_s"] > 0
+        assert report[start]["peak_rss_mib"] > 0
+    # the cold start compiles every kernel (tens of seconds); the cached one only loads them
+    assert report["cold"]["first_forward_s"] > report["cached"]["first_forward_s"]
+    assert "fresh process, empty JIT cache" in err
+
+
+def test_bench_errors_are_one_line(home):
+    code, _, err = run_cli(["bench", "--model", "/no/such/folder"], cli_env(home))
+    assert_one_error_line(code, err, 1, "/no/such/folder")
+    code, _, err = run_cli(["bench", "--repeats", 0], cli_env(home))
+    assert_one_error_line(code, err, 2, "--repeats")
