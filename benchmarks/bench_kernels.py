@@ -20,6 +20,7 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gpt2numba.blocks import Block, LayerNorm, Linear, Params, gpt2  # noqa: E402
+from gpt2numba.timing import time_calls  # noqa: E402
 from kernels import (causal_self_attention, embedding, gelu, layernorm, linear,  # noqa: E402
                      linear_reference, residual)
 
@@ -28,13 +29,9 @@ rng = np.random.default_rng(0)
 
 
 def median_seconds(function, repeats=args.repeats):
-    function()
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        seconds.append(time.perf_counter() - start)
-    return float(np.median(seconds))
+    return time_calls(function, repeats).median
+
+
 
 
 def quiet():

@@ -38,7 +38,7 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gpt2numba import GPT2  # noqa: E402
-from gpt2numba.timing import W1_LENGTHS, W2_NEW_TOKENS, W2_PROMPT, fresh_start  # noqa: E402
+from gpt2numba.timing import W1_LENGTHS, W2_NEW_TOKENS, W2_PROMPT, fresh_start, time_calls  # noqa: E402
 
 torch.set_num_threads(args.threads)
 numba.set_num_threads(args.threads)
@@ -56,14 +56,6 @@ print(time.perf_counter() - start, flush=True)
 """
 
 
-def median_seconds(function, repeats):
-    function()
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        seconds.append(time.perf_counter() - start)
-    return float(np.median(seconds))
 
 
 def row(label, theirs, ours, unit="s"):
@@ -111,9 +103,9 @@ with tempfile.TemporaryDirectory(prefix="gpt2numba-vs-transformers-") as scratch
         for n in W1_LENGTHS:
             ids = [1000 + i for i in range(n)]
             tensor = torch.tensor([ids])
-            their = median_seconds(lambda: theirs(tensor, use_cache=False).logits[0, -1], args.repeats)
+            their = time_calls(lambda: theirs(tensor, use_cache=False).logits[0, -1], args.repeats).median
             time.sleep(0.3)
-            mine = median_seconds(lambda: ours.next_token_logits(ids), args.repeats)
+            mine = time_calls(lambda: ours.next_token_logits(ids), args.repeats).median
             row(f"W1 forward, {n} tokens", their, mine, "ms")
         prompt = torch.tensor([W2_PROMPT])
         start = time.perf_counter()
