@@ -56,8 +56,6 @@ print(time.perf_counter() - start, flush=True)
 """
 
 
-
-
 def row(label, theirs, ours, unit="s"):
     scale = 1e3 if unit == "ms" else 1
     print(f"{label:44}{theirs * scale:>12.2f} {unit}{ours * scale:>12.2f} {unit}{theirs / ours:>8.2f}x")
