@@ -70,15 +70,25 @@ def checkpoint_folder(scratch):
     return make_checkpoint(Path(scratch) / "gpt2-random", initializer_range=0.02, **SHAPES["gpt2"])
 
 
+# `gpt2numba run` as the console script runs it, then its own peak RSS (VmHWM) on the last line.
+RUN_AND_REPORT_RSS = """
+import sys
+from gpt2numba.cli import main
+from gpt2numba.timing import peak_rss_bytes
+try:
+    main(sys.argv[1:], prog_name="gpt2numba")
+finally:
+    print(peak_rss_bytes())
+"""
+
+
 def peak_rss_of_run(folder, cache_dir):
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    command = [sys.executable, "-m", "gpt2numba", "run", "--model", str(folder), "--prompt", "Hello",
-               "--max-new-tokens", str(W2_NEW_TOKENS), "--threads", str(args.threads), "--no-color"]
-    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"{' '.join(command)} failed")
-    return usage.ru_maxrss * 1024
+    args_ = ["run", "--model", str(folder), "--prompt", "Hello", "--max-new-tokens", str(W2_NEW_TOKENS),
+             "--threads", str(args.threads), "--no-color"]
+    done = subprocess.run([sys.executable, "-c", RUN_AND_REPORT_RSS, *args_], env=env,
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout.splitlines()[-1])
 
 
 with tempfile.TemporaryDirectory(prefix="gpt2numba-vs-transformers-") as scratch:

@@ -23,11 +23,12 @@ W2_NEW_TOKENS = 64
 # Runs in a fresh process: times import, load and the first forward (the W2 prompt, whose
 # argmax is the first generated token), then reports them with the peak RSS as one JSON line.
 _FRESH_PROCESS = """
-import json, resource, sys, time
+import json, sys, time
 start = time.perf_counter()
 import numba
 numba.set_num_threads(int(sys.argv[3]))
 from gpt2numba import GPT2
+from gpt2numba.timing import peak_rss_bytes
 imported = time.perf_counter()
 model = GPT2.from_pretrained(sys.argv[1], revision=sys.argv[2] or None)
 loaded = time.perf_counter()
@@ -35,9 +36,24 @@ model.next_token_logits(list(range(1000, 1016)))
 first = time.perf_counter()
 print(json.dumps({"import_s": imported - start, "load_s": loaded - imported,
                   "first_forward_s": first - loaded,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),
+                  "peak_rss_mib": peak_rss_bytes() / 2**20}),
       flush=True)
 """
+
+
+def peak_rss_bytes():
+    """Peak resident set of this process since it started (exec), in bytes.
+
+    From VmHWM in /proc/self/status on Linux. Not ru_maxrss: Linux carries it across exec, and
+    subprocess starts children with vfork, so a child would report its parent's peak.
+    Elsewhere, ru_maxrss (which has that caveat).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 @dataclass

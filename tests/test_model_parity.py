@@ -72,12 +72,13 @@ def test_last_row_head_equals_full_logits(tiny_model):
 
 
 OURS_IN_A_FRESH_PROCESS = """
-import resource, sys, numpy as np
+import sys, numpy as np
 from gpt2numba import GPT2
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+from gpt2numba.timing import peak_rss_bytes
+before = peak_rss_bytes()
 model = GPT2.from_pretrained(sys.argv[1])
 np.save(sys.argv[2], model.logits(list(range(1000, 1008))))
-print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(before, peak_rss_bytes())
 """
 
 
@@ -95,8 +96,8 @@ def test_every_gpt2_size_loads_and_matches(name, tmp_path, capsys):
     rss_before, rss_peak = map(int, run.stdout.split())
     size = (folder / "model.safetensors").stat().st_size
     with capsys.disabled():
-        print(f"\n{name}: file {size / 2**20:.0f} MiB; gpt2numba peak RSS {rss_peak / 2**10:.0f} MiB "
-              f"({rss_before / 2**10:.0f} MiB after imports), {rss_peak * 1024 / size:.2f}x the file")
+        print(f"\n{name}: file {size / 2**20:.0f} MiB; gpt2numba peak RSS {rss_peak / 2**20:.0f} MiB "
+              f"({rss_before / 2**20:.0f} MiB after imports), {rss_peak / size:.2f}x the file")
     theirs = reference_model(folder)
     with torch.no_grad():
         expected = theirs(torch.tensor([list(range(1000, 1008))])).logits[0].numpy()
