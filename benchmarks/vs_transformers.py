@@ -6,7 +6,8 @@ Without --model, a random-init 124M GPT-2 is written by transformers into a temp
 (speed does not depend on the weights' values). Prints each measurement for both and the ratio
 (transformers time / gpt2numba time: above 1 means gpt2numba is faster):
 - W1: one forward of n tokens, last-row logits, n in 16, 128, 512, 1024 (median of --repeats);
-- W2: greedy generation, prompt ids 1000..1015, 64 new tokens, no KV cache (use_cache=False);
+- W2: greedy generation, prompt ids 1000..1015, 64 new tokens, no KV cache (use_cache=False),
+  --rounds runs of each in alternation, medians compared;
 - a fresh process to the first token (gpt2numba with an empty and a populated JIT cache);
 - peak RSS of `gpt2numba run` (64 new tokens) against the size of the weights file.
 Run it on a quiet machine: with 2 cores, any other busy process distorts both sides.
@@ -24,6 +25,8 @@ parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.R
 parser.add_argument("--model", help="checkpoint folder or Hub name (default: a random 124M checkpoint)")
 parser.add_argument("--threads", type=int, default=2)
 parser.add_argument("--repeats", type=int, default=5)
+parser.add_argument("--rounds", type=int, default=3,
+                    help="W2 runs of each, alternating (the machine's speed drifts over a minute)")
 args = parser.parse_args()
 
 try:
@@ -115,18 +118,28 @@ with tempfile.TemporaryDirectory(prefix="gpt2numba-vs-transformers-") as scratch
             time.sleep(0.3)
             mine = time_calls(lambda: ours.next_token_logits(ids), args.repeats).median
             row(f"W1 forward, {n} tokens", their, mine, "ms")
-        prompt = torch.tensor([W2_PROMPT])
-        start = time.perf_counter()
-        out = theirs.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=W2_NEW_TOKENS,
-                              do_sample=False, use_cache=False, eos_token_id=None, pad_token_id=0)
-        their = time.perf_counter() - start
-    assert out.shape[1] == len(W2_PROMPT) + W2_NEW_TOKENS
-    time.sleep(0.3)
-    start = time.perf_counter()
-    new = ours.generate_ids(W2_PROMPT, W2_NEW_TOKENS, stop_at_eos=False)
-    mine = time.perf_counter() - start
-    row(f"W2 generate, 16 + {W2_NEW_TOKENS} tokens, greedy", their, mine)
-    print(f"{'   tokens/s':44}{W2_NEW_TOKENS / their:>14.1f}{len(new) / mine:>14.1f}")
+    prompt = torch.tensor([W2_PROMPT])
+
+    def their_w2():
+        with torch.no_grad():
+            out = theirs.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=W2_NEW_TOKENS,
+                                  do_sample=False, use_cache=False, eos_token_id=None, pad_token_id=0)
+        assert out.shape[1] == len(W2_PROMPT) + W2_NEW_TOKENS
+
+    def our_w2():
+        assert len(ours.generate_ids(W2_PROMPT, W2_NEW_TOKENS, stop_at_eos=False)) == W2_NEW_TOKENS
+
+    their_runs, our_runs = [], []
+    for _ in range(args.rounds):
+        for runs, work in ((their_runs, their_w2), (our_runs, our_w2)):
+            time.sleep(0.3)
+            start = time.perf_counter()
+            work()
+            runs.append(time.perf_counter() - start)
+    their, mine = float(np.median(their_runs)), float(np.median(our_runs))
+    row(f"W2 generate, 16 + {W2_NEW_TOKENS} tokens, greedy (median of {args.rounds})", their, mine)
+    print(f"{'   tokens/s':44}{W2_NEW_TOKENS / their:>14.1f}{W2_NEW_TOKENS / mine:>14.1f}")
+    print(f"{'   each run':44}{' '.join(f'{t:.1f}' for t in their_runs):>14}{' '.join(f'{t:.1f}' for t in our_runs):>14}")
     row("fresh process to first token, cached JIT", their_first, cached.to_first_token_s)
     row("fresh process to first token, empty JIT", their_first, cold.to_first_token_s)
     print(f"{'peak RSS of gpt2numba run / weights file':44}{'':>14}{rss / file_size:>13.2f}x"
