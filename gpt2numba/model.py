@@ -22,14 +22,20 @@ def params_from_tensors(tensors, config: GPT2Config) -> Params:
 
     Each projection is transposed into a new contiguous array and its memory-mapped original
     released as soon as it is copied, so the peak is one file plus the copies; wte stays
-    memory-mapped (the head reads it as it is).
+    memory-mapped (the head reads it as it is). Every parameter is read-only, like the mapped
+    ones: Numba compiles one version of a kernel per argument type, and a writable and a
+    read-only weight are two types (3 s more of first-run compile for `linear` alone).
     """
+    def read_only(array):
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        array.flags.writeable = False
+        return array
+
     def take(name):
-        return np.ascontiguousarray(tensors.pop(name), dtype=np.float32)
+        return read_only(tensors.pop(name))
 
     def linear(prefix):
-        w = tensors.pop(prefix + ".weight")
-        return Linear(np.ascontiguousarray(w.T), take(prefix + ".bias"))
+        return Linear(read_only(tensors.pop(prefix + ".weight").T), take(prefix + ".bias"))
 
     def norm(prefix):
         return LayerNorm(take(prefix + ".weight"), take(prefix + ".bias"))
@@ -40,8 +46,8 @@ def params_from_tensors(tensors, config: GPT2Config) -> Params:
         blocks.append(Block(ln_1=norm(h + "ln_1"), c_attn=linear(h + "attn.c_attn"),
                             attn_proj=linear(h + "attn.c_proj"), ln_2=norm(h + "ln_2"),
                             c_fc=linear(h + "mlp.c_fc"), mlp_proj=linear(h + "mlp.c_proj")))
-    return Params(wte=tensors.pop("wte.weight"), wpe=take("wpe.weight"), blocks=blocks,
-                  ln_f=norm("ln_f"), head_bias=np.zeros(config.vocab_size, dtype=np.float32))
+    return Params(wte=take("wte.weight"), wpe=take("wpe.weight"), blocks=blocks, ln_f=norm("ln_f"),
+                  head_bias=read_only(np.zeros(config.vocab_size, dtype=np.float32)))
 
 
 class GPT2:
