@@ -15,9 +15,9 @@ from pathlib import Path
 
 import click
 
-# What a cold compile of the forward's kernels took on a 2-core x86-64 machine (17-20 s);
+# What a cold compile of the forward's kernels took on a 2-core x86-64 machine (12-15 s);
 # only used to tell the user roughly how long the first run will pause.
-COMPILE_ESTIMATE_SECONDS = 20
+COMPILE_ESTIMATE_SECONDS = 15
 SIGPIPE_EXIT = 141   # 128 + SIGPIPE: what a shell reports for a Unix tool cut off by `| head`
 SIGINT_EXIT = 130    # 128 + SIGINT
 
