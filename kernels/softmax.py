@@ -1,9 +1,10 @@
 """softmax: p[j] = exp(x[j] - max(x)) / sum_k exp(x[k] - max(x)), row by row.
 
 Subtracting the row's maximum first keeps every exponent <= 0, so nothing overflows whatever
-the logits' magnitude; -inf entries (masked positions) get probability 0.
-The sum of the exponentials is accumulated in float64: over GPT-2's 50257 logits a float32
-sum drifts by about 1e-5 relative. `softmax_inplace` is the serial form the attention kernel applies to each row of scores.
+the logits' magnitude; -inf entries (masked positions) get probability 0. The sum of the
+exponentials is accumulated in float64: over GPT-2's 50257 logits a float32 sum drifts by
+about 1e-5 relative. `softmax_inplace` is the serial form the attention kernel applies to
+each row of scores.
 """
 
 import numpy as np
