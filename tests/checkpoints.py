@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import VOCAB_DIR
+from tests.paths import VOCAB_DIR
 
 TINY = dict(n_layer=2, n_head=4, n_embd=64, n_positions=128)
 SHAPES = {

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import VOCAB_DIR
+
 # A fresh Numba cache for every test session (subprocesses inherit it): a cached kernel that
 # inlined an older version of a helper from another file would otherwise go unnoticed.
 os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="gpt2numba-test-numba-cache-")
 os.environ.setdefault("NUMBA_NUM_THREADS", "2")
-
-VOCAB_DIR = Path(__file__).resolve().parents[2] / "shared" / "gpt2-vocab"
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import sysconfig
 import unicodedata
 from pathlib import Path
 
-from tests.conftest import VOCAB_DIR
+from tests.paths import VOCAB_DIR
 
 EOT = "<|endoftext|>"
 # tiktoken's r50k/gpt2 pattern (tiktoken_ext/openai_public.py), equivalent to GPT-2's original.

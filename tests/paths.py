@@ -1,0 +1,6 @@
+"""Where the tests find things outside the repository (importable without pytest's conftest)."""
+
+from pathlib import Path
+
+# The real GPT-2 vocab.json and merges.txt: ../shared/gpt2-vocab beside the clone.
+VOCAB_DIR = Path(__file__).resolve().parents[2] / "shared" / "gpt2-vocab"
