@@ -13,7 +13,6 @@ import numpy as np
 
 from tests.paths import VOCAB_DIR
 
-TINY = dict(n_layer=2, n_head=4, n_embd=64, n_positions=128)
 SHAPES = {
     "gpt2": dict(n_layer=12, n_head=12, n_embd=768, n_positions=1024),
     "gpt2-medium": dict(n_layer=24, n_head=16, n_embd=1024, n_positions=1024),

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.hub_server import hub  # noqa: F401  (the local Hub fixture, for every test module)
 from tests.paths import VOCAB_DIR
 
 # A fresh Numba cache for every test session (subprocesses inherit it): a cached kernel that
@@ -31,6 +32,12 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     from tests.checkpoints import make_checkpoint
 
     return make_checkpoint(tmp_path_factory.mktemp("tiny-gpt2"))
+
+
+@pytest.fixture(scope="session")
+def home(tmp_path_factory) -> Path:
+    """An empty HF_HOME for CLI runs on local folders (offline: nothing is downloaded into it)."""
+    return tmp_path_factory.mktemp("cli-hf-home")
 
 
 @pytest.fixture(scope="session")

@@ -22,10 +22,8 @@ import pytest
 
 from gpt2numba import GPT2
 from gpt2numba.timing import compile_intervals, kernels_are_cached
-from tests.checkpoints import make_checkpoint
-from tests.hub_server import hub  # noqa: F401
 
-N_POSITIONS = 128
+N_POSITIONS = 128   # of conftest's tiny_checkpoint
 SUMMARY = re.compile(r"gpt2numba: (?P<n>\d+) tokens? in \d+\.\d\d s( \(\d+\.\d tokens/s\))?, "
                      r"(first token \d+\.\d\d s, )?load \d+\.\d s, "
                      r"(?P<compile>compile \d+\.\d s|kernels cached), stopped: (?P<reason>.+)")
@@ -84,29 +82,18 @@ def prompt_of_tokens(tokenizer, n):
 # -- fixtures -------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return make_checkpoint(tmp_path_factory.mktemp("cli-checkpoint"), n_layer=2, n_head=4,
-                           n_embd=64, n_positions=N_POSITIONS)
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    return tmp_path_factory.mktemp("cli-hf-home")
-
-
-@pytest.fixture(scope="module")
-def first_run(checkpoint, home):
+def first_run(tiny_checkpoint, home):
     """The module's first CLI run (it compiles the kernels if the session's cache is cold)."""
     cached_before = kernels_are_cached()
-    result = run_cli(["run", "--model", checkpoint, "--prompt", "Hello", "--max-new-tokens", 8],
+    result = run_cli(["run", "--model", tiny_checkpoint, "--prompt", "Hello", "--max-new-tokens", 8],
                      cli_env(home))
     return cached_before, result
 
 
 @pytest.fixture(scope="module")
-def model(checkpoint, first_run):
+def model(tiny_checkpoint, first_run):
     """The same checkpoint in this process (after first_run, so it loads the cached kernels)."""
-    return GPT2.from_pretrained(checkpoint)
+    return GPT2.from_pretrained(tiny_checkpoint)
 
 
 # -- generating -----------------------------------------------------------------------------------
@@ -134,17 +121,17 @@ def test_kernel_cache_detection_follows_numba_cache_dir(first_run, home, tmp_pat
     assert done.stdout.strip() == "False", done.stderr
 
 
-def test_sampling_is_seeded_and_reads_stdin_and_prompt_files(checkpoint, model, home, tmp_path):
+def test_sampling_is_seeded_and_reads_stdin_and_prompt_files(tiny_checkpoint, model, home, tmp_path):
     options = ["--max-new-tokens", 8, "--temperature", 1, "--top-k", 100, "--top-p", 0.9,
                "--repetition-penalty", 1.2, "--seed", 3, "--threads", 1]
     prompt_file = tmp_path / "prompt.txt"
     prompt_file.write_text("Hello\n", encoding="utf-8")  # the trailing newline is dropped
     script = shutil.which("gpt2numba") or Path(sys.executable).parent / "gpt2numba"
     with ThreadPoolExecutor(2) as pool:
-        from_stdin = pool.submit(run_cli, ["run", "--model", checkpoint, "--prompt", "-",
+        from_stdin = pool.submit(run_cli, ["run", "--model", tiny_checkpoint, "--prompt", "-",
                                            *options], cli_env(home), stdin=b"Hello\n",
                                  command=[str(script)])
-        from_file = pool.submit(run_cli, ["run", "--model", checkpoint, "--prompt-file",
+        from_file = pool.submit(run_cli, ["run", "--model", tiny_checkpoint, "--prompt-file",
                                           prompt_file, *options], cli_env(home))
     expected = "Hello" + model.generate("Hello", 8, temperature=1.0, top_k=100, top_p=0.9,
                                         repetition_penalty=1.2, seed=3) + "\n"
@@ -154,19 +141,19 @@ def test_sampling_is_seeded_and_reads_stdin_and_prompt_files(checkpoint, model, 
         assert summary(err)["n"] == "8"
 
 
-def test_stop_strings_end_the_text_and_are_not_printed(checkpoint, model, home):
+def test_stop_strings_end_the_text_and_are_not_printed(tiny_checkpoint, model, home):
     full = model.generate("Hello", 8)
     stop = full[len(full) // 2:len(full) // 2 + 3]
-    code, out, err = run_cli(["run", "--model", checkpoint, "--prompt", "Hello", "--max-new-tokens",
+    code, out, err = run_cli(["run", "--model", tiny_checkpoint, "--prompt", "Hello", "--max-new-tokens",
                               8, "--stop", "never written", "--stop", stop], cli_env(home))
     assert code == 0, err
     assert out == "Hello" + full[:full.index(stop)] + "\n"
     assert summary(err)["reason"] == "a stop string was written"
 
 
-def test_context_limit_stops_with_a_notice_and_slide_keeps_going(checkpoint, model, home):
+def test_context_limit_stops_with_a_notice_and_slide_keeps_going(tiny_checkpoint, model, home):
     prompt = prompt_of_tokens(model.tokenizer, 120)
-    args = ["run", "--model", checkpoint, "--prompt", prompt, "--max-new-tokens", 20]
+    args = ["run", "--model", tiny_checkpoint, "--prompt", prompt, "--max-new-tokens", 20]
     with ThreadPoolExecutor(2) as pool:
         stopped = pool.submit(run_cli, args, cli_env(home))
         slid = pool.submit(run_cli, [*args, "--slide"], cli_env(home))
@@ -185,9 +172,9 @@ def test_context_limit_stops_with_a_notice_and_slide_keeps_going(checkpoint, mod
     assert out == prompt + model.generate(prompt, 20, slide=True) + "\n"
 
 
-def test_colour_on_a_terminal_only(checkpoint, home, first_run):
+def test_colour_on_a_terminal_only(tiny_checkpoint, home, first_run):
     """On a terminal the continuation is cyan; NO_COLOR turns that off."""
-    args = ["run", "--model", checkpoint, "--prompt", "Hello", "--max-new-tokens", 3]
+    args = ["run", "--model", tiny_checkpoint, "--prompt", "Hello", "--max-new-tokens", 3]
     coloured = run_on_terminal(args, cli_env(home))
     plain = run_on_terminal(args, cli_env(home, NO_COLOR=1))
     assert coloured.startswith("Hello\x1b[36m"), coloured
@@ -217,8 +204,8 @@ def run_on_terminal(args, env):
     return b"".join(chunks).decode("utf-8")
 
 
-def test_ctrl_c_exits_130_and_a_closed_pipe_exits_quietly(checkpoint, home, first_run):
-    args = [sys.executable, "-m", "gpt2numba", "run", "--model", str(checkpoint), "--prompt",
+def test_ctrl_c_exits_130_and_a_closed_pipe_exits_quietly(tiny_checkpoint, home, first_run):
+    args = [sys.executable, "-m", "gpt2numba", "run", "--model", str(tiny_checkpoint), "--prompt",
             "Hello", "--max-new-tokens", 5000, "--slide"]
     args = list(map(str, args))
     interrupted = subprocess.Popen(args, env=cli_env(home), stdin=subprocess.DEVNULL,
@@ -248,9 +235,9 @@ def test_ctrl_c_exits_130_and_a_closed_pipe_exits_quietly(checkpoint, home, firs
 
 # -- errors ---------------------------------------------------------------------------------------
 
-def test_a_prompt_longer_than_the_context_is_one_error_line(checkpoint, model, home):
+def test_a_prompt_longer_than_the_context_is_one_error_line(tiny_checkpoint, model, home):
     prompt = prompt_of_tokens(model.tokenizer, 130)
-    code, out, err = run_cli(["run", "--model", checkpoint, "--prompt", prompt], cli_env(home))
+    code, out, err = run_cli(["run", "--model", tiny_checkpoint, "--prompt", prompt], cli_env(home))
     assert_one_error_line(code, err, 1, "130 tokens", "128", "--slide")
     assert out == ""
 
@@ -276,7 +263,7 @@ BAD_USAGE = {  # name: (arguments after `run --model FOLDER`, words of the error
 
 
 @pytest.fixture(scope="module")
-def bad_usage_results(checkpoint, home, tmp_path_factory):
+def bad_usage_results(tiny_checkpoint, home, tmp_path_factory):
     """Every BAD_USAGE run, two at a time."""
     folder = tmp_path_factory.mktemp("prompts")
     (folder / "ok.txt").write_text("Hello", encoding="utf-8")
@@ -286,7 +273,7 @@ def bad_usage_results(checkpoint, home, tmp_path_factory):
 
     def one(name):
         args = [str(a).format(**paths) for a in BAD_USAGE[name][0]]
-        return run_cli(["run", "--model", checkpoint, *args], cli_env(home))
+        return run_cli(["run", "--model", tiny_checkpoint, *args], cli_env(home))
 
     with ThreadPoolExecutor(2) as pool:
         return dict(zip(BAD_USAGE, pool.map(one, BAD_USAGE)))
@@ -317,8 +304,8 @@ def test_help_explains_every_option_with_defaults(home):
 
 # -- the Hub --------------------------------------------------------------------------------------
 
-def test_default_model_downloads_from_the_hub_then_runs_offline(hub, checkpoint, model):
-    hub.add_repo("openai-community/gpt2", checkpoint)
+def test_default_model_downloads_from_the_hub_then_runs_offline(hub, tiny_checkpoint, model):
+    hub.add_repo("openai-community/gpt2", tiny_checkpoint)
     args = ["run", "--prompt", "Hi", "--max-new-tokens", 4]
     code, online_out, err = run_cli(args, hub.env())
     assert code == 0, err
@@ -334,8 +321,8 @@ def test_default_model_downloads_from_the_hub_then_runs_offline(hub, checkpoint,
     assert hub.requests == []
 
 
-def test_hub_failures_are_one_error_line_and_exit_1(hub, checkpoint):
-    hub.add_repo("someone/tiny-gpt2", checkpoint)
+def test_hub_failures_are_one_error_line_and_exit_1(hub, tiny_checkpoint):
+    hub.add_repo("someone/tiny-gpt2", tiny_checkpoint)
     cases = {
         "unknown repo": (["--model", "someone/no-such-model"], hub.env(), ["does not exist"]),
         "unknown revision": (["--model", "someone/tiny-gpt2", "--revision", "v9"], hub.env(),

@@ -3,13 +3,11 @@
 import json
 from pathlib import Path
 
-from gpt2numba import GPT2
-from tests.hub_server import hub  # noqa: F401
-from tests.test_cli import assert_one_error_line, checkpoint, cli_env, home, run_cli  # noqa: F401
+from tests.test_cli import assert_one_error_line, cli_env, run_cli
 
 
-def test_download_then_run_offline(hub, checkpoint):
-    hub.add_repo("someone/tiny-gpt2", checkpoint)
+def test_download_then_run_offline(hub, tiny_checkpoint, tiny_model):
+    hub.add_repo("someone/tiny-gpt2", tiny_checkpoint)
     code, out, err = run_cli(["download", "someone/tiny-gpt2"], hub.env())
     assert code == 0, err
     folder = out.strip()
@@ -20,7 +18,7 @@ def test_download_then_run_offline(hub, checkpoint):
     code, out, err = run_cli(["run", "--model", "someone/tiny-gpt2", "--prompt", "Hi",
                               "--max-new-tokens", 3], hub.env(offline=True))
     assert code == 0, err
-    assert out == "Hi" + GPT2.from_pretrained(checkpoint).generate("Hi", 3) + "\n"
+    assert out == "Hi" + tiny_model.generate("Hi", 3) + "\n"
     assert hub.requests == []
 
 
@@ -29,8 +27,8 @@ def test_download_of_an_unknown_repo_is_one_error_line(hub):
     assert_one_error_line(code, err, 1, "someone/no-such-model")
 
 
-def test_bench_reports_cold_cached_and_warm_as_json(checkpoint, home):
-    code, out, err = run_cli(["bench", "--model", checkpoint, "--repeats", 2, "--threads", 1, "--json"],
+def test_bench_reports_cold_cached_and_warm_as_json(tiny_checkpoint, home):
+    code, out, err = run_cli(["bench", "--model", tiny_checkpoint, "--repeats", 2, "--threads", 1, "--json"],
                              cli_env(home), timeout=600)
     assert code == 0, err
     report = json.loads(out)

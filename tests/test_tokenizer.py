@@ -11,7 +11,6 @@ import pytest
 
 from gpt2numba import tokenizer as tokmod
 from gpt2numba.tokenizer import Tokenizer, bytes_to_unicode
-from tests.hub_server import hub  # noqa: F401  (the fixture)
 from tests.tokenizer_corpus import CJK, EMOJI, EOT, corpus, gpt2_tokenizer, oracle
 
 B2U = bytes_to_unicode()

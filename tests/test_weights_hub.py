@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.checkpoints import make_checkpoint
-from tests.hub_server import FakeHub, hub  # noqa: F401  (the fixture)
+from tests.hub_server import FakeHub
 from weights import CHECKPOINT_FILES, TOKENIZER_FILES, load_tensors, read_config
 
 # Runs in the child: resolve (and optionally load) each case, print one JSON result per case.
