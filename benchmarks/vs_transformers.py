@@ -97,8 +97,8 @@ def peak_rss_of_run(folder, cache_dir):
 with tempfile.TemporaryDirectory(prefix="gpt2numba-vs-transformers-") as scratch:
     folder = checkpoint_folder(scratch)
     cache_dir = str(Path(scratch) / "numba-cache")
-    cold = fresh_start(folder, None, args.threads, cache_dir)
-    cached = fresh_start(folder, None, args.threads, cache_dir)
+    cold = fresh_start(folder, args.threads, cache_dir)
+    cached = fresh_start(folder, args.threads, cache_dir)
     their_first = float(subprocess.run([sys.executable, "-c", THEIR_FRESH_PROCESS, str(folder), str(args.threads)],
                                        capture_output=True, text=True, check=True).stdout)
     rss = peak_rss_of_run(folder, cache_dir)

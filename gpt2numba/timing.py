@@ -26,11 +26,11 @@ _FRESH_PROCESS = """
 import json, sys, time
 start = time.perf_counter()
 import numba
-numba.set_num_threads(int(sys.argv[3]))
+numba.set_num_threads(int(sys.argv[2]))
 from gpt2numba import GPT2
 from gpt2numba.timing import peak_rss_bytes
 imported = time.perf_counter()
-model = GPT2.from_pretrained(sys.argv[1], revision=sys.argv[2] or None)
+model = GPT2.from_pretrained(sys.argv[1])
 loaded = time.perf_counter()
 model.next_token_logits(list(range(1000, 1016)))
 first = time.perf_counter()
@@ -103,11 +103,12 @@ def forward_flops(config, n):
     return projections + attention + 2 * d * config.vocab_size
 
 
-def fresh_start(model, revision, threads, cache_dir) -> FreshStart:
-    """Start a new Python process with NUMBA_CACHE_DIR=cache_dir and time it to the first token."""
+def fresh_start(folder, threads, cache_dir) -> FreshStart:
+    """Start a new Python process with NUMBA_CACHE_DIR=cache_dir and time it to the first token
+    of the checkpoint in `folder` (resolved beforehand: a fresh process never downloads)."""
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
     start = time.perf_counter()
-    with subprocess.Popen([sys.executable, "-c", _FRESH_PROCESS, str(model), revision or "", str(threads)],
+    with subprocess.Popen([sys.executable, "-c", _FRESH_PROCESS, str(folder), str(threads)],
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
         line = child.stdout.readline()
         to_first_token = time.perf_counter() - start
@@ -140,9 +141,9 @@ def run_benchmark(model_name, revision=None, threads=None, repeats=5, lengths=W1
     folder = resolve(model_name, revision=revision)   # download once, fail early and clearly
     with tempfile.TemporaryDirectory(prefix="gpt2numba-bench-cache-") as cache_dir:
         progress("fresh process, empty JIT cache (compiles every kernel)...")
-        cold = fresh_start(folder, None, threads, cache_dir)
+        cold = fresh_start(folder, threads, cache_dir)
         progress("fresh process, populated JIT cache...")
-        cached = fresh_start(folder, None, threads, cache_dir)
+        cached = fresh_start(folder, threads, cache_dir)
     model = GPT2.from_pretrained(folder)
     report = Report(model=str(model_name), threads=threads, threading_layer="",
                     versions={"numba": numba.__version__, "numpy": np.__version__,
@@ -189,9 +190,8 @@ def kernels_are_cached(names=None) -> bool:
     """True when Numba's disk cache holds a current entry for each kernel the forward calls.
 
     `names` defaults to the kernels of `kernels.__all__` that the forward (gpt2numba.blocks)
-    calls: `linear_reference`, which the model never calls, is left out (or the answer would
-    always be no), and so is `softmax`, which only sampling calls and which compiles in under
-    a second. A kernel counts as cached when the index file Numba would read
+    calls: `linear_reference` and `softmax` are left out (the model calls neither; attention
+    uses softmax's serial form, compiled into it), or the answer would always be no. A kernel counts as cached when the index file Numba would read
     (`dispatcher._cache._cache_file._index_path`, under NUMBA_CACHE_DIR when it is set, else
     `__pycache__` beside the source) exists, was written by this Numba version for the current
     source file (Numba's own freshness test: the file's mtime and size) and lists at least one
