@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from gpt2numba.blocks import Block, LayerNorm, Linear, Params, gpt2  # noqa: E402
 from gpt2numba.timing import time_calls  # noqa: E402
-from kernels import (causal_self_attention, embedding, gelu, layernorm, linear,  # noqa: E402
+from gpt2numba.kernels import (causal_self_attention, embedding, gelu, layernorm, linear,  # noqa: E402
                      linear_reference, residual)
 
 numba.set_num_threads(args.threads)

@@ -66,7 +66,7 @@ def row(label, theirs, ours, unit="s"):
 
 def checkpoint_folder(scratch):
     if args.model:
-        from weights import resolve
+        from gpt2numba.weights import resolve
         return Path(resolve(args.model))
     from tests.checkpoints import SHAPES, make_checkpoint
     print("writing a random-init 124M checkpoint with transformers...", flush=True)

@@ -6,8 +6,11 @@
 """
 
 from gpt2numba.config import GPT2Config
+from gpt2numba.generate import ContextFullWarning
 from gpt2numba.model import GPT2
 from gpt2numba.sampling import SamplingSettings
 from gpt2numba.tokenizer import Tokenizer
+from gpt2numba.weights import WeightsError
 
-__all__ = ["GPT2", "GPT2Config", "SamplingSettings", "Tokenizer"]
+__all__ = ["GPT2", "GPT2Config", "ContextFullWarning", "SamplingSettings", "Tokenizer",
+           "WeightsError"]

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kernels import causal_self_attention, embedding, gelu, layernorm, linear, residual
+from gpt2numba.kernels import causal_self_attention, embedding, gelu, layernorm, linear, residual
 
 
 class Linear(NamedTuple):

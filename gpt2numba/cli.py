@@ -133,7 +133,7 @@ def run(prompt, prompt_file, model, revision, max_new_tokens, temperature, top_k
     from gpt2numba.model import GPT2
     from gpt2numba.sampling import SamplingSettings
     from gpt2numba.timing import compile_intervals, kernels_are_cached
-    from weights import WeightsError
+    from gpt2numba.weights import WeightsError
 
     text = _read_prompt(prompt, prompt_file)
     try:
@@ -207,7 +207,7 @@ def bench(model, revision, threads, repeats, as_json):
         gpt2numba bench --model gpt2 --threads 2
     """
     from gpt2numba.timing import format_report, run_benchmark
-    from weights import WeightsError
+    from gpt2numba.weights import WeightsError
 
     _set_threads(threads)
     try:
@@ -230,7 +230,7 @@ def download(name, revision):
     \b
         gpt2numba download gpt2-medium
     """
-    from weights import WeightsError, resolve
+    from gpt2numba.weights import WeightsError, resolve
 
     try:
         click.echo(resolve(name, revision=revision))

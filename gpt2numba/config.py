@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from weights import read_config
+from gpt2numba.weights import read_config
 
 
 @dataclass(frozen=True)

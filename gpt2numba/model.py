@@ -10,7 +10,7 @@ from gpt2numba.config import GPT2Config
 from gpt2numba.generate import Generation, stream_text
 from gpt2numba.sampling import SamplingSettings
 from gpt2numba.tokenizer import Tokenizer
-from weights import load_tensors, resolve
+from gpt2numba.weights import load_tensors, resolve
 
 # Numba's parallel kernels may not be entered by two Python threads at once (the workqueue
 # threading layer aborts; the others oversubscribe): one forward at a time per process.

@@ -134,7 +134,7 @@ def run_benchmark(model_name, revision=None, threads=None, repeats=5, lengths=W1
                   progress=lambda message: None) -> Report:
     """Measure everything `gpt2numba bench` reports; `progress` is called with a line per stage."""
     from gpt2numba import GPT2
-    from weights import resolve
+    from gpt2numba.weights import resolve
 
     threads = threads or numba.get_num_threads()
     numba.set_num_threads(threads)
@@ -198,7 +198,7 @@ def kernels_are_cached(names=None) -> bool:
     compiled signature. A heuristic: it does not check the signatures themselves, nor the CPU
     the entries were compiled for.
     """
-    import kernels
+    from gpt2numba import kernels
     from gpt2numba import blocks
 
     if names is None:

@@ -613,7 +613,7 @@ class Tokenizer:
         Files are found by :func:`weights.resolve` (Hub cache, ``HF_HOME``, offline mode and
         ``revision`` honoured); its ``weights.WeightsError`` propagates.
         """
-        from weights import TOKENIZER_FILES, resolve
+        from gpt2numba.weights import TOKENIZER_FILES, resolve
 
         folder = Path(resolve(name_or_path, revision=revision, files=TOKENIZER_FILES))
         return cls.from_files(folder / "vocab.json", folder / "merges.txt")

@@ -17,9 +17,9 @@ over the positions each row can see.
 import numpy as np
 from numba import prange
 
-from kernels._jit import kernel
-from kernels.matmul import matmul_block
-from kernels.softmax import softmax_inplace
+from ._jit import kernel
+from .matmul import matmul_block
+from .softmax import softmax_inplace
 
 ZERO = np.float32(0.0)
 ONE = np.float32(1.0)

@@ -16,7 +16,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from kernels._jit import ordered_helper
+from ._jit import ordered_helper
 
 LOG2E = np.float32(1.4426950408889634)
 LN2_HI = np.float32(0.693145751953125)       # ln 2 split in two, so k * LN2_HI is exact

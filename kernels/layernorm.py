@@ -11,7 +11,7 @@ a forward.
 import numpy as np
 from numba import prange
 
-from kernels._jit import kernel
+from ._jit import kernel
 
 
 @kernel

@@ -17,8 +17,8 @@ Two versions side by side:
 import numpy as np
 from numba import prange
 
-from kernels._jit import kernel
-from kernels.matmul import dot, matmul_block
+from ._jit import kernel
+from .matmul import dot, matmul_block
 
 PANEL = 96
 

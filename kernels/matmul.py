@@ -13,7 +13,7 @@ split the work and call them from inside their `prange` loops.
 
 import numpy as np
 
-from kernels._jit import helper
+from ._jit import helper
 
 ZERO = np.float32(0.0)
 

@@ -3,7 +3,7 @@
 import numpy as np
 from numba import prange
 
-from kernels._jit import kernel
+from ._jit import kernel
 
 
 @kernel

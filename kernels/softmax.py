@@ -10,8 +10,8 @@ each row of scores.
 import numpy as np
 from numba import prange
 
-from kernels._jit import helper, kernel
-from kernels.exp import exp32
+from ._jit import helper, kernel
+from .exp import exp32
 
 
 @helper

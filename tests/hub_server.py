@@ -158,7 +158,7 @@ class FakeHub:
         """A copy of os.environ for a subprocess talking to this Hub with this test's cache.
 
         Sets HF_ENDPOINT and HF_HOME, sets HF_HUB_OFFLINE=1 if ``offline``, HF_TOKEN if
-        ``token``, puts the repo root first on PYTHONPATH (so ``import weights`` works from any
+        ``token``, puts the repo root first on PYTHONPATH (so ``import tests`` works from any
         cwd), and clears variables that would redirect the cache or change the mode
         (HF_HUB_CACHE, HF_TOKEN, ...). ``extra`` variables are added last.
         """
@@ -371,7 +371,7 @@ def hub(tmp_path, monkeypatch):
         hub.add_repo("owner/name", {"main": folder_a, "v1": folder_b, "tag": "v1"})
         hub.add_repo("owner/private", folder, token="hf_x")     # private; gated=True: gated
         hub.commit("owner/name", "v1")                          # -> 40-hex sha
-        result = hub.run("import sys, weights; print(weights.resolve(sys.argv[1]))",
+        result = hub.run("import sys; from gpt2numba import weights; print(weights.resolve(sys.argv[1]))",
                          "owner/name", offline=False, token=None)  # -> CompletedProcess
         proc = hub.popen(code, *args, offline=True)             # same, in the background
         subprocess.run(["gpt2numba", ...], env=hub.env(offline=True))  # any other command

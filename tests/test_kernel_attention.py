@@ -8,7 +8,7 @@ weights are float32 softmax values, each within a few ulps).
 import numpy as np
 import pytest
 
-from kernels import causal_self_attention
+from gpt2numba.kernels import causal_self_attention
 from tests import reference
 
 

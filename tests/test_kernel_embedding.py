@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kernels import embedding, residual
+from gpt2numba.kernels import embedding, residual
 
 
 @pytest.mark.parametrize("n", [1, 7, 1024])

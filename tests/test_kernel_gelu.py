@@ -9,7 +9,7 @@ cancels when tanh(u) is near -1, leaving it about 1e-16 |x| of resolution.
 import numpy as np
 import pytest
 
-from kernels import gelu
+from gpt2numba.kernels import gelu
 from tests import reference
 
 

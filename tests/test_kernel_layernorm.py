@@ -7,7 +7,7 @@ the variance and the scaling, a few ulps each.
 import numpy as np
 import pytest
 
-from kernels import layernorm
+from gpt2numba.kernels import layernorm
 from tests import reference
 
 

@@ -8,7 +8,7 @@ the summation order), plus the float32 rounding of the bias.
 import numpy as np
 import pytest
 
-from kernels import linear, linear_reference
+from gpt2numba.kernels import linear, linear_reference
 
 SHAPES = [  # (n, in, out): GPT-2's projections and head, then awkward sizes
     (1, 768, 2304), (7, 768, 768), (128, 768, 3072), (1024, 768, 2304), (1024, 3072, 768),

@@ -7,9 +7,9 @@ a float32 sum of up to 50257 terms).
 import numpy as np
 import pytest
 
-from kernels import softmax
-from kernels.exp import exp32
-from kernels._jit import helper
+from gpt2numba.kernels import softmax
+from gpt2numba.kernels.exp import exp32
+from gpt2numba.kernels._jit import helper
 from tests import reference
 
 

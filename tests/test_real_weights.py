@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import try_to_load_from_cache
 
-from weights import CHECKPOINT_FILES
+from gpt2numba.weights import CHECKPOINT_FILES
 
 PROMPT = "Alan Turing theorized that computers would one day become"
 PUBLISHED = (" the most powerful machines on the planet.\n\nThe computer is a machine that can perform "

@@ -180,7 +180,7 @@ def test_from_pretrained_local_folder(tmp_path, vocab_dir, tok):
 
 
 def test_from_pretrained_errors_come_from_weights(tmp_path, vocab_dir):
-    from weights import WeightsError
+    from gpt2numba.weights import WeightsError
 
     shutil.copy(vocab_dir / "vocab.json", tmp_path / "vocab.json")
     with pytest.raises(WeightsError, match="merges.txt"):

@@ -8,7 +8,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from tests.checkpoints import make_checkpoint
-from weights import WeightsError, load_tensors, read_config
+from gpt2numba.weights import WeightsError, load_tensors, read_config
 
 
 @pytest.fixture(scope="session")

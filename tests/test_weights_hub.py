@@ -16,12 +16,12 @@ import pytest
 
 from tests.checkpoints import make_checkpoint
 from tests.hub_server import FakeHub
-from weights import CHECKPOINT_FILES, TOKENIZER_FILES, load_tensors, read_config
+from gpt2numba.weights import CHECKPOINT_FILES, TOKENIZER_FILES, load_tensors, read_config
 
 # Runs in the child: resolve (and optionally load) each case, print one JSON result per case.
 DRIVER = textwrap.dedent("""
     import json, sys
-    import weights
+    from gpt2numba import weights
     results = []
     for name, revision, files, load in json.loads(sys.argv[1]):
         try:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from tests.checkpoints import make_checkpoint
-from weights import (CHECKPOINT_FILES, TOKENIZER_FILES, WeightsError, load_tensors, read_config,
+from gpt2numba.weights import (CHECKPOINT_FILES, TOKENIZER_FILES, WeightsError, load_tensors, read_config,
                      resolve)
-from weights.checkpoint import expected_shapes
+from gpt2numba.weights.checkpoint import expected_shapes
 
 
 @pytest.fixture(scope="session")

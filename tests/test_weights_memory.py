@@ -23,7 +23,7 @@ BOUND = 1.3  # "at most 1.3x the file size"
 PRELUDE = textwrap.dedent("""
     import gc, json, os, sys
     import numpy as np
-    import weights
+    from gpt2numba import weights
 
     def rss_kib():  # current resident set, KiB
         with open("/proc/self/statm") as f:

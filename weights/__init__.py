@@ -1,6 +1,6 @@
 """Checkpoints for gpt2numba: find a GPT-2 on the Hub or on disk, read its config, map its weights.
 
-    from weights import WeightsError, resolve, read_config, load_tensors, CHECKPOINT_FILES
+    from gpt2numba.weights import WeightsError, resolve, read_config, load_tensors, CHECKPOINT_FILES
     folder = resolve("gpt2")            # or "owner/name", or a local folder; revision="..."
     config = read_config(folder)        # n_layer, n_head, n_embd, n_positions, vocab_size, eps
     tensors = load_tensors(folder, config)  # canonical name -> float32 ndarray, memory-mapped
@@ -9,10 +9,10 @@ Every failure is a WeightsError with one sentence saying what is wrong and what 
 package knows nothing of kernels or of the model's math.
 """
 
-from weights.checkpoint import expected_shapes, load_tensors, read_header
-from weights.config import read_config
-from weights.errors import WeightsError
-from weights.hub import CHECKPOINT_FILES, SHORT_NAMES, TOKENIZER_FILES, resolve
+from .checkpoint import expected_shapes, load_tensors, read_header
+from .config import read_config
+from .errors import WeightsError
+from .hub import CHECKPOINT_FILES, SHORT_NAMES, TOKENIZER_FILES, resolve
 
 __all__ = ["WeightsError", "resolve", "read_config", "load_tensors", "CHECKPOINT_FILES",
            "TOKENIZER_FILES", "SHORT_NAMES", "expected_shapes", "read_header"]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from weights.errors import WeightsError
+from .errors import WeightsError
 
 CHECKPOINT_NAME = "model.safetensors"
 # Bytes per element of every dtype the safetensors format defines (to check data_offsets).

@@ -4,7 +4,7 @@ import json
 import math
 from pathlib import Path
 
-from weights.errors import WeightsError
+from .errors import WeightsError
 
 # transformers' GPT2Config defaults, used when a key is absent from config.json.
 DEFAULTS = {

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from weights.errors import WeightsError
+from .errors import WeightsError
 
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
