@@ -1,31 +1,119 @@
-"""The one place that decides how kernels are compiled.
+"""The one place that decides how kernels are compiled, and where their machine code is kept.
 
 Every kernel is float32 in, float32 out, over C-contiguous arrays. The policy:
 - `parallel=True` on the public kernels: their outer loop is a `prange`;
-- `cache=True`: a second process loads the machine code from disk instead of compiling again;
 - fastmath with an explicit flag set that leaves out `nnan` and `ninf`, so that -inf and NaN
   keep their IEEE meaning (the causal mask and max-subtracted softmax rely on it) while
   reductions may still be reassociated and vectorised;
 - `error_model="numpy"`: division by zero gives inf instead of raising, so division does not
-  carry a branch that blocks vectorisation.
+  carry a branch that blocks vectorisation;
+- an on-disk cache, so that a second process loads the machine code instead of compiling
+  again. It is Numba's own (`cache=True`) with three differences, because a cache must never
+  stop the program:
+  * a damaged entry (a truncated or empty .nbi/.nbc, which Numba cannot unpickle) is
+    compiled again and rewritten, with one log line saying so;
+  * with no writable folder (read-only site-packages, no writable home, no NUMBA_CACHE_DIR),
+    kernels are compiled in memory, with one log line saying how to give them a cache;
+  * a NUMBA_CACHE_DIR that exists but is read-only (a cache baked into an image) is read as it
+    is; Numba would skip it and compile everything again into the source tree.
 
 Numba types Python float literals as float64, so kernels use the float32 constants of their
 module (`np.float32(...)`) to keep arithmetic in float32.
 """
 
-from numba import njit
+import logging
+import os
+
+from numba import config, njit
+from numba.core.caching import (CompileResultCacheImpl, FunctionCache, InTreeCacheLocator,
+                                UserProvidedCacheLocator)
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+log = logging.getLogger(__name__)
+_said = set()  # the log lines already written by this process, each said once
+
+
+def _say_once(message, *args):
+    if message not in _said:
+        _said.add(message)
+        log.warning(message, *args)
+
+
+class _ReadOnlyCacheDirLocator(UserProvidedCacheLocator):
+    """NUMBA_CACHE_DIR when it exists but cannot be written: loaded from, never written to."""
+
+    def ensure_cache_path(self):
+        if not os.access(self.get_cache_path(), os.R_OK | os.X_OK):
+            raise OSError(f"{self.get_cache_path()} is not a readable folder")
+
+
+class _CacheImpl(CompileResultCacheImpl):
+    # Numba's order (NUMBA_CACHE_DIR, beside the source, the user-wide folder, ...), with a
+    # read-only NUMBA_CACHE_DIR accepted before the source tree is written instead.
+    _locator_classes = [UserProvidedCacheLocator, _ReadOnlyCacheDirLocator,
+                        *[cls for cls in CompileResultCacheImpl._locator_classes
+                          if cls is not UserProvidedCacheLocator]]
+
+
+class _KernelCache(FunctionCache):
+    """Numba's per-function disk cache, made unable to stop the program (see the module doc)."""
+
+    _impl_class = _CacheImpl
+
+    def load_overload(self, sig, target_context):
+        try:
+            return super().load_overload(sig, target_context)
+        except Exception as error:  # UnpicklingError, EOFError, ...: whatever a damaged file gives
+            _say_once("gpt2numba: the JIT cache in %s has damaged entries (%s); compiling "
+                      "them again", self.cache_path, type(error).__name__)
+            self._remove_entries()
+            return None
+
+    def save_overload(self, sig, data):
+        try:
+            super().save_overload(sig, data)
+        except Exception as error:  # read-only folder, disk full, a damaged index left behind
+            _say_once("gpt2numba: cannot write the JIT cache in %s (%s); kernels compiled now "
+                      "are kept in memory only", self.cache_path, error)
+
+    def _remove_entries(self):
+        """Delete this function's index and data files, so they are written anew (best effort)."""
+        prefix = os.path.basename(self._cache_file._index_path)[:-len(".nbi")]
+        try:
+            names = os.listdir(self.cache_path)
+        except OSError:
+            return
+        for name in names:
+            if name.startswith(prefix + ".") and name.endswith((".nbi", ".nbc")):
+                try:
+                    os.unlink(os.path.join(self.cache_path, name))
+                except OSError:
+                    pass
+
+
+def _compile(function, **options):
+    """njit(function, **options) with a _KernelCache, or with none where no folder can hold it."""
+    dispatcher = njit(**options)(function)
+    if config.DISABLE_JIT:
+        return dispatcher
+    try:
+        dispatcher._cache = _KernelCache(function)  # what Dispatcher.enable_caching sets
+    except RuntimeError:  # Numba: "cannot cache function ...: no locator available"
+        _say_once("gpt2numba: no writable folder for the JIT cache (beside the package, in the "
+                  "user cache folder, or NUMBA_CACHE_DIR), so every run compiles the kernels; set "
+                  "NUMBA_CACHE_DIR to a writable folder to keep them")
+    return dispatcher
 
 
 def kernel(function):
     """Compile a public kernel: parallel, cached, float32-safe fastmath."""
-    return njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")(function)
+    return _compile(function, parallel=True, fastmath=FASTMATH, error_model="numpy")
 
 
 def helper(function):
     """Compile a serial building block that kernels call from inside their parallel loops."""
-    return njit(cache=True, fastmath=FASTMATH, error_model="numpy")(function)
+    return _compile(function, fastmath=FASTMATH, error_model="numpy")
 
 
 def ordered_helper(function):
@@ -34,4 +122,4 @@ def ordered_helper(function):
     For code such as exp32's `p * 2^(k-1) * 2`, where regrouping the factors as
     `p * (2^(k-1) * 2)` overflows to inf.
     """
-    return njit(cache=True, fastmath=FASTMATH - {"reassoc"}, error_model="numpy")(function)
+    return _compile(function, fastmath=FASTMATH - {"reassoc"}, error_model="numpy")
