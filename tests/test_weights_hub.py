@@ -7,7 +7,10 @@ the local server and HF_HOME at this test's cache, exactly as a user's process w
 import json
 import shutil
 import socket
+import subprocess
+import sys
 import textwrap
+import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
 
@@ -152,8 +155,9 @@ def test_files_of_one_load_come_from_one_commit(hub, ckpts):  # noqa: F811
     resolve_in_child(hub, "owner/model")
     paths = [path for _, path in file_requests(hub)]
     sha = hub.commit("owner/model")
-    assert paths[0].endswith("/resolve/main/config.json")  # the branch is resolved once...
-    assert all(f"/resolve/{sha}/" in path for path in paths[2:])  # ...then pinned to its commit
+    # the reachability check and the first file resolve the branch (HEAD, HEAD, GET)...
+    assert all(path.endswith("/resolve/main/config.json") for path in paths[:3])
+    assert all(f"/resolve/{sha}/" in path for path in paths[3:])  # ...then pinned to its commit
 
 
 def test_hub_errors_are_one_clear_sentence(hub, ckpts):  # noqa: F811
@@ -256,14 +260,7 @@ def background(ckpts, tmp_path_factory):
     root = tmp_path_factory.mktemp("background")
     server = FakeHub(root / "transformers_home").start()
     server.add_repo("owner/model", ckpts["a"])
-    with socket.socket() as s:  # a port nobody listens on: connection refused
-        s.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
-    children = {
-        "transformers": (server, server.popen(TRANSFORMERS_CACHE)),
-        "unreachable": (server, server.popen(DRIVER, cases_arg(["owner/model"]),
-                                             HF_ENDPOINT=closed, HF_HOME=root / "empty_home")),
-    }
+    children = {"transformers": (server, server.popen(TRANSFORMERS_CACHE))}
     yield children
     for _, proc in children.values():
         if proc.poll() is None:
@@ -272,15 +269,35 @@ def background(ckpts, tmp_path_factory):
     server.stop()
 
 
-def test_hub_unreachable_and_nothing_cached(background):
-    # HF_ENDPOINT is a closed port. huggingface_hub retries five times with backoff
-    # (1+2+4+8+8 s) before giving up: this child takes about 25 s, in the background.
-    [result] = json.loads(finish(background["unreachable"][1]).strip().splitlines()[-1])
-    assert result["cause"] == "LocalEntryNotFoundError"
-    assert result["error"] == (
-        "config.json of Hub repo 'owner/model' is not in the local cache and the Hub cannot be "
-        "reached; connect, or set HF_HUB_OFFLINE=1 after downloading it once, or pass a local "
-        "folder")
+def closed_port_url():
+    """An endpoint on 127.0.0.1 where nobody listens: every connection is refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_hub_unreachable_and_nothing_cached_fails_fast_in_one_line(hub):  # noqa: F811
+    # Without the reachability check huggingface_hub retried five times with backoff
+    # (1+2+4+8+8 s) and logged eleven lines before the error.
+    env = hub.env(HF_ENDPOINT=closed_port_url())
+    start = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "gpt2numba", "download", "owner/model"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    seconds = time.monotonic() - start
+    assert run.returncode == 1 and run.stdout == ""
+    [line] = run.stderr.splitlines()
+    assert line.startswith("gpt2numba: error: the Hub at http://127.0.0.1:")
+    assert "cannot be reached" in line and "HF_HUB_OFFLINE=1" in line
+    assert seconds < 5, f"took {seconds:.1f} s"
+
+
+def test_hub_unreachable_but_cached_loads_from_the_cache(hub, ckpts):  # noqa: F811
+    sha = hub.add_repo("owner/model", ckpts["a"])
+    [online] = resolve_in_child(hub, ("owner/model", None, None, True))
+    [unreachable] = resolve_in_child(hub, ("owner/model", None, None, True),
+                                     HF_ENDPOINT=closed_port_url())
+    assert unreachable == online
+    assert unreachable["folder"] == snapshot(hub, "owner/model", sha)
 
 
 def test_model_cached_by_transformers_is_used_without_download(background, ckpts):

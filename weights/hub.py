@@ -100,6 +100,8 @@ def _download(name: str, repo_id: str, revision, files) -> Path:
         # After the first file, pin the others to the commit it resolved to (its snapshot folder).
         pinned = revision if folder is None else folder.name
         try:
+            if folder is None:
+                _check_reachable(repo_id, filename, revision, repo)
             local = Path(hf_hub_download(repo_id, filename, revision=pinned))
         except HFValidationError as error:
             raise WeightsError(f"{name!r} is neither an existing folder nor a valid Hub repo id "
@@ -151,3 +153,40 @@ def _download(name: str, repo_id: str, revision, files) -> Path:
         if folder is None:
             folder = local.parent
     return folder
+
+
+# How long the reachability check waits to connect: a Hub that answers connects in well under
+# a second; HF_HUB_ETAG_TIMEOUT, when the user sets it, takes precedence.
+_CONNECT_SECONDS = 4
+
+
+def _check_reachable(repo_id, filename, revision, repo):
+    """Fail fast when `filename` must be downloaded and the Hub cannot be connected to.
+
+    hf_hub_download retries a file that is not cached five times with backoff (about 24 s and
+    eleven log lines) before it gives up on an unreachable Hub; its retry count is not a
+    setting. So before the first download, one HEAD without retries (huggingface_hub's own
+    get_hf_file_metadata, proxies and token honoured) tells whether the Hub can be reached.
+    Nothing is checked when the file is cached (huggingface_hub then falls back to the cache
+    quickly by itself) or offline. Only a failure to connect counts: any answer, even an
+    error or a slow one, is left to hf_hub_download, which explains it precisely.
+    """
+    import httpx2
+    from huggingface_hub import (constants, get_hf_file_metadata, hf_hub_url,
+                                 try_to_load_from_cache)
+
+    if constants.is_offline_mode() or isinstance(
+            try_to_load_from_cache(repo_id, filename, revision=revision), str):
+        return
+    timeout = (constants.HF_HUB_ETAG_TIMEOUT
+               if constants.HF_HUB_ETAG_TIMEOUT != constants.DEFAULT_ETAG_TIMEOUT
+               else _CONNECT_SECONDS)
+    try:
+        get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=revision), timeout=timeout)
+    except (httpx2.ConnectError, httpx2.ConnectTimeout) as error:
+        raise WeightsError(f"the Hub at {constants.ENDPOINT} cannot be reached ({error}) and "
+                           f"{repo} is not in the local cache; connect, or pass a local folder, "
+                           f"or download it once where the Hub is reachable and set "
+                           f"HF_HUB_OFFLINE=1 (see 'gpt2numba download')") from error
+    except Exception:  # any answer: hf_hub_download reports it precisely
+        return
