@@ -17,6 +17,9 @@ Every kernel is float32 in, float32 out, over C-contiguous arrays. The policy:
   * a NUMBA_CACHE_DIR that exists but is read-only (a cache baked into an image) is read as it
     is; Numba would skip it and compile everything again into the source tree.
 
+The threading layer (tbb, and why) is chosen here too, when the kernels are imported, before
+any of them runs: see _threads.py.
+
 Numba types Python float literals as float64, so kernels use the float32 constants of their
 module (`np.float32(...)`) to keep arithmetic in float32.
 """
@@ -25,13 +28,15 @@ import logging
 import os
 
 from numba import config, njit
-from numba.core.caching import (CompileResultCacheImpl, FunctionCache, InTreeCacheLocator,
-                                UserProvidedCacheLocator)
+from numba.core.caching import CompileResultCacheImpl, FunctionCache, UserProvidedCacheLocator
+
+from ._threads import use_tbb
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 log = logging.getLogger(__name__)
 _said = set()  # the log lines already written by this process, each said once
+use_tbb()
 
 
 def _say_once(message, *args):

@@ -1,0 +1,89 @@
+"""Which threads run the parallel kernels: Numba's threading layer, and how many threads.
+
+The layer is tbb, chosen by measurement (`python benchmarks/threads.py` prints the comparison):
+- omp, GNU OpenMP (what Numba picks from the PyPI wheels when tbb is absent), is not fork-safe:
+  a `multiprocessing` fork child after a parallel region prints "Terminating: fork() called
+  from a process already using GNU OpenMP" and dies, and a Pool hangs. Its idle threads spin,
+  so beside another busy process two threads run slower than one.
+- workqueue is fork-safe but not safe for two Python threads, and the slowest on a quiet machine.
+- tbb is fork-safe and thread-safe, as fast as omp on a quiet machine and faster under load.
+PyPI's tbb wheel installs libtbb.so.12 into <prefix>/lib, where the dynamic loader does not
+look, so Numba would report "No threading layer could be loaded": `use_tbb` preloads it.
+A NUMBA_THREADING_LAYER set by the user is left as it is.
+
+How many: a parallel region lasts as long as its slowest thread. When other processes keep
+cores busy, a thread that shares a core makes every region wait for it, and two threads end up
+slower than one. `threads_for_now` therefore counts the cores other processes used since it was
+last called (from /proc/stat, minus this process's own CPU time) and uses only the idle ones,
+at least one. Where /proc/stat does not exist, it uses every thread Numba has.
+"""
+
+import ctypes
+import importlib.metadata
+import os
+import time
+
+import numba
+
+# Another process's usage below this share of a core leaves the core counted as idle: a shell,
+# a logger or the desktop should not halve the speed of a quiet machine.
+IDLE_CORE_SHARE = 0.5
+
+
+def use_tbb():
+    """Make tbb Numba's threading layer when the tbb package is installed; False otherwise."""
+    if "NUMBA_THREADING_LAYER" in os.environ:
+        return False
+    try:
+        files = importlib.metadata.files("tbb") or []
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    library = next((f.locate() for f in files if f.name == "libtbb.so.12"), None)
+    if library is None:
+        return False
+    try:
+        ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
+    except OSError:
+        return False
+    numba.config.THREADING_LAYER = "tbb"
+    return True
+
+
+def _busy_seconds():
+    """(CPU seconds all processes spent busy, CPU seconds of this process, wall time) or None."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    ticks = os.sysconf("SC_CLK_TCK")
+    own = os.times()
+    return ((user + nice + system + irq + softirq + steal) / ticks, own.user + own.system,
+            time.monotonic())
+
+
+class ThreadCount:
+    """Chooses the thread count of each parallel call from the load other processes put on the
+    machine since the previous choice (see the module docstring)."""
+
+    def __init__(self, sample=_busy_seconds):
+        self._sample = sample
+        self._last = sample()
+
+    def others_busy_cores(self):
+        """Cores' worth of CPU time other processes used since the last call (0.0 if unknown)."""
+        now = self._sample()
+        last, self._last = self._last, now
+        if now is None or last is None or now[2] - last[2] <= 0:
+            return 0.0
+        busy, own, wall = (a - b for a, b in zip(now, last))
+        return max(0.0, (busy - own) / wall)
+
+    def __call__(self, most=None):
+        """Threads to use now: the idle cores, at least 1, at most `most` (Numba's maximum)."""
+        most = most or numba.config.NUMBA_NUM_THREADS
+        cores = os.cpu_count() or 1
+        others = self.others_busy_cores()
+        busy_cores = int(others + (1 - IDLE_CORE_SHARE))  # rounds a share above 0.5 up to a core
+        return max(1, min(most, cores - busy_cores))

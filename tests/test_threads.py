@@ -1,0 +1,95 @@
+"""Threads as users have them (kernels/_threads.py): a fork after a forward, several Python
+threads at once, and a machine where another process keeps a core busy.
+
+Each case that depends on the threading layer runs in a fresh process, where the layer is
+chosen as in a user's program.
+"""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from gpt2numba.kernels._threads import ThreadCount
+
+IDS = [464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13]
+
+# A forward in the parent, then the same forward in a fork child (multiprocessing's fork
+# context, the default on Linux before Python 3.14); prints the layer and whether they agree.
+FORK_AFTER_FORWARD = f"""
+import multiprocessing, sys
+import numba, numpy as np
+from gpt2numba import GPT2
+model = GPT2.from_pretrained(sys.argv[1])
+parent = model.logits({IDS})
+
+def child(connection):
+    connection.send(model.logits({IDS}))
+
+context = multiprocessing.get_context("fork")
+receiver, sender = context.Pipe(duplex=False)
+process = context.Process(target=child, args=(sender,))
+process.start()
+got = receiver.recv() if receiver.poll(120) else None
+process.join(30)
+print(numba.threading_layer(), process.exitcode, got is not None and np.array_equal(got, parent))
+"""
+
+
+def test_a_fork_child_after_a_forward_computes_the_parents_result(tiny_checkpoint):
+    run = subprocess.run([sys.executable, "-c", FORK_AFTER_FORWARD, str(tiny_checkpoint)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["tbb", "0", "True"], run.stderr
+
+
+def test_several_python_threads_at_once_get_the_serial_results(tiny_model):
+    prompts = [IDS[:n] for n in (1, 3, 7, 10)] * 2
+    expected = [tiny_model.logits(ids) for ids in prompts]
+    results = [None] * len(prompts)
+
+    def work(i):
+        results[i] = tiny_model.logits(prompts[i])
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(len(prompts))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert all(np.array_equal(got, want) for got, want in zip(results, expected))
+
+
+@pytest.fixture
+def busy_process():
+    """Another process that keeps one core busy for the test, stopped at its end."""
+    process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_beside_a_busy_process_the_kernels_leave_its_core_alone(busy_process):
+    cores = os.cpu_count() or 1
+    count = ThreadCount()
+    time.sleep(1.0)
+    assert count.others_busy_cores() >= 0.6
+    time.sleep(1.0)
+    assert count(most=cores) <= max(1, cores - 1)
+
+
+def test_only_other_processes_time_counts_and_a_small_share_leaves_a_core_idle():
+    samples = iter([(100.0, 10.0, 0.0),     # busy CPU s of all processes, of this one, wall s
+                    (103.0, 12.0, 1.0),     # 3 busy core-s in 1 s, 2 of them ours: others 1.0
+                    (104.4, 13.0, 2.0),     # others 0.4 of a core: counted as idle
+                    (105.0, 13.0, 3.0)])    # others 0.6: a core taken
+    count = ThreadCount(sample=lambda: next(samples))
+    assert count.others_busy_cores() == pytest.approx(1.0)
+    assert count(most=64) == max(1, (os.cpu_count() or 1))
+    assert count(most=64) == max(1, (os.cpu_count() or 1) - 1)
