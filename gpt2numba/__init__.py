@@ -3,14 +3,33 @@
     from gpt2numba import GPT2
     model = GPT2.from_pretrained("gpt2")
     print(model.generate("Alan Turing theorized that", max_new_tokens=40))
+
+The names below are imported on first use (PEP 562), not with the package: importing NumPy
+and Numba takes most of a second, and the command line must be able to catch Ctrl-C from its
+first moment, which it can only do once its own (small) module is running.
 """
 
-from gpt2numba.config import GPT2Config
-from gpt2numba.generate import ContextFullWarning
-from gpt2numba.model import GPT2
-from gpt2numba.sampling import SamplingSettings
-from gpt2numba.tokenizer import Tokenizer
-from gpt2numba.weights import WeightsError
+import importlib
 
-__all__ = ["GPT2", "GPT2Config", "ContextFullWarning", "SamplingSettings", "Tokenizer",
-           "WeightsError"]
+_HOMES = {
+    "GPT2": "gpt2numba.model",
+    "GPT2Config": "gpt2numba.config",
+    "ContextFullWarning": "gpt2numba.generate",
+    "SamplingSettings": "gpt2numba.sampling",
+    "Tokenizer": "gpt2numba.tokenizer",
+    "WeightsError": "gpt2numba.weights",
+}
+
+__all__ = list(_HOMES)
+
+
+def __getattr__(name):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'gpt2numba' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *__all__])

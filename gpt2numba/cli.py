@@ -26,8 +26,18 @@ class RunError(click.ClickException):
     """A failure at run time (exit status 1): the message is the whole story, no traceback."""
 
 
+class _Interrupted(Exception):
+    """Ctrl-C, carried past click's own handler, which prints an empty line before aborting."""
+
+
 class _Group(click.Group):
     """A click group whose errors are one line, `gpt2numba: error: ...`, on stderr."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:  # a caller that wants click's exceptions gets them
@@ -44,7 +54,7 @@ class _Group(click.Group):
                 message += f" (see '{error.ctx.command_path} --help')"
             _error_line(message)
             sys.exit(error.exit_code)
-        except (click.Abort, KeyboardInterrupt):
+        except (click.Abort, KeyboardInterrupt, _Interrupted):
             click.echo("gpt2numba: interrupted", err=True)
             sys.exit(SIGINT_EXIT)
         sys.exit(code if isinstance(code, int) else 0)
@@ -175,6 +185,10 @@ def run(prompt, prompt_file, model, revision, max_new_tokens, temperature, top_k
         except BrokenPipeError:  # `| head` closed the pipe: stop quietly
             _silence_stdout()
             sys.exit(SIGPIPE_EXIT)
+        except OSError as error:  # /dev/full, a failing disk
+            _silence_stdout()
+            raise RunError(f"cannot write to stdout ({error.strerror or error}); check where "
+                           f"the output goes") from None
 
     if generation.stop_reason == "context":
         click.echo(f"gpt2numba: generation stopped at the model's {n_positions}-token context "
@@ -282,13 +296,17 @@ def _set_threads(threads):
 
 def _write(text):
     """Write `text` to stdout as it is (click.echo would strip escapes in it) and flush."""
+    if sys.stdout is None:  # Python's stdout when the process started with descriptor 1 closed
+        raise RunError("stdout is closed, so the text cannot be printed; redirect it to a file "
+                       "or to /dev/null")
     sys.stdout.write(text)
     sys.stdout.flush()
 
 
 def _use_color(no_color) -> bool:
     """Colour only on a terminal, without --no-color, and without NO_COLOR (no-color.org)."""
-    return not no_color and not os.environ.get("NO_COLOR") and sys.stdout.isatty()
+    return (not no_color and not os.environ.get("NO_COLOR") and sys.stdout is not None
+            and sys.stdout.isatty())
 
 
 def _silence_stdout():
