@@ -12,8 +12,8 @@ model.params_from_tensors), so that each output of `linear` is a dot product of 
 rows. The head uses wte [vocab, n_embd] as it is: it is already [out, in].
 """
 
-from gpt2numba.kernels import (NO_BIAS, causal_self_attention, embedding, gelu, layernorm, linear,
-                               residual)
+from gpt2numba.kernels import causal_self_attention, embedding, gelu, layernorm, linear, residual
+from gpt2numba.kernels.linear import NO_BIAS
 
 
 def layer_norm(x, p, eps):                                   # p: ln_1, ln_2 or ln_f

@@ -4,10 +4,9 @@ from .attention import causal_self_attention
 from .embedding import embedding
 from .gelu import gelu
 from .layernorm import layernorm
-from .linear import NO_BIAS, linear, linear_reference
+from .linear import linear, linear_reference
 from .residual import residual
 from .softmax import softmax
 
-# The kernels. NO_BIAS, linear's "no bias" argument, is a value, not one of them.
 __all__ = ["causal_self_attention", "embedding", "gelu", "layernorm", "linear",
            "linear_reference", "residual", "softmax"]

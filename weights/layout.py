@@ -60,7 +60,7 @@ def is_not_a_weight(name: str) -> bool:
     return bool(_NOT_WEIGHTS.fullmatch(name))
 
 
-def block_index(name: str):
+def block_index(name: str) -> int | None:
     """The block number i of a canonical name "h.{i}. ...", or None outside the blocks."""
     in_block = _IN_BLOCK.fullmatch(name)
     return int(in_block.group(1)) if in_block else None
