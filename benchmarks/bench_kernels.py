@@ -19,7 +19,10 @@ os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)   # before numpy loads Op
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gpt2numba.blocks import Block, LayerNorm, Linear, Params, gpt2  # noqa: E402
+from gpt2numba.blocks import gpt2  # noqa: E402
+from gpt2numba.config import GPT2Config  # noqa: E402
+from gpt2numba.model import params_from_tensors  # noqa: E402
+from gpt2numba.weights import tensor_shapes  # noqa: E402
 from gpt2numba.timing import time_calls  # noqa: E402
 from gpt2numba.kernels import (causal_self_attention, embedding, gelu, layernorm, linear,  # noqa: E402
                      linear_reference, residual)
@@ -57,35 +60,29 @@ def linear_table():
         print(f"{n:>5} {d_in:>5} {d_out:>6} {blas:>9.1f} {fast:>8.1f} {fast / blas:>6.2f} {ref:>10.1f} {ref / blas:>6.2f}")
 
 
-def random_params(n_layer=12, d=768, vocab=50257, n_positions=1024):
-    def lin(d_in, d_out):
-        return Linear(rng.standard_normal((d_out, d_in), dtype=np.float32) * np.float32(0.02),
-                      np.zeros(d_out, np.float32))
-
-    def norm():
-        return LayerNorm(np.ones(d, np.float32), np.zeros(d, np.float32))
-
-    blocks = [Block(norm(), lin(d, 3 * d), lin(d, d), norm(), lin(d, 4 * d), lin(4 * d, d))
-              for _ in range(n_layer)]
-    return Params(rng.standard_normal((vocab, d), dtype=np.float32) * np.float32(0.02),
-                  rng.standard_normal((n_positions, d), dtype=np.float32) * np.float32(0.01),
-                  blocks, norm(), np.zeros(vocab, np.float32))
+def random_params(config):
+    """A GPT-2 of config's sizes with random weights, in the model's layout: speed does not
+    depend on the values."""
+    tensors = {name: rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)
+               for name, shape in tensor_shapes(config).items()}
+    return params_from_tensors(tensors, config)
 
 
-def share_table(n=1024, n_layer=12, d=768, n_head=12):
-    params = random_params(n_layer, d)
-    ids = rng.integers(0, 50257, size=n)
-    forward = median_seconds(lambda: gpt2(ids, params, n_head, 1e-5, last_only=True), 5)
+def share_table(n=1024, config=GPT2Config()):
+    params = random_params(config)
+    n_layer, d, n_head, eps = config.n_layer, config.n_embd, config.n_head, config.layer_norm_epsilon
+    ids = rng.integers(0, config.vocab_size, size=n)
+    forward = median_seconds(lambda: gpt2(ids, params, n_head, eps, last_only=True), 5)
     x = rng.standard_normal((n, d), dtype=np.float32)
     hidden = rng.standard_normal((n, 4 * d), dtype=np.float32)
     qkv = rng.standard_normal((n, 3 * d), dtype=np.float32)
-    g, b = params.ln_f
+    g, b = params.ln_f.weight, params.ln_f.bias
     parts = {  # kernel: (seconds per call, calls per forward)
         "causal_self_attention (incl. its q k^T and p v)": (median_seconds(lambda: causal_self_attention(qkv, n_head), 5), n_layer),
         "gelu": (median_seconds(lambda: gelu(hidden)), n_layer),
-        "layernorm": (median_seconds(lambda: layernorm(x, g, b, 1e-5)), 2 * n_layer + 1),
+        "layernorm": (median_seconds(lambda: layernorm(x, g, b, eps)), 2 * n_layer + 1),
         "residual": (median_seconds(lambda: residual(x, x)), 2 * n_layer),
-        "embedding": (median_seconds(lambda: embedding(params.wte, params.wpe, ids)), 1),
+        "embedding": (median_seconds(lambda: embedding(params.wte.weight, params.wpe.weight, ids)), 1),
     }
     print(f"\nforward of a 124M-shaped GPT-2 at n = {n}, last-row head: {forward * 1e3:.0f} ms")
     for name, (seconds, calls) in parts.items():

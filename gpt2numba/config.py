@@ -1,20 +1,106 @@
-"""GPT2Config: the sizes that define a GPT-2, from a checkpoint's config.json."""
+"""GPT2Config: the sizes that define a GPT-2, read and validated from a checkpoint's config.json.
 
-from dataclasses import dataclass
+The weights package takes this object (or any with the same size attributes) to know which
+tensors, of which shapes, a checkpoint must hold; the model takes it to know its depth, heads
+and epsilon. Everything in config.json that would make the model compute something other than
+GPT-2 is refused here, before any tensor is opened.
+"""
 
-from gpt2numba.weights import read_config
+import json
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from gpt2numba.weights import WeightsError
+
+# Settings transformers' GPT2Config accepts that would change GPT-2's math:
+# key -> (the value GPT-2 uses, which is also transformers' default; why it matters).
+_MATH_SETTINGS = {
+    "scale_attn_weights": (True, "attention scores are divided by sqrt(head_dim)"),
+    "scale_attn_by_inverse_layer_idx": (False, "no extra 1/(layer+1) scaling of attention scores"),
+    "reorder_and_upcast_attn": (False, "attention is computed in the original order"),
+    "add_cross_attention": (False, "there is no cross-attention"),
+    "tie_word_embeddings": (True, "the LM head is the token embedding wte"),
+}
 
 
 @dataclass(frozen=True)
 class GPT2Config:
-    n_layer: int                 # transformer blocks: 12 (gpt2) ... 48 (gpt2-xl)
-    n_head: int                  # attention heads per block; head_dim = n_embd / n_head
-    n_embd: int                  # width of the residual stream: 768 ... 1600
-    n_positions: int             # context length: 1024, the most tokens one forward can see
-    vocab_size: int              # 50257 byte-level BPE tokens, the last is <|endoftext|>
-    layer_norm_epsilon: float    # 1e-5
+    """GPT-2's hyper-parameters; the defaults are gpt2 (124M), as in transformers' GPT2Config."""
+
+    n_layer: int = 12                  # transformer blocks: 12 (gpt2) ... 48 (gpt2-xl)
+    n_head: int = 12                   # attention heads per block; head_dim = n_embd / n_head
+    n_embd: int = 768                  # width of the residual stream: 768 ... 1600
+    n_positions: int = 1024            # context length: the most tokens one forward can see
+    vocab_size: int = 50257            # byte-level BPE tokens, the last is <|endoftext|>
+    layer_norm_epsilon: float = 1e-5   # added to the variance in every layer norm
 
     @classmethod
     def from_folder(cls, folder) -> "GPT2Config":
-        """Read and validate `folder`/config.json (weights.read_config); WeightsError if not GPT-2."""
-        return cls(**read_config(folder))
+        """Read ``folder/config.json``; keys absent from the file take the defaults above.
+
+        Raises WeightsError, naming the file, when: the file is missing or not valid JSON;
+        model_type is present and not "gpt2"; activation_function is not "gelu_new" (GPT-2's
+        tanh GELU); a size is not a positive int or the epsilon not a positive number; n_embd
+        is not divisible by n_head; n_inner is set to anything but 4 * n_embd; or a setting that
+        changes the math differs from GPT-2's (scale_attn_weights false,
+        scale_attn_by_inverse_layer_idx true, reorder_and_upcast_attn true,
+        add_cross_attention true, tie_word_embeddings false).
+        """
+        path = Path(folder) / "config.json"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError as error:
+            raise WeightsError(f"{path} does not exist; a GPT-2 checkpoint folder needs its "
+                               f"config.json") from error
+        except (OSError, UnicodeDecodeError) as error:
+            raise WeightsError(f"{path} cannot be read ({error}); check the file") from error
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise WeightsError(f"{path} is not valid JSON ({error}); restore the file, e.g. by "
+                               f"downloading the checkpoint again") from error
+        if not isinstance(raw, dict):
+            raise WeightsError(f"{path} holds a JSON {type(raw).__name__}, not an object; "
+                               f"it is not a model config")
+        return cls._from_dict(raw, path)
+
+    @classmethod
+    def _from_dict(cls, raw: dict, path: Path) -> "GPT2Config":
+        model_type = raw.get("model_type", "gpt2")
+        if model_type != "gpt2":
+            raise WeightsError(f"{path}: model_type is {model_type!r}; gpt2numba runs GPT-2 "
+                               f"checkpoints (model_type 'gpt2') only")
+        activation = raw.get("activation_function", "gelu_new")
+        if activation != "gelu_new":
+            raise WeightsError(f"{path}: activation_function is {activation!r}; gpt2numba "
+                               f"implements GPT-2's tanh GELU (gelu_new) only")
+
+        values = {}
+        for field in fields(cls):
+            value = raw.get(field.name, field.default)
+            if field.type is int and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value <= 0):
+                raise WeightsError(f"{path}: {field.name} is {value!r}; it must be a positive "
+                                   f"integer")
+            values[field.name] = value
+        eps = values["layer_norm_epsilon"]
+        if (isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps)
+                or eps <= 0):
+            raise WeightsError(f"{path}: layer_norm_epsilon is {eps!r}; it must be a positive "
+                               f"number")
+        config = cls(**{**values, "layer_norm_epsilon": float(eps)})
+
+        if config.n_embd % config.n_head:
+            raise WeightsError(f"{path}: n_embd {config.n_embd} is not divisible by n_head "
+                               f"{config.n_head}; the config is inconsistent")
+        n_inner = raw.get("n_inner")
+        if n_inner is not None and n_inner != 4 * config.n_embd:
+            raise WeightsError(f"{path}: n_inner is {n_inner!r}; gpt2numba implements GPT-2's "
+                               f"MLP width 4 * n_embd = {4 * config.n_embd} only")
+        for key, (gpt2_value, meaning) in _MATH_SETTINGS.items():
+            value = raw.get(key, gpt2_value)
+            if value != gpt2_value:
+                raise WeightsError(f"{path}: {key} is {value!r}; gpt2numba implements GPT-2 as "
+                                   f"released, where {key} is {gpt2_value} ({meaning})")
+        return config

@@ -2,58 +2,49 @@
 
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
-from gpt2numba.blocks import Block, LayerNorm, Linear, Params, gpt2
+from gpt2numba.blocks import gpt2
 from gpt2numba.config import GPT2Config
 from gpt2numba.generate import Generation, stream_text
 from gpt2numba.sampling import SamplingSettings
 from gpt2numba.tokenizer import Tokenizer
 from gpt2numba.weights import load_tensors, resolve
+from gpt2numba.weights.layout import is_conv1d_weight, records, tensor_shapes
 
 # Numba's parallel kernels may not be entered by two Python threads at once (the workqueue
 # threading layer aborts; the others oversubscribe): one forward at a time per process.
 _FORWARD_LOCK = threading.Lock()
 
 
-def params_from_tensors(tensors, config: GPT2Config) -> Params:
-    """Checkpoint tensors (canonical names, Conv1D [in, out]) -> Params with every w [out, in].
+def params_from_tensors(tensors, config: GPT2Config) -> SimpleNamespace:
+    """Checkpoint tensors (canonical names, Conv1D [in, out]) -> the records blocks.gpt2 reads.
 
-    Each projection is transposed into a new contiguous array and its memory-mapped original
-    released as soon as it is copied, so the peak is one file plus the copies; wte stays
-    memory-mapped (the head reads it as it is). Every parameter is read-only, like the mapped
-    ones: Numba compiles one version of a kernel per argument type, and a writable and a
-    read-only weight are two types (3 s more of first-run compile for `linear` alone).
+    The result is ``layout.records`` of the tensors, named like the checkpoint
+    (params.h[i].attn.c_attn.weight, params.wte.weight, ...), with every Conv1D weight
+    transposed to [out, in]. Each is transposed into a new contiguous array and its
+    memory-mapped original released as soon as it is copied, so the peak is one file plus the
+    copies; the others (wte among them: the head reads it as it is) stay memory-mapped. Every
+    parameter is read-only, like the mapped ones: Numba compiles one version of a kernel per
+    argument type, and a writable and a read-only weight are two types (a second compile of
+    `linear` on the first run).
     """
-    def read_only(array):
-        array = np.ascontiguousarray(array, dtype=np.float32)
-        array.flags.writeable = False
-        return array
+    return records({name: _read_only(tensors.pop(name), transpose=is_conv1d_weight(name))
+                    for name in tensor_shapes(config)})
 
-    def take(name):
-        return read_only(tensors.pop(name))
 
-    def linear(prefix):
-        return Linear(read_only(tensors.pop(prefix + ".weight").T), take(prefix + ".bias"))
-
-    def norm(prefix):
-        return LayerNorm(take(prefix + ".weight"), take(prefix + ".bias"))
-
-    blocks = []
-    for i in range(config.n_layer):
-        h = f"h.{i}."
-        blocks.append(Block(ln_1=norm(h + "ln_1"), c_attn=linear(h + "attn.c_attn"),
-                            attn_proj=linear(h + "attn.c_proj"), ln_2=norm(h + "ln_2"),
-                            c_fc=linear(h + "mlp.c_fc"), mlp_proj=linear(h + "mlp.c_proj")))
-    return Params(wte=take("wte.weight"), wpe=take("wpe.weight"), blocks=blocks, ln_f=norm("ln_f"),
-                  head_bias=read_only(np.zeros(config.vocab_size, dtype=np.float32)))
+def _read_only(array, transpose):
+    array = np.ascontiguousarray(array.T if transpose else array, dtype=np.float32)
+    array.flags.writeable = False
+    return array
 
 
 class GPT2:
     """OpenAI's GPT-2 with Numba kernels. Build it with GPT2.from_pretrained."""
 
-    def __init__(self, config: GPT2Config, params: Params, tokenizer: Tokenizer, name=""):
+    def __init__(self, config: GPT2Config, params: SimpleNamespace, tokenizer: Tokenizer, name=""):
         self.config = config
         self.params = params
         self.tokenizer = tokenizer
@@ -70,7 +61,7 @@ class GPT2:
         """
         folder = Path(resolve(name_or_path, revision=revision))
         config = GPT2Config.from_folder(folder)
-        params = params_from_tensors(load_tensors(folder, vars(config)), config)
+        params = params_from_tensors(load_tensors(folder, config), config)
         tokenizer = Tokenizer.from_files(folder / "vocab.json", folder / "merges.txt")
         return cls(config, params, tokenizer, name=str(name_or_path))
 

@@ -4,14 +4,18 @@ Weight layout: W is stored transposed, as w[out, in] (the checkpoints' Conv1D la
 [in, out]; the model transposes once at load), so that y[i, j] = x[i] . w[j] is a dot product
 of two contiguous rows. The tied head uses the token embedding wte [vocab, n_embd] as it is.
 
+The bias is optional, as llm.c's `bias != NULL`: pass NO_BIAS, an empty array, for none (the
+head has none). Not None: Numba compiles one version of a kernel per argument type, and a None
+beside the projections' arrays would compile all of `linear` a second time on the first run;
+NO_BIAS is read-only like the model's parameters, so it is the very type of their biases.
+
 Two versions side by side:
 - `linear_reference`: one dot product per output. The algorithm, plainly.
 - `linear`: the same sums, scheduled for the caches and registers. The outputs are cut into
   panels of PANEL columns; a panel's weights (PANEL x in x 4 bytes: 288 KiB at in = 768)
   stay in L2 while every row of x passes over them, and each panel is computed in 4 x 3
   register tiles (see matmul.py). Panels are independent, so they are the parallel loop.
-  Measured here at n >= 128: 85-105 GF/s, against 30 for the reference
-  (`python benchmarks/bench_kernels.py` prints both beside OpenBLAS).
+  `python benchmarks/bench_kernels.py` measures both beside OpenBLAS.
 """
 
 import numpy as np
@@ -21,29 +25,34 @@ from ._jit import kernel
 from .matmul import dot, matmul_block
 
 PANEL = 96
+NO_BIAS = np.empty(0, dtype=np.float32)
+NO_BIAS.flags.writeable = False
 
 
 @kernel
 def linear_reference(x, w, b):
-    """x [n, in] @ w[out, in].T + b [out] -> [n, out], float32; one dot product per output."""
+    """x [n, in] @ w[out, in].T + b [out] or NO_BIAS -> [n, out], float32; a dot per output."""
     n, m = x.shape[0], w.shape[0]
     out = np.empty((n, m), dtype=np.float32)
     for i in prange(n):
         for j in range(m):
-            out[i, j] = dot(x, i, w, j, x.shape[1]) + b[j]
+            out[i, j] = dot(x, i, w, j, x.shape[1])
+            if b.shape[0]:
+                out[i, j] += b[j]
     return out
 
 
 @kernel
 def linear(x, w, b):
-    """x [n, in] @ w[out, in].T + b [out] -> [n, out], float32; panels of PANEL outputs in parallel."""
+    """x [n, in] @ w[out, in].T + b [out] or NO_BIAS -> [n, out], float32; panels in parallel."""
     n, m = x.shape[0], w.shape[0]
     out = np.empty((n, m), dtype=np.float32)
     for panel in prange((m + PANEL - 1) // PANEL):
         j0 = panel * PANEL
         j1 = min(j0 + PANEL, m)
         matmul_block(x, w, out, 0, n, j0, j1, x.shape[1])
-        for i in range(n):
-            for j in range(j0, j1):
-                out[i, j] += b[j]
+        if b.shape[0]:
+            for i in range(n):
+                for j in range(j0, j1):
+                    out[i, j] += b[j]
     return out

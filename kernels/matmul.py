@@ -4,8 +4,8 @@ Both operands are read along rows (b is the transposed right-hand side), so ever
 dot product of two contiguous vectors, which LLVM vectorises as a reduction. The fast path
 computes a 4 x 3 tile of outputs at once: 12 running sums kept in registers (AVX2 has 16),
 each step loading 4 values of a and 3 of b for 12 multiply-adds. A plain dot product per output
-loads 2 values per multiply-add and runs at about a third of the speed (measured on this
-machine, 768 x 2304 at n = 1024: 30 GF/s against 90).
+loads 2 values per multiply-add, so memory traffic, not arithmetic, bounds it
+(`benchmarks/bench_kernels.py` compares the two).
 
 These are serial building blocks: the parallel kernels (`linear`, `causal_self_attention`)
 split the work and call them from inside their `prange` loops.

@@ -1,11 +1,14 @@
-"""GPT-2 in plain NumPy, float64: the oracle every kernel test compares against.
+"""GPT-2 in plain NumPy, float64: the oracle every kernel test and the whole-model test compare
+against.
 
 Written the way picoGPT writes it, one short function per primitive, so that a reader can
 hold each kernel beside its definition. Weights here are in the checkpoints' own layout
-(Conv1D: w [in, out]).
+(Conv1D: w [in, out]), as the records of weights.layout, named like the checkpoint.
 """
 
 import numpy as np
+
+from gpt2numba.weights.layout import records, tensor_shapes
 
 
 def gelu(x):
@@ -23,7 +26,7 @@ def layernorm(x, g, b, eps=1e-5):
     return g * (x - mean) / np.sqrt(var + eps) + b
 
 
-def linear(x, w, b):                                  # [n, in] @ [in, out] + [out]
+def linear(x, w, b=0.0):                              # [n, in] @ [in, out] + [out]
     return x @ w + b
 
 
@@ -39,22 +42,28 @@ def causal_self_attention(qkv, n_head):               # [n, 3d] -> [n, d]
     return np.hstack([attention(qh, kh, vh) for qh, kh, vh in heads])
 
 
-def block(x, t, i, n_head, eps):                      # t: tensors by checkpoint name
-    p = f"h.{i}."
-    a = layernorm(x, t[p + "ln_1.weight"], t[p + "ln_1.bias"], eps)
-    a = linear(a, t[p + "attn.c_attn.weight"], t[p + "attn.c_attn.bias"])
-    a = linear(causal_self_attention(a, n_head), t[p + "attn.c_proj.weight"], t[p + "attn.c_proj.bias"])
-    x = x + a
-    m = layernorm(x, t[p + "ln_2.weight"], t[p + "ln_2.bias"], eps)
-    m = linear(gelu(linear(m, t[p + "mlp.c_fc.weight"], t[p + "mlp.c_fc.bias"])),
-               t[p + "mlp.c_proj.weight"], t[p + "mlp.c_proj.bias"])
-    return x + m
+def mha(x, attn, n_head):                             # [n, d] -> [n, d]
+    qkv = linear(x, attn.c_attn.weight, attn.c_attn.bias)                  # [n, 3d]
+    return linear(causal_self_attention(qkv, n_head), attn.c_proj.weight, attn.c_proj.bias)
 
 
-def gpt2_logits(ids, t, n_layer, n_head, eps=1e-5):   # [n] -> [n, vocab]
-    t = {name: np.asarray(value, dtype=np.float64) for name, value in t.items()}
-    x = t["wte.weight"][ids] + t["wpe.weight"][np.arange(len(ids))]
-    for i in range(n_layer):
-        x = block(x, t, i, n_head, eps)
-    x = layernorm(x, t["ln_f.weight"], t["ln_f.bias"], eps)
-    return x @ t["wte.weight"].T
+def ffn(x, mlp):                                      # [n, d] -> [n, d]
+    a = gelu(linear(x, mlp.c_fc.weight, mlp.c_fc.bias))                    # [n, 4d]
+    return linear(a, mlp.c_proj.weight, mlp.c_proj.bias)
+
+
+def block(x, p, n_head, eps):                         # p: one of params.h
+    x = x + mha(layernorm(x, p.ln_1.weight, p.ln_1.bias, eps), p.attn, n_head)
+    return x + ffn(layernorm(x, p.ln_2.weight, p.ln_2.bias, eps), p.mlp)
+
+
+def gpt2(ids, tensors, config):                       # [n] -> [n, vocab]
+    """The whole forward on checkpoint tensors (canonical names, as load_tensors gives them)."""
+    p = records({name: np.asarray(tensors[name], dtype=np.float64)
+                 for name in tensor_shapes(config)})
+    eps = config.layer_norm_epsilon
+    x = p.wte.weight[ids] + p.wpe.weight[np.arange(len(ids))]
+    for layer in p.h:
+        x = block(x, layer, config.n_head, eps)
+    x = layernorm(x, p.ln_f.weight, p.ln_f.bias, eps)
+    return x @ p.wte.weight.T                         # the head is wte, no bias

@@ -1,4 +1,4 @@
-"""linear and linear_reference against x @ W + b in float64.
+"""linear and linear_reference against reference.linear (x @ W + b) in float64.
 
 Tolerance: each output may differ from the exact value by 2e-6 x sum_p |x[i,p] w[p,j]| (about
 16 float32 ulps of the sum of magnitudes: the error bound of a float32 dot product, whatever
@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from gpt2numba.kernels import linear, linear_reference
+from gpt2numba.kernels.linear import NO_BIAS
+from tests import reference
 
 SHAPES = [  # (n, in, out): GPT-2's projections and head, then awkward sizes
     (1, 768, 2304), (7, 768, 768), (128, 768, 3072), (1024, 768, 2304), (1024, 3072, 768),
@@ -16,10 +18,11 @@ SHAPES = [  # (n, in, out): GPT-2's projections and head, then awkward sizes
 ]
 
 
-def check(out, x, w_in_out, b):
+def check(out, x, w_in_out, b=None):
     x64, w64 = x.astype(np.float64), w_in_out.astype(np.float64)
-    exact = x64 @ w64 + b
-    bound = 2e-6 * (np.abs(x64) @ np.abs(w64)) + 1e-7 * np.abs(b)
+    b64 = np.zeros(w64.shape[1]) if b is None else b.astype(np.float64)
+    exact = reference.linear(x64, w64, b64)
+    bound = 2e-6 * (np.abs(x64) @ np.abs(w64)) + 1e-7 * np.abs(b64)
     assert out.dtype == np.float32 and out.shape == exact.shape
     assert np.all(np.abs(out - exact) <= bound)
 
@@ -32,6 +35,15 @@ def test_matches_float64(kernel, n, d_in, d_out):
     w = rng.standard_normal((d_in, d_out), dtype=np.float32) * np.float32(0.05)
     b = rng.standard_normal(d_out, dtype=np.float32)
     check(kernel(x, np.ascontiguousarray(w.T), b), x, w, b)
+
+
+@pytest.mark.parametrize("n,d_in,d_out", [(1, 768, 50257), (7, 64, 1000), (5, 13, 7), (1, 1, 1)])
+@pytest.mark.parametrize("kernel", [linear, linear_reference], ids=["fast", "reference"])
+def test_no_bias(kernel, n, d_in, d_out):
+    rng = np.random.default_rng(n * 7919 + d_in * 31 + d_out)
+    x = rng.standard_normal((n, d_in), dtype=np.float32)
+    w = rng.standard_normal((d_in, d_out), dtype=np.float32) * np.float32(0.05)
+    check(kernel(x, np.ascontiguousarray(w.T), NO_BIAS), x, w)
 
 
 def test_large_magnitudes_and_cancellation():

@@ -8,7 +8,8 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from tests.checkpoints import make_checkpoint
-from gpt2numba.weights import WeightsError, load_tensors, read_config
+from gpt2numba.config import GPT2Config
+from gpt2numba.weights import WeightsError, load_tensors
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +25,7 @@ def model(good, tmp_path):
 
 
 def load(folder):
-    return load_tensors(folder, read_config(folder))
+    return load_tensors(folder, GPT2Config.from_folder(folder))
 
 
 def rewrite(path, change):

@@ -19,22 +19,24 @@ import pytest
 
 from tests.checkpoints import make_checkpoint
 from tests.hub_server import FakeHub
-from gpt2numba.weights import CHECKPOINT_FILES, TOKENIZER_FILES, load_tensors, read_config
+from gpt2numba.config import GPT2Config
+from gpt2numba.weights import CHECKPOINT_FILES, TOKENIZER_FILES, load_tensors
 
 # Runs in the child: resolve (and optionally load) each case, print one JSON result per case.
 DRIVER = textwrap.dedent("""
     import json, sys
     from gpt2numba import weights
+    from gpt2numba.config import GPT2Config
     results = []
     for name, revision, files, load in json.loads(sys.argv[1]):
         try:
             folder = weights.resolve(name, revision, files=tuple(files or weights.CHECKPOINT_FILES))
             result = {"folder": str(folder)}
             if load:
-                config = weights.read_config(folder)
+                config = GPT2Config.from_folder(folder)
                 tensors = weights.load_tensors(folder, config)
                 result["checksum"] = sum(float(t.sum(dtype="float64")) for t in tensors.values())
-                result["n_layer"] = config["n_layer"]
+                result["n_layer"] = config.n_layer
         except weights.WeightsError as error:
             result = {"error": str(error), "cause": type(error.__cause__).__name__}
         results.append(result)
@@ -67,7 +69,7 @@ def finish(proc):
 
 
 def checksum(folder):
-    tensors = load_tensors(folder, read_config(folder))
+    tensors = load_tensors(folder, GPT2Config.from_folder(folder))
     return sum(float(t.sum(dtype=np.float64)) for t in tensors.values())
 
 

@@ -1,6 +1,5 @@
-"""Local folders: both tensor layouts load, values equal transformers', half precisions, configs."""
+"""Local folders: both tensor layouts load, values equal transformers', half precisions."""
 
-import json
 import mmap
 import shutil
 
@@ -8,9 +7,9 @@ import numpy as np
 import pytest
 
 from tests.checkpoints import make_checkpoint
-from gpt2numba.weights import (CHECKPOINT_FILES, TOKENIZER_FILES, WeightsError, load_tensors, read_config,
-                     resolve)
-from gpt2numba.weights.checkpoint import expected_shapes
+from gpt2numba.config import GPT2Config
+from gpt2numba.weights import (CHECKPOINT_FILES, TOKENIZER_FILES, WeightsError, load_tensors, resolve,
+                               tensor_shapes)
 
 
 @pytest.fixture(scope="session")
@@ -37,19 +36,19 @@ def torch_weights(ckpt):
 
 def load(folder):
     folder = resolve(folder)
-    return load_tensors(folder, read_config(folder))
+    return load_tensors(folder, GPT2Config.from_folder(folder))
 
 
 @pytest.mark.parametrize("layout", ["hf", "orig"])
 def test_both_layouts_equal_the_transformers_model(ckpt, torch_weights, layout):
     tensors = load(ckpt[layout])
-    config = read_config(ckpt[layout])
-    assert list(tensors) == list(expected_shapes(config))  # canonical names, model order
+    config = GPT2Config.from_folder(ckpt[layout])
+    assert list(tensors) == list(tensor_shapes(config))  # canonical names, model order
     assert set(torch_weights) - set(tensors) == {"lm_head.weight"}  # tied to wte, not loaded
     np.testing.assert_array_equal(torch_weights["lm_head.weight"], tensors["wte.weight"])
     for name, value in tensors.items():
         assert value.dtype == np.float32 and value.flags.c_contiguous, name
-        assert value.shape == expected_shapes(config)[name]
+        assert value.shape == tensor_shapes(config)[name]
         np.testing.assert_array_equal(value, torch_weights[name], err_msg=name)
 
 
@@ -91,71 +90,6 @@ def test_bfloat16_checkpoint_loads_as_float32_within_bfloat16_precision(ckpt):
         assert bf[name].dtype == np.float32 and bf[name].flags.c_contiguous
         np.testing.assert_allclose(bf[name], full[name], rtol=2**-8, atol=0, err_msg=name)
         assert (bf[name].view(np.uint32) & 0xFFFF == 0).all()  # exactly representable in bf16
-
-
-def test_config_is_mapped_and_typed(ckpt):
-    config = read_config(ckpt["hf"])
-    assert config == {"n_layer": 2, "n_head": 4, "n_embd": 64, "n_positions": 128,
-                      "vocab_size": 50257, "layer_norm_epsilon": 1e-5}
-    assert all(type(config[k]) is int for k in config if k != "layer_norm_epsilon")
-    assert type(config["layer_norm_epsilon"]) is float
-
-
-def test_config_defaults_are_gpt2configs(tmp_path):
-    (tmp_path / "config.json").write_text("{}")
-    assert read_config(tmp_path) == {"n_layer": 12, "n_head": 12, "n_embd": 768,
-                                     "n_positions": 1024, "vocab_size": 50257,
-                                     "layer_norm_epsilon": 1e-5}
-
-
-def write_config(folder, **changes):
-    config = json.loads((folder / "config.json").read_text())
-    config.update(changes)
-    (folder / "config.json").write_text(json.dumps(config))
-
-
-@pytest.mark.parametrize("changes, words", [
-    ({"activation_function": "relu"},
-     ["activation_function is 'relu'", "tanh GELU (gelu_new) only"]),
-    ({"model_type": "llama"}, ["model_type is 'llama'"]),
-    ({"n_embd": 66}, ["not divisible by n_head"]),
-    ({"n_layer": 0}, ["n_layer is 0", "positive integer"]),
-    ({"n_head": "4"}, ["n_head is '4'"]),
-    ({"layer_norm_epsilon": -1}, ["layer_norm_epsilon"]),
-    ({"n_inner": 100}, ["n_inner is 100", "4 * n_embd = 256"]),
-    ({"scale_attn_weights": False}, ["scale_attn_weights is False"]),
-    ({"scale_attn_by_inverse_layer_idx": True}, ["scale_attn_by_inverse_layer_idx is True"]),
-    ({"reorder_and_upcast_attn": True}, ["reorder_and_upcast_attn is True"]),
-    ({"tie_word_embeddings": False}, ["tie_word_embeddings is False"]),
-])
-def test_config_that_is_not_gpt2s_math_is_refused(ckpt, tmp_path, changes, words):
-    shutil.copytree(ckpt["hf"], tmp_path / "m")
-    write_config(tmp_path / "m", **changes)
-    with pytest.raises(WeightsError) as error:
-        read_config(tmp_path / "m")
-    message = str(error.value)
-    assert str(tmp_path / "m" / "config.json") in message
-    for word in words:
-        assert word in message
-
-
-def test_n_inner_equal_to_four_n_embd_is_accepted(ckpt, tmp_path):
-    shutil.copytree(ckpt["hf"], tmp_path / "m")
-    write_config(tmp_path / "m", n_inner=256)
-    assert read_config(tmp_path / "m")["n_embd"] == 64
-
-
-@pytest.mark.parametrize("text", ['{"n_layer": 2,', "[1, 2]", "\xff\xfe"])
-def test_malformed_config_names_the_file(tmp_path, text):
-    (tmp_path / "config.json").write_bytes(text.encode("latin-1"))
-    with pytest.raises(WeightsError, match="config.json") as error:
-        read_config(tmp_path)
-    assert str(tmp_path / "config.json") in str(error.value)
-
-
-def test_missing_config_names_the_file(tmp_path):
-    with pytest.raises(WeightsError, match="config.json does not exist"):
-        read_config(tmp_path)
 
 
 def test_local_folder_is_used_as_is(ckpt):

@@ -24,6 +24,7 @@ PRELUDE = textwrap.dedent("""
     import gc, json, os, sys
     import numpy as np
     from gpt2numba import weights
+    from gpt2numba.config import GPT2Config
 
     def rss_kib():  # current resident set, KiB
         with open("/proc/self/statm") as f:
@@ -35,7 +36,7 @@ PRELUDE = textwrap.dedent("""
 
     folder = sys.argv[1]
     base = rss_kib()
-    config = weights.read_config(folder)
+    config = GPT2Config.from_folder(folder)
     tensors = weights.load_tensors(folder, config)
 """)
 

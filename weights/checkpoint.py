@@ -23,12 +23,12 @@ gpt2-xl has 580 tensors, so the soft RLIMIT_NOFILE is raised (best effort) when 
 import json
 import math
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
 from .errors import WeightsError
+from .layout import block_index, canonical_name, is_not_a_weight, tensor_shapes
 
 CHECKPOINT_NAME = "model.safetensors"
 # Bytes per element of every dtype the safetensors format defines (to check data_offsets).
@@ -37,29 +37,6 @@ _ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0":
              "I64": 8, "U64": 8, "F64": 8, "C64": 8}
 _LOADABLE = ("F32", "F16", "BF16")
 _MAX_HEADER = 100 * 1024 * 1024  # the limit safetensors itself enforces
-# Tensors a GPT-2 file may carry that are not weights: causal-mask buffers of older files and
-# the LM head, which GPT-2 ties to wte (read_config refuses tie_word_embeddings false).
-_IGNORED = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)|lm_head\.weight")
-_LAYER = re.compile(r"h\.(\d+)\.")
-
-
-def expected_shapes(config: dict) -> dict:
-    """Canonical tensor name -> shape tuple for a GPT-2 with this config, in model order."""
-    e, v, p = config["n_embd"], config["vocab_size"], config["n_positions"]
-    shapes = {"wte.weight": (v, e), "wpe.weight": (p, e)}
-    for i in range(config["n_layer"]):
-        h = f"h.{i}."
-        shapes.update({
-            h + "ln_1.weight": (e,), h + "ln_1.bias": (e,),
-            h + "attn.c_attn.weight": (e, 3 * e), h + "attn.c_attn.bias": (3 * e,),
-            h + "attn.c_proj.weight": (e, e), h + "attn.c_proj.bias": (e,),
-            h + "ln_2.weight": (e,), h + "ln_2.bias": (e,),
-            h + "mlp.c_fc.weight": (e, 4 * e), h + "mlp.c_fc.bias": (4 * e,),
-            h + "mlp.c_proj.weight": (4 * e, e), h + "mlp.c_proj.bias": (e,),
-        })
-    shapes["ln_f.weight"] = (e,)
-    shapes["ln_f.bias"] = (e,)
-    return shapes
 
 
 def read_header(path) -> tuple[dict, int]:
@@ -138,20 +115,20 @@ def _check_entry(path, name, info, data_start, size):
     return {"dtype": dtype, "shape": tuple(shape), "begin": begin, "end": end}
 
 
-def load_tensors(folder, config: dict) -> dict:
+def load_tensors(folder, config) -> dict:
     """Open ``folder/model.safetensors`` memory-mapped and return GPT-2's weights.
 
-    ``config`` is what ``read_config`` returns. The result maps canonical names (HF's names
-    without the ``transformer.`` prefix: "wte.weight", "wpe.weight", "h.{i}.ln_1.weight", ...,
-    "ln_f.bias") to float32, C-contiguous, read-only ndarrays, in model order. Conv1D weights
-    stay as stored, [in, out]. Float32 tensors are each backed by their own memory map (see the
-    module docstring: nothing is read until touched, and dropping a tensor unmaps it); float16
-    and bfloat16 tensors are converted to float32 copies.
+    ``config`` gives the sizes (n_layer, n_embd, n_positions, vocab_size attributes, as
+    gpt2numba's GPT2Config has). The result maps the canonical names of
+    ``layout.tensor_shapes`` to float32, C-contiguous, read-only ndarrays, in model order.
+    Conv1D weights stay as stored, [in, out]. Float32 tensors are each backed by their own
+    memory map (see the module docstring: nothing is read until touched, and dropping a tensor
+    unmaps it); float16 and bfloat16 tensors are converted to float32 copies.
 
-    Names are accepted with or without the ``transformer.`` prefix. The mask buffers
-    ``h.N.attn.bias`` / ``h.N.attn.masked_bias`` and ``lm_head.weight`` (tied to wte) are
-    ignored. Any other tensor is an error: a GPT-2 file holds nothing else, and an extra layer
-    means the file does not match config.json.
+    Names are accepted as stored by OpenAI or by transformers (``layout.canonical_name``). The
+    tensors that are no weights (``layout.is_not_a_weight``: mask buffers, the tied LM head)
+    are ignored. Any other tensor is an error: a GPT-2 file holds nothing else, and an extra
+    layer means the file does not match config.json.
 
     Raises WeightsError naming the file and the tensor for: a missing tensor, an unexpected or
     duplicated one, a wrong shape (expected vs found), a dtype other than F32/F16/BF16, and a
@@ -162,21 +139,21 @@ def load_tensors(folder, config: dict) -> dict:
         raise WeightsError(f"{path} does not exist; gpt2numba loads safetensors checkpoints "
                            f"(model.safetensors) only")
     entries, _ = read_header(path)
-    shapes = expected_shapes(config)
+    shapes = tensor_shapes(config)
 
     found = {}  # canonical name -> stored name
     for stored in entries:
-        name = stored.removeprefix("transformer.")
+        name = canonical_name(stored)
         if name in shapes:
             if name in found:
                 raise WeightsError(f"{path} holds tensor {name!r} twice (as {found[name]!r} and "
                                    f"{stored!r}); the file is inconsistent")
             found[name] = stored
-        elif not _IGNORED.fullmatch(name):
-            layer = _LAYER.match(name)
-            if layer and int(layer.group(1)) >= config["n_layer"]:
+        elif not is_not_a_weight(name):
+            layer = block_index(name)
+            if layer is not None and layer >= config.n_layer:
                 raise WeightsError(f"{path} holds tensor {stored!r} but config.json says "
-                                   f"n_layer={config['n_layer']}; the weights and the config do "
+                                   f"n_layer={config.n_layer}; the weights and the config do "
                                    f"not belong together")
             raise WeightsError(f"{path} holds unexpected tensor {stored!r}, which is not part of "
                                f"GPT-2; this is not a GPT-2 LM checkpoint")

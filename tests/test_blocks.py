@@ -1,0 +1,66 @@
+"""The forward (blocks.gpt2, through GPT2) against reference.gpt2, plain float64 NumPy, no torch.
+
+Tolerance: max |ours - reference| <= 1e-5 x max |reference| over the logits compared. The
+reference is float64, so the difference is our float32 rounding, accumulated over the tiny
+checkpoint's 2 blocks and the head; 1e-5 is about 170 float32 ulps (2^-24 each) of the largest
+logit, and ten times tighter than the comparison with transformers' own float32
+(test_model_parity.py). The tiny checkpoint's initializer_range 0.5 spreads the logits, so
+errors in any tensor's use show.
+
+The forward also compiles `linear` once: the head's NO_BIAS and the projections' biases are one
+Numba type (each other type would compile the whole kernel again on a user's first run).
+"""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from gpt2numba.weights import load_tensors
+from tests import reference
+
+RELATIVE_TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def tensors(tiny_checkpoint, tiny_model):
+    return load_tensors(tiny_checkpoint, tiny_model.config)
+
+
+def relative_error(ours, exact):
+    return float(np.max(np.abs(ours - exact)) / np.max(np.abs(exact)))
+
+
+@pytest.mark.parametrize("n", [1, 2, 37, 128])   # 128: the tiny checkpoint's n_positions
+def test_logits_match_the_float64_reference(tiny_model, tensors, n):
+    ids = np.random.default_rng(n).integers(0, tiny_model.config.vocab_size, size=n)
+    exact = reference.gpt2(ids, tensors, tiny_model.config)
+    ours = tiny_model.logits(ids)
+    assert ours.shape == exact.shape == (n, tiny_model.config.vocab_size)
+    assert relative_error(ours, exact) <= RELATIVE_TOLERANCE
+
+
+def test_last_row_head_matches_the_float64_reference(tiny_model, tensors):
+    ids = tiny_model.tokenizer.encode("The quick brown fox jumps over the lazy dog")
+    exact = reference.gpt2(ids, tensors, tiny_model.config)[-1]
+    assert relative_error(tiny_model.next_token_logits(ids), exact) <= RELATIVE_TOLERANCE
+
+
+COUNT_SPECIALISATIONS = textwrap.dedent("""
+    import json, sys
+    from gpt2numba import GPT2, kernels
+    model = GPT2.from_pretrained(sys.argv[1])
+    model.logits(list(range(1000, 1009)))
+    model.next_token_logits(list(range(1000, 1009)))
+    print(json.dumps({name: len(getattr(kernels, name).signatures) for name in sys.argv[2:]}))
+""")
+
+
+def test_the_forward_compiles_each_kernel_once(tiny_checkpoint):
+    names = ["linear", "layernorm", "gelu", "residual", "embedding", "causal_self_attention"]
+    run = subprocess.run([sys.executable, "-c", COUNT_SPECIALISATIONS, str(tiny_checkpoint), *names],
+                         capture_output=True, text=True, check=True)
+    assert json.loads(run.stdout.splitlines()[-1]) == {name: 1 for name in names}

@@ -1,0 +1,47 @@
+"""matmul_block's edge tiles against float64 NumPy: blocks whose rows are not a multiple of 4,
+whose columns are not a multiple of 3, and a depth shorter than the rows.
+
+`linear` and `causal_self_attention` reach the edges (the rows after the last 4-row tile, the
+columns after the last 3-column tile) only for some sizes, and attention's p @ v sums over a
+depth shorter than its rows; here each case is tested directly, on blocks that start inside
+the arrays too. Tolerance as in test_kernel_linear.py: 2e-6 x
+sum_p |a[i,p] b[j,p]| per output. Outside the block, `out` must be left as it was (NaN here),
+and the columns of a and b past `depth` must not be read (NaN there would spread).
+"""
+
+import numpy as np
+import pytest
+
+from gpt2numba.kernels.matmul import matmul_block
+
+BLOCKS = [  # (n, m, k, i0, i1, j0, j1, depth)
+    (4, 3, 8, 0, 4, 0, 3, 8),           # one whole tile, no edge
+    (1, 1, 1, 0, 1, 0, 1, 1),           # a single output: only edges
+    (3, 2, 5, 0, 3, 0, 2, 5),           # fewer rows than a tile, fewer columns than a tile
+    (7, 11, 13, 0, 7, 0, 11, 13),       # 4 + 3 rows, 9 + 2 columns
+    (9, 10, 64, 0, 9, 0, 10, 17),       # 8 + 1 rows, 9 + 1 columns, depth shorter than the rows
+    (13, 20, 30, 2, 11, 5, 19, 29),     # an inner block: 8 + 1 rows, 12 + 2 columns
+    (6, 7, 40, 1, 6, 3, 7, 1),          # depth 1
+    (5, 5, 9, 1, 4, 2, 5, 0),           # depth 0: every sum is empty
+]
+
+
+@pytest.mark.parametrize("n,m,k,i0,i1,j0,j1,depth", BLOCKS)
+def test_block_matches_float64(n, m, k, i0, i1, j0, j1, depth):
+    rng = np.random.default_rng(n * 1000 + m * 10 + depth)
+    a = rng.standard_normal((n, k), dtype=np.float32)
+    b = rng.standard_normal((m, k), dtype=np.float32)
+    a[:, depth:] = np.nan
+    b[:, depth:] = np.nan
+    out = np.full((n, m), np.nan, dtype=np.float32)
+
+    matmul_block(a, b, out, i0, i1, j0, j1, depth)
+
+    a64 = a[i0:i1, :depth].astype(np.float64)
+    b64 = b[j0:j1, :depth].astype(np.float64)
+    exact = a64 @ b64.T
+    bound = 2e-6 * (np.abs(a64) @ np.abs(b64).T)
+    assert np.all(np.abs(out[i0:i1, j0:j1] - exact) <= bound)
+    outside = np.ones((n, m), dtype=bool)
+    outside[i0:i1, j0:j1] = False
+    assert np.isnan(out[outside]).all()
