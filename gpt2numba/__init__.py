@@ -6,11 +6,12 @@
 """
 
 from gpt2numba.config import GPT2Config
+from gpt2numba.errors import ArgumentError
 from gpt2numba.generate import ContextFullWarning
 from gpt2numba.model import GPT2
 from gpt2numba.sampling import SamplingSettings
 from gpt2numba.tokenizer import Tokenizer
 from gpt2numba.weights import WeightsError
 
-__all__ = ["GPT2", "GPT2Config", "ContextFullWarning", "SamplingSettings", "Tokenizer",
-           "WeightsError"]
+__all__ = ["GPT2", "GPT2Config", "ArgumentError", "ContextFullWarning", "SamplingSettings",
+           "Tokenizer", "WeightsError"]

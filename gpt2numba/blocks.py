@@ -17,6 +17,10 @@ import numpy as np
 
 from gpt2numba.kernels import causal_self_attention, embedding, gelu, layernorm, linear, residual
 
+# The kernels `gpt2` calls, in the order it first calls them: what must be compiled (or found in
+# Numba's cache) before the first forward.
+FORWARD_KERNELS = (embedding, layernorm, linear, causal_self_attention, residual, gelu)
+
 
 class Linear(NamedTuple):
     w: np.ndarray   # [out, in]
