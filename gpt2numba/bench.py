@@ -75,11 +75,13 @@ class Spread:
 
     @classmethod
     def of(cls, seconds):
+        """The Spread of a list of timings."""
         return cls(float(np.median(seconds)), float(np.min(seconds)), float(np.max(seconds)))
 
 
 @dataclass
 class Report:
+    """Everything `gpt2numba bench` measured: printed by format_report, or as JSON."""
     model: str
     threads: int
     threading_layer: str
