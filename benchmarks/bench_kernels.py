@@ -1,8 +1,6 @@
 """The linear kernel against OpenBLAS sgemm (through numpy), and the other kernels' share of
 a 124M-shaped forward at 1024 tokens. Same shapes, same threads, one run.
 
-    python benchmarks/bench_kernels.py [--threads 2] [--repeats 15]
-
 Run it on a quiet machine: with 2 cores, any other busy process distorts both columns.
 """
 
@@ -10,39 +8,41 @@ import argparse
 import os
 import time
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("--threads", type=int, default=2)
-parser.add_argument("--repeats", type=int, default=15)
-args = parser.parse_args()
-os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)   # before numpy loads OpenBLAS
 
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
+def main(argv=None):
+    """Print the linear table and the forward's shares."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args(argv)
+    # OpenBLAS reads this once, when numpy loads it: so numpy and everything that imports it
+    # are imported only from here on.
+    os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
+    import numba
 
-from gpt2numba.blocks import gpt2  # noqa: E402
-from gpt2numba.config import GPT2Config  # noqa: E402
-from gpt2numba.model import params_from_tensors  # noqa: E402
-from gpt2numba.weights import tensor_shapes  # noqa: E402
-from gpt2numba.timing import time_calls  # noqa: E402
-from gpt2numba.kernels import (causal_self_attention, embedding, gelu, layernorm, linear,  # noqa: E402
-                     linear_reference, residual)
-
-numba.set_num_threads(args.threads)
-rng = np.random.default_rng(0)
+    numba.set_num_threads(args.threads)
+    linear_table(args.threads, args.repeats)
+    share_table(args.repeats)
 
 
-def median_seconds(function, repeats=args.repeats):
+def median_seconds(function, repeats):
+    from gpt2numba.bench import time_calls
+
     return time_calls(function, repeats).median
-
-
 
 
 def quiet():
     time.sleep(0.3)   # let the other library's worker threads stop spinning
 
 
-def linear_table():
-    print(f"linear: x [n, in] @ W [in, out] + b, float32, {args.threads} threads (GFLOP/s, median of {args.repeats})")
+def linear_table(threads, repeats):
+    import numpy as np
+
+    from gpt2numba.kernels import linear, linear_reference
+
+    rng = np.random.default_rng(0)
+    print(f"linear: x [n, in] @ W [in, out] + b, float32, {threads} threads (GFLOP/s, median of {repeats})")
     print(f"{'n':>5} {'in':>5} {'out':>6} {'OpenBLAS':>9} {'linear':>8} {'ratio':>6} {'reference':>10} {'ratio':>6}")
     shapes = [(n, i, o) for n in (1, 16, 128, 512, 1024)
               for i, o in ((768, 2304), (768, 768), (768, 3072), (3072, 768))] + [(1, 768, 50257)]
@@ -52,25 +52,38 @@ def linear_table():
         b = rng.standard_normal(d_out, dtype=np.float32)
         w_out_in = np.ascontiguousarray(w.T)
         flops = 2 * n * d_in * d_out
-        blas = flops / median_seconds(lambda: x @ w + b) / 1e9
+        blas = flops / median_seconds(lambda: x @ w + b, repeats) / 1e9
         quiet()
-        fast = flops / median_seconds(lambda: linear(x, w_out_in, b)) / 1e9
+        fast = flops / median_seconds(lambda: linear(x, w_out_in, b), repeats) / 1e9
         ref = flops / median_seconds(lambda: linear_reference(x, w_out_in, b), 3) / 1e9
         quiet()
         print(f"{n:>5} {d_in:>5} {d_out:>6} {blas:>9.1f} {fast:>8.1f} {fast / blas:>6.2f} {ref:>10.1f} {ref / blas:>6.2f}")
 
 
-def random_params(config):
-    """A GPT-2 of config's sizes with random weights, in the model's layout: speed does not
-    depend on the values."""
+def random_params(rng, config):
+    """A GPT-2 of config's sizes with random weights, built through the loader's table and
+    params_from_tensors like a checkpoint: speed does not depend on the values."""
+    import numpy as np
+
+    from gpt2numba.model import params_from_tensors
+    from gpt2numba.weights import tensor_shapes
+
     tensors = {name: rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)
                for name, shape in tensor_shapes(config).items()}
     return params_from_tensors(tensors, config)
 
 
-def share_table(n=1024, config=GPT2Config()):
-    params = random_params(config)
+def share_table(repeats, n=1024):
+    import numpy as np
+
+    from gpt2numba.blocks import gpt2
+    from gpt2numba.config import GPT2Config
+    from gpt2numba.kernels import causal_self_attention, embedding, gelu, layernorm, residual
+
+    config = GPT2Config()
     n_layer, d, n_head, eps = config.n_layer, config.n_embd, config.n_head, config.layer_norm_epsilon
+    rng = np.random.default_rng(0)
+    params = random_params(rng, config)
     ids = rng.integers(0, config.vocab_size, size=n)
     forward = median_seconds(lambda: gpt2(ids, params, n_head, eps, last_only=True), 5)
     x = rng.standard_normal((n, d), dtype=np.float32)
@@ -79,10 +92,10 @@ def share_table(n=1024, config=GPT2Config()):
     g, b = params.ln_f.weight, params.ln_f.bias
     parts = {  # kernel: (seconds per call, calls per forward)
         "causal_self_attention (incl. its q k^T and p v)": (median_seconds(lambda: causal_self_attention(qkv, n_head), 5), n_layer),
-        "gelu": (median_seconds(lambda: gelu(hidden)), n_layer),
-        "layernorm": (median_seconds(lambda: layernorm(x, g, b, eps)), 2 * n_layer + 1),
-        "residual": (median_seconds(lambda: residual(x, x)), 2 * n_layer),
-        "embedding": (median_seconds(lambda: embedding(params.wte.weight, params.wpe.weight, ids)), 1),
+        "gelu": (median_seconds(lambda: gelu(hidden), repeats), n_layer),
+        "layernorm": (median_seconds(lambda: layernorm(x, g, b, eps), repeats), 2 * n_layer + 1),
+        "residual": (median_seconds(lambda: residual(x, x), repeats), 2 * n_layer),
+        "embedding": (median_seconds(lambda: embedding(params.wte.weight, params.wpe.weight, ids), repeats), 1),
     }
     print(f"\nforward of a 124M-shaped GPT-2 at n = {n}, last-row head: {forward * 1e3:.0f} ms")
     for name, (seconds, calls) in parts.items():
@@ -91,5 +104,5 @@ def share_table(n=1024, config=GPT2Config()):
     print(f"  {'gelu + layernorm + residual + embedding':50} {non_linear * 1e3:7.1f} ms  {100 * non_linear / forward:5.1f} %")
 
 
-linear_table()
-share_table()
+if __name__ == "__main__":
+    main()

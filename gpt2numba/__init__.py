@@ -14,6 +14,7 @@ import importlib
 _HOMES = {
     "GPT2": "gpt2numba.model",
     "GPT2Config": "gpt2numba.config",
+    "ArgumentError": "gpt2numba.errors",
     "ContextFullWarning": "gpt2numba.generate",
     "SamplingSettings": "gpt2numba.sampling",
     "Tokenizer": "gpt2numba.tokenizer",

@@ -15,6 +15,10 @@ rows. The head uses wte [vocab, n_embd] as it is: it is already [out, in].
 from gpt2numba.kernels import causal_self_attention, embedding, gelu, layernorm, linear, residual
 from gpt2numba.kernels.linear import NO_BIAS
 
+# The kernels `gpt2` calls, in the order it first calls them: what must be compiled (or found in
+# Numba's cache) before the first forward.
+FORWARD_KERNELS = (embedding, layernorm, linear, causal_self_attention, residual, gelu)
+
 
 def layer_norm(x, p, eps):                                   # p: ln_1, ln_2 or ln_f
     return layernorm(x, p.weight, p.bias, eps)               # [n, n_embd] -> [n, n_embd]

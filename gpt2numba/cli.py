@@ -11,6 +11,7 @@ failure at run time (unknown model, offline and not cached, prompt too long), 13
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -137,23 +138,14 @@ def run(prompt, prompt_file, model, revision, max_new_tokens, temperature, top_k
         gpt2numba run --prompt "Alan Turing theorized that" --max-new-tokens 40
         echo "The meaning of life is" | gpt2numba run --prompt - --temperature 0.8 --seed 1
     """
-    from numba.core import event
-
-    from gpt2numba.generate import STOP_REASONS, stream_text
-    from gpt2numba.model import GPT2
-    from gpt2numba.sampling import SamplingSettings
-    from gpt2numba.timing import compile_intervals, kernels_are_cached
-    from gpt2numba.weights import WeightsError
+    from gpt2numba import GPT2, ArgumentError, ContextFullWarning, WeightsError
+    from gpt2numba.blocks import FORWARD_KERNELS
+    from gpt2numba.kernels._cache import all_cached, recording_compiles
 
     text = _read_prompt(prompt, prompt_file)
-    try:
-        SamplingSettings(temperature, top_k, top_p, repetition_penalty, seed)
-    except ValueError as error:  # what click's ranges cannot express, e.g. nan
-        option = "--" + str(error).split()[0].replace("_", "-")  # the message names the argument
-        raise click.BadParameter(str(error), param_hint=f"'{option}'") from None
     _set_threads(threads)
 
-    with event.install_recorder("numba:compile") as compiles:
+    with recording_compiles() as compiles:
         start = time.perf_counter()
         try:
             gpt = GPT2.from_pretrained(model, revision=revision)
@@ -162,25 +154,29 @@ def run(prompt, prompt_file, model, revision, max_new_tokens, temperature, top_k
         load_seconds = time.perf_counter() - start
 
         n_positions = gpt.config.n_positions
-        ids = gpt.tokenizer.encode(text)
         try:
-            generation = gpt.generation(ids, max_new_tokens, temperature=temperature, top_k=top_k,
-                                        top_p=top_p, repetition_penalty=repetition_penalty,
-                                        seed=seed, stop_at_eos=eos_stop, slide=slide)
-        except ValueError as error:
-            hint = (f"; shorten the prompt, or pass --slide to continue its last {n_positions} "
-                    f"tokens" if len(ids) > n_positions else "")
-            raise RunError(f"{error}{hint}") from None
+            stream = gpt.stream(text, max_new_tokens, temperature=temperature, top_k=top_k,
+                                top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
+                                stop=stop, stop_at_eos=eos_stop, slide=slide)
+        except ArgumentError as error:
+            if error.argument == "prompt":
+                raise RunError(f"{error}; shorten the prompt, or pass --slide to continue its "
+                               f"last {n_positions} tokens") from None
+            # what click's ranges cannot express, e.g. nan
+            option = "--" + error.argument.replace("_", "-")
+            raise click.BadParameter(str(error), param_hint=f"'{option}'") from None
 
-        if not kernels_are_cached():
+        if not all_cached(FORWARD_KERNELS):
             click.echo(f"gpt2numba: compiling kernels (first run only, about "
                        f"{COMPILE_ESTIMATE_SECONDS} s)...", err=True)
         color = _use_color(no_color)
         try:
             _write(text)
             generation_wall_start = time.time()
-            for piece in stream_text(generation, gpt.tokenizer, stop):
-                _write(click.style(piece, fg="cyan") if color else piece)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ContextFullWarning)  # said below, with --slide
+                for piece in stream:
+                    _write(click.style(piece, fg="cyan") if color else piece)
             _write("\n")
         except BrokenPipeError:  # `| head` closed the pipe: stop quietly
             _silence_stdout()
@@ -190,13 +186,9 @@ def run(prompt, prompt_file, model, revision, max_new_tokens, temperature, top_k
             raise RunError(f"cannot write to stdout ({error.strerror or error}); check where "
                            f"the output goes") from None
 
-    if generation.stop_reason == "context":
-        click.echo(f"gpt2numba: generation stopped at the model's {n_positions}-token context "
-                   f"limit after {len(generation.new_ids)} new tokens; pass --slide to keep going "
-                   f"on the last {n_positions} tokens", err=True)
-    intervals = compile_intervals(compiles.buffer)
-    click.echo(summary_line(generation, load_seconds, intervals, generation_wall_start,
-                            STOP_REASONS), err=True)
+    if stream.stop_reason == "context":
+        click.echo(f"gpt2numba: {stream.context_full_message(slide='--slide')}", err=True)
+    click.echo(summary_line(stream, load_seconds, compiles, generation_wall_start), err=True)
 
 
 @main.command()
@@ -220,8 +212,8 @@ def bench(model, revision, threads, repeats, as_json):
     \b
         gpt2numba bench --model gpt2 --threads 2
     """
-    from gpt2numba.timing import format_report, run_benchmark
-    from gpt2numba.weights import WeightsError
+    from gpt2numba import WeightsError
+    from gpt2numba.bench import format_report, run_benchmark
 
     _set_threads(threads)
     try:
@@ -244,7 +236,8 @@ def download(name, revision):
     \b
         gpt2numba download gpt2-medium
     """
-    from gpt2numba.weights import WeightsError, resolve
+    from gpt2numba import WeightsError
+    from gpt2numba.weights import resolve
 
     try:
         click.echo(resolve(name, revision=revision))
@@ -320,26 +313,27 @@ def _silence_stdout():
         os.close(devnull)
 
 
-def summary_line(generation, load_seconds, intervals, wall_start, reasons) -> str:
+def summary_line(stream, load_seconds, intervals, wall_start) -> str:
     """The stderr footer, e.g. `gpt2numba: 50 tokens in 2.31 s (21.6 tokens/s), first token
     0.35 s, load 0.8 s, compile 12.3 s, stopped: max_new_tokens reached`.
 
-    Generation and first-token times exclude the time Numba spent compiling (`intervals`,
-    wall-clock, from `compile_intervals`); the compile time is its own item, or "kernels cached"
-    when nothing was compiled. `wall_start` is time.time() when the generation began.
+    `stream` is the finished TextStream. Generation and first-token times exclude the time Numba
+    spent compiling (`intervals`, wall-clock, from recording_compiles); the compile time is its
+    own item, or "kernels cached" when nothing was compiled. `wall_start` is time.time() when
+    the generation began.
     """
     compiled = sum(end - start for start, end in intervals)
     in_generation = sum(end - start for start, end in intervals if start >= wall_start)
-    n = len(generation.new_ids)
-    seconds = max(generation.seconds - in_generation, 0.0)
+    n = len(stream.new_ids)
+    seconds = max(stream.seconds - in_generation, 0.0)
     parts = [f"{n} token{'' if n == 1 else 's'} in {seconds:.2f} s"
              + (f" ({n / seconds:.1f} tokens/s)" if n and seconds > 0 else "")]
-    if generation.first_token_seconds is not None:
-        first_end = wall_start + generation.first_token_seconds
+    if stream.first_token_seconds is not None:
+        first_end = wall_start + stream.first_token_seconds
         before_first = sum(max(0.0, min(end, first_end) - start) for start, end in intervals
                            if start >= wall_start)
-        parts.append(f"first token {max(generation.first_token_seconds - before_first, 0.0):.2f} s")
+        parts.append(f"first token {max(stream.first_token_seconds - before_first, 0.0):.2f} s")
     parts.append(f"load {load_seconds:.1f} s")
     parts.append(f"compile {compiled:.1f} s" if intervals else "kernels cached")
-    parts.append(f"stopped: {reasons.get(generation.stop_reason, generation.stop_reason)}")
+    parts.append(f"stopped: {stream.stopped_because}")
     return "gpt2numba: " + ", ".join(parts)

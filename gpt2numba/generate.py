@@ -1,15 +1,17 @@
-"""The decoding loop: one forward of the whole sequence per new token (no KV cache, as GPT-2's
-original sampling code), the next token chosen from the last position's logits.
+"""The decoding loop, below the model: it needs only a next-logits function, the context length
+(n_positions) and the end-of-text id. One forward of the whole sequence per new token (no KV
+cache, as GPT-2's original sampling code), the next token chosen from the last position's logits.
 
-`Generation` yields token ids and records why it stopped; `stream_text` turns ids into text
-pieces that are safe to print as they come: UTF-8 characters split across tokens are held
-back until complete, and text that may be the start of a stop string is held back until it
-is known not to be.
+`Generation` yields token ids and records why it stopped and how long it took; `TextStream`
+turns them into text pieces that are safe to print as they come: UTF-8 characters split across
+tokens are held back until complete, and text that may be the start of a stop string is held
+back until it is known not to be.
 """
 
 import time
 import warnings
 
+from gpt2numba.errors import ArgumentError
 from gpt2numba.sampling import Sampler, SamplingSettings
 
 STOP_REASONS = {
@@ -25,26 +27,30 @@ class ContextFullWarning(UserWarning):
 
 
 class Generation:
-    """Iterate to get the new token ids one by one as the model chooses them.
+    """Iterate to get the new token ids one by one as they are chosen.
 
-    After iteration, `stop_reason` is one of STOP_REASONS, `new_ids` holds the ids produced,
+    `next_logits` maps ids [n] (n <= n_positions) to the float32 logits [vocab] of the last
+    position. An empty prompt conditions on `eos_id`, as GPT-2's unconditional samples do.
+    With slide=False generation stops when the context is full; with slide=True each forward
+    sees only the last n_positions tokens, of the prompt too. `sampling`: the keywords of
+    SamplingSettings (temperature, top_k, top_p, repetition_penalty, seed).
+
+    After iteration, `stop_reason` is a key of STOP_REASONS, `new_ids` holds the ids chosen,
     `seconds` the time spent in the loop and `first_token_seconds` the time to the first id.
-    With slide=False a prompt longer than the context (n_positions) is a ValueError and
-    generation stops when the context is full; with slide=True each forward sees only the last
-    n_positions tokens, of the prompt too.
     """
 
-    def __init__(self, model, prompt_ids, max_new_tokens=50, sampling=None, stop_at_eos=True,
-                 slide=False):
+    def __init__(self, next_logits, prompt_ids, *, n_positions, eos_id, max_new_tokens=50,
+                 stop_at_eos=True, slide=False, **sampling):
         if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
-        self.model = model
-        ids = list(prompt_ids) or [model.tokenizer.eos_id]
-        if slide:  # the model can see only the last n_positions tokens anyway
-            ids = ids[-model.config.n_positions:]
-        self.prompt_ids = model.check_ids(ids)
+            raise ArgumentError("max_new_tokens", f"max_new_tokens must be an integer >= 0, got "
+                                                  f"{max_new_tokens!r}")
+        self.sampler = Sampler(SamplingSettings(**sampling))
+        self.next_logits = next_logits
+        ids = list(prompt_ids) or [eos_id]
+        self.prompt_ids = ids[-n_positions:] if slide else ids  # the model sees no more anyway
+        self.n_positions = n_positions
+        self.eos_id = eos_id
         self.max_new_tokens = max_new_tokens
-        self.sampler = Sampler(sampling or SamplingSettings())
         self.stop_at_eos = stop_at_eos
         self.slide = slide
         self.new_ids = []
@@ -53,20 +59,17 @@ class Generation:
         self.first_token_seconds = None
 
     def __iter__(self):
-        n_positions = self.model.config.n_positions
-        eos = self.model.tokenizer.eos_id
         ids = list(self.prompt_ids)
         start = time.perf_counter()
         self.stop_reason = "length"
         while len(self.new_ids) < self.max_new_tokens:
-            if len(ids) >= n_positions and not self.slide:
+            if len(ids) >= self.n_positions and not self.slide:
                 self.stop_reason = "context"
                 break
-            logits = self.model.next_token_logits(ids[-n_positions:])
-            token = self.sampler(logits, ids)
+            token = self.sampler(self.next_logits(ids[-self.n_positions:]), ids)
             if self.first_token_seconds is None:
                 self.first_token_seconds = time.perf_counter() - start
-            if token == eos and self.stop_at_eos:
+            if token == self.eos_id and self.stop_at_eos:
                 self.stop_reason = "eos"
                 break
             ids.append(token)
@@ -75,43 +78,83 @@ class Generation:
             yield token
         self.seconds = time.perf_counter() - start
 
-    def warn_if_cut(self):
-        """Warn (ContextFullWarning) when the loop stopped because the context was full."""
-        if self.stop_reason == "context":
-            warnings.warn(f"generation stopped after {len(self.new_ids)} new tokens: prompt and "
-                          f"continuation fill the model's {self.model.config.n_positions}-token "
-                          f"context; pass slide=True to keep going on the last "
-                          f"{self.model.config.n_positions} tokens", ContextFullWarning,
-                          stacklevel=3)
 
-
-def stream_text(generation, tokenizer, stop=()):
-    """Text pieces of `generation`'s continuation, printable as they come.
+class TextStream:
+    """Iterate to get the continuation of a Generation as text pieces, printable as they come.
 
     Ends at the first occurrence of any string in `stop` (which is not included); then
-    generation.stop_reason is "stop".
+    `stop_reason` is "stop", else the Generation's. When the context filled up, the end of the
+    iteration warns with a ContextFullWarning. `new_ids`, `seconds` and `first_token_seconds`
+    are the Generation's; `stopped_because` says the stop reason in words.
     """
-    stop = [s for s in stop if s]
-    decoder = tokenizer.stream_decoder()
-    text, emitted = "", 0
-    longest = max((len(s) for s in stop), default=0)
-    for token in generation:
-        text += decoder.push(token)
-        if stop:
-            found = [i for i in (text.find(s, max(0, emitted - longest)) for s in stop) if i >= 0]
-            if found:
-                generation.stop_reason = "stop"
-                yield text[emitted:min(found)]
-                return
-            safe = len(text) - _held_back(text, stop)
-        else:
-            safe = len(text)
-        if safe > emitted:
-            yield text[emitted:safe]
-            emitted = safe
-    text += decoder.flush()
-    if len(text) > emitted:
-        yield text[emitted:]
+
+    def __init__(self, generation, tokenizer, stop=()):
+        self.generation = generation
+        self.tokenizer = tokenizer
+        self.stop = [s for s in ((stop,) if isinstance(stop, str) else stop) if s]
+        self.stopped_at_string = False
+        self._pieces = None
+
+    @property
+    def stop_reason(self):
+        return "stop" if self.stopped_at_string else self.generation.stop_reason
+
+    @property
+    def stopped_because(self):
+        return STOP_REASONS.get(self.stop_reason, self.stop_reason)
+
+    @property
+    def new_ids(self):
+        return self.generation.new_ids
+
+    @property
+    def seconds(self):
+        return self.generation.seconds
+
+    @property
+    def first_token_seconds(self):
+        return self.generation.first_token_seconds
+
+    def context_full_message(self, slide="slide=True"):
+        """What happened when the context filled up and how to go on; `slide` is how the caller
+        spells that option (the command line says --slide)."""
+        n = self.generation.n_positions
+        return (f"generation stopped after {len(self.new_ids)} new tokens: prompt and "
+                f"continuation fill the model's {n}-token context; pass {slide} to keep going on "
+                f"the last {n} tokens")
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._pieces is None:
+            self._pieces = self._text()
+        return next(self._pieces)
+
+    def _text(self):
+        decoder = self.tokenizer.stream_decoder()
+        text, emitted = "", 0
+        longest = max((len(s) for s in self.stop), default=0)
+        for token in self.generation:
+            text += decoder.push(token)
+            if self.stop:
+                found = [i for i in (text.find(s, max(0, emitted - longest)) for s in self.stop)
+                         if i >= 0]
+                if found:
+                    self.stopped_at_string = True
+                    yield text[emitted:min(found)]
+                    return
+                safe = len(text) - _held_back(text, self.stop)
+            else:
+                safe = len(text)
+            if safe > emitted:
+                yield text[emitted:safe]
+                emitted = safe
+        text += decoder.flush()
+        if len(text) > emitted:
+            yield text[emitted:]
+        if self.stop_reason == "context":
+            warnings.warn(self.context_full_message(), ContextFullWarning, stacklevel=3)
 
 
 def _held_back(text, stop):

@@ -8,8 +8,8 @@ import numpy as np
 
 from gpt2numba.blocks import gpt2
 from gpt2numba.config import GPT2Config
-from gpt2numba.generate import Generation, stream_text
-from gpt2numba.sampling import SamplingSettings
+from gpt2numba.errors import ArgumentError
+from gpt2numba.generate import Generation, TextStream
 from gpt2numba.tokenizer import Tokenizer
 from gpt2numba.weights import load_tensors, resolve
 from gpt2numba.weights.layout import is_conv1d_weight, records, tensor_shapes
@@ -70,18 +70,20 @@ class GPT2:
         return (f"GPT2({self.name!r}: n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, "
                 f"n_positions={c.n_positions}, vocab_size={c.vocab_size})")
 
-    def check_ids(self, ids):
-        """ids as an int64 array, or ValueError naming what is wrong (empty, too long, out of range)."""
+    def check_ids(self, ids, argument="ids"):
+        """ids as an int64 array, or ArgumentError naming what is wrong (empty, too long, out of
+        range); `argument` is the caller's name for them."""
         ids = np.asarray(ids)
         if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer):
-            raise ValueError("ids must be a non-empty 1-D sequence of integer token ids")
+            raise ArgumentError(argument, f"{argument} must be a non-empty 1-D sequence of "
+                                          f"integer token ids")
         if ids.size > self.config.n_positions:
-            raise ValueError(f"the input is {ids.size} tokens; the model's context holds at most "
-                             f"{self.config.n_positions} (n_positions)")
+            raise ArgumentError(argument, f"the input is {ids.size} tokens; the model's context "
+                                          f"holds at most {self.config.n_positions} (n_positions)")
         bad = ids[(ids < 0) | (ids >= self.config.vocab_size)]
         if bad.size:
-            raise ValueError(f"token id {int(bad[0])} is out of range: ids must be in "
-                             f"0..{self.config.vocab_size - 1}")
+            raise ArgumentError(argument, f"token id {int(bad[0])} is out of range: ids must be in "
+                                          f"0..{self.config.vocab_size - 1}")
         return ids.astype(np.int64)
 
     def logits(self, ids) -> np.ndarray:
@@ -97,42 +99,35 @@ class GPT2:
             return gpt2(ids, self.params, self.config.n_head, self.config.layer_norm_epsilon,
                         last_only=True)[0]
 
-    def generation(self, prompt_ids, max_new_tokens=50, *, temperature=0.0, top_k=0, top_p=1.0,
-                   repetition_penalty=1.0, seed=None, stop_at_eos=True, slide=False) -> Generation:
-        """A Generation (an iterator of new ids that records why it stopped) for prompt_ids."""
-        sampling = SamplingSettings(temperature, top_k, top_p, repetition_penalty, seed)
-        return Generation(self, prompt_ids, max_new_tokens, sampling, stop_at_eos, slide)
-
-    def generate_ids(self, ids, max_new_tokens=50, *, stop=(), **options) -> list[int]:
-        """The new token ids after `ids` (not the prompt). Greedy unless temperature > 0.
-
-        options: temperature, top_k, top_p, repetition_penalty, seed, stop_at_eos, slide
-        (see `generation`). With `stop`, ids end before the token that completed a stop string.
-        """
-        generation = self.generation(ids, max_new_tokens, **options)
-        if stop:
-            for _ in stream_text(generation, self.tokenizer, _as_tuple(stop)):
-                pass
-            new_ids = generation.new_ids[:-1] if generation.stop_reason == "stop" else generation.new_ids
-        else:
-            new_ids = list(generation)
-        generation.warn_if_cut()
-        return list(new_ids)
-
-    def stream(self, prompt, max_new_tokens=50, *, stop=(), **options):
-        """Iterator of text pieces of the continuation of `prompt`, UTF-8 safe, as they come.
+    def stream(self, prompt, max_new_tokens=50, **options) -> TextStream:
+        """The continuation of `prompt`, an iterator of text pieces (UTF-8 safe) as they come.
 
         An empty prompt conditions on <|endoftext|>, as GPT-2's unconditional samples do.
-        Same options as generate_ids; the stop strings are not included in the output.
+        options: temperature (0, greedy), top_k (0, off), top_p (1.0, off), repetition_penalty
+        (1.0, off), seed, stop (strings that end the text, not included), stop_at_eos (True),
+        slide (False: stop when the context is full; True: go on with the last n_positions
+        tokens). A bad value raises ArgumentError (a ValueError) naming the argument, here and
+        not at the first piece. After iteration the stream holds stop_reason, stopped_because,
+        new_ids, seconds and first_token_seconds; a full context warns (ContextFullWarning).
         """
-        generation = self.generation(self.tokenizer.encode(prompt), max_new_tokens, **options)
-        yield from stream_text(generation, self.tokenizer, _as_tuple(stop))
-        generation.warn_if_cut()
+        return self._stream(self.tokenizer.encode(prompt), "prompt", max_new_tokens, **options)
 
     def generate(self, prompt, max_new_tokens=50, **options) -> str:
-        """The continuation of `prompt` as one string (the prompt is not repeated)."""
+        """The continuation of `prompt` as one string (the prompt is not repeated); options as
+        for `stream`."""
         return "".join(self.stream(prompt, max_new_tokens, **options))
 
+    def generate_ids(self, ids, max_new_tokens=50, **options) -> list[int]:
+        """The new token ids after `ids` (not the prompt); options as for `stream`. With `stop`,
+        the ids end before the token that completed a stop string."""
+        stream = self._stream(ids, "ids", max_new_tokens, **options)
+        for _ in stream:
+            pass
+        return stream.new_ids[:-1] if stream.stop_reason == "stop" else list(stream.new_ids)
 
-def _as_tuple(stop):
-    return (stop,) if isinstance(stop, str) else tuple(stop)
+    def _stream(self, ids, argument, max_new_tokens, *, stop=(), **options) -> TextStream:
+        generation = Generation(self.next_token_logits, ids, n_positions=self.config.n_positions,
+                                eos_id=self.tokenizer.eos_id, max_new_tokens=max_new_tokens,
+                                **options)
+        self.check_ids(generation.prompt_ids, argument)  # refused now, not at the first forward
+        return TextStream(generation, self.tokenizer, stop)

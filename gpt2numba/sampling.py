@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gpt2numba.errors import ArgumentError
+
 
 @dataclass(frozen=True)
 class SamplingSettings:
@@ -29,13 +31,16 @@ class SamplingSettings:
 
     def __post_init__(self):
         if not self.temperature >= 0:
-            raise ValueError(f"temperature must be >= 0 (0 means greedy), got {self.temperature}")
+            raise ArgumentError("temperature", f"temperature must be >= 0 (0 means greedy), got "
+                                               f"{self.temperature}")
         if not (isinstance(self.top_k, (int, np.integer)) and self.top_k >= 0):
-            raise ValueError(f"top_k must be an integer >= 0 (0 means off), got {self.top_k}")
+            raise ArgumentError("top_k", f"top_k must be an integer >= 0 (0 means off), got "
+                                         f"{self.top_k}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1] (1 means off), got {self.top_p}")
+            raise ArgumentError("top_p", f"top_p must be in (0, 1] (1 means off), got {self.top_p}")
         if not self.repetition_penalty > 0:
-            raise ValueError(f"repetition_penalty must be > 0 (1 means off), got {self.repetition_penalty}")
+            raise ArgumentError("repetition_penalty", f"repetition_penalty must be > 0 (1 means "
+                                                      f"off), got {self.repetition_penalty}")
 
 
 def apply_repetition_penalty(logits, context_ids, penalty):

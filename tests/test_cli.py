@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from gpt2numba import GPT2
-from gpt2numba.timing import compile_intervals, kernels_are_cached
+from gpt2numba.blocks import FORWARD_KERNELS
+from gpt2numba.kernels._cache import all_cached
 
 N_POSITIONS = 128   # of conftest's tiny_checkpoint
 SUMMARY = re.compile(r"gpt2numba: (?P<n>\d+) tokens? in \d+\.\d\d s( \(\d+\.\d tokens/s\))?, "
@@ -84,7 +85,7 @@ def prompt_of_tokens(tokenizer, n):
 @pytest.fixture(scope="module")
 def first_run(tiny_checkpoint, home):
     """The module's first CLI run (it compiles the kernels if the session's cache is cold)."""
-    cached_before = kernels_are_cached()
+    cached_before = all_cached(FORWARD_KERNELS)
     result = run_cli(["run", "--model", tiny_checkpoint, "--prompt", "Hello", "--max-new-tokens", 8],
                      cli_env(home))
     return cached_before, result
@@ -113,8 +114,9 @@ def test_greedy_run_prints_prompt_and_the_libraries_continuation(first_run, mode
 
 
 def test_kernel_cache_detection_follows_numba_cache_dir(first_run, home, tmp_path):
-    assert kernels_are_cached()  # after first_run, in the session's NUMBA_CACHE_DIR
-    code = "from gpt2numba.timing import kernels_are_cached; print(kernels_are_cached())"
+    assert all_cached(FORWARD_KERNELS)  # after first_run, in the session's NUMBA_CACHE_DIR
+    code = ("from gpt2numba.blocks import FORWARD_KERNELS; "
+            "from gpt2numba.kernels._cache import all_cached; print(all_cached(FORWARD_KERNELS))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=cli_env(home, NUMBA_CACHE_DIR=tmp_path / "empty-cache"),
                           timeout=120)
@@ -340,17 +342,3 @@ def test_hub_failures_are_one_error_line_and_exit_1(hub, tiny_checkpoint):
     for case, (code, out, err) in results.items():
         assert_one_error_line(code, err, 1, *cases[case][2])
         assert out == "", case
-
-
-# -- the summary's compile time ------------------------------------------------------------------
-
-class _Event:
-    def __init__(self, start):
-        self.is_start, self.is_end = start, not start
-
-
-def test_compile_time_counts_only_the_outermost_compile_events():
-    buffer = [(10.0, _Event(True)), (10.5, _Event(True)), (11.0, _Event(False)),
-              (12.0, _Event(False)), (20.0, _Event(True)), (20.25, _Event(False))]
-    assert compile_intervals(buffer) == [(10.0, 12.0), (20.0, 20.25)]
-    assert compile_intervals([]) == []

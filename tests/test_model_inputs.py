@@ -33,6 +33,16 @@ def test_bad_sampling_options_name_the_argument(tiny_model, option, value):
     kwargs = {"max_new_tokens": 3, option: value}
     with pytest.raises(ValueError, match=option):
         tiny_model.generate("Hello", **kwargs)
+    with pytest.raises(ValueError) as refused:
+        tiny_model.stream("Hello", **kwargs)  # when the stream is made, before any text
+    assert refused.value.argument == option   # for a caller that names its own option
+
+
+def test_a_prompt_longer_than_the_context_is_refused_when_the_stream_is_made(tiny_model):
+    prompt = " x" * 129
+    with pytest.raises(ValueError, match="129 tokens") as refused:
+        tiny_model.stream(prompt, 5)
+    assert refused.value.argument == "prompt"
 
 
 def test_generation_stops_at_the_context_and_says_so(tiny_model):

@@ -75,7 +75,7 @@ def test_last_row_head_equals_full_logits(tiny_model):
 OURS_IN_A_FRESH_PROCESS = """
 import sys, numpy as np
 from gpt2numba import GPT2
-from gpt2numba.timing import peak_rss_bytes
+from gpt2numba.bench import peak_rss_bytes
 before = peak_rss_bytes()
 model = GPT2.from_pretrained(sys.argv[1])
 np.save(sys.argv[2], model.logits(list(range(1000, 1008))))

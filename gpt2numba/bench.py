@@ -1,4 +1,4 @@
-"""What `gpt2numba bench` measures: import, load, JIT cold vs cached, warm forward, generation.
+"""`gpt2numba bench`: import, load, JIT cold vs cached, warm forward and generation, timed.
 
 Cold and cached starts run in fresh processes whose NUMBA_CACHE_DIR is a temporary directory
 (empty for the first, populated by it for the second), so the user's own cache is neither
@@ -28,7 +28,7 @@ start = time.perf_counter()
 import numba
 numba.set_num_threads(int(sys.argv[2]))
 from gpt2numba import GPT2
-from gpt2numba.timing import peak_rss_bytes
+from gpt2numba.bench import peak_rss_bytes
 imported = time.perf_counter()
 model = GPT2.from_pretrained(sys.argv[1])
 loaded = time.perf_counter()
@@ -75,11 +75,13 @@ class Spread:
 
     @classmethod
     def of(cls, seconds):
+        """The Spread of a list of timings."""
         return cls(float(np.median(seconds)), float(np.min(seconds)), float(np.max(seconds)))
 
 
 @dataclass
 class Report:
+    """Everything `gpt2numba bench` measured: printed by format_report, or as JSON."""
     model: str
     threads: int
     threading_layer: str
@@ -184,53 +186,3 @@ def format_report(report: Report) -> str:
     rows.append(f"{'generate (W2: 16 + 64 tokens, greedy)':34}{report.generate_s:>8.2f} s"
                 f"{report.generate_tokens_per_s:>12.1f} tokens/s")
     return "\n".join(rows)
-
-
-def kernels_are_cached(names=None) -> bool:
-    """True when Numba's disk cache holds a current entry for each kernel the forward calls.
-
-    `names` defaults to the kernels of `kernels.__all__` that the forward (gpt2numba.blocks)
-    calls: `linear_reference` and `softmax` are left out (the model calls neither; attention
-    uses softmax's serial form, compiled into it), or the answer would always be no. A kernel counts as cached when the index file Numba would read
-    (`dispatcher._cache._cache_file._index_path`, under NUMBA_CACHE_DIR when it is set, else
-    `__pycache__` beside the source) exists, was written by this Numba version for the current
-    source file (Numba's own freshness test: the file's mtime and size) and lists at least one
-    compiled signature. A heuristic: it does not check the signatures themselves, nor the CPU
-    the entries were compiled for.
-    """
-    from gpt2numba import kernels
-    from gpt2numba import blocks
-
-    if names is None:
-        names = [name for name in kernels.__all__
-                 if getattr(blocks, name, None) is getattr(kernels, name)]
-    for name in names:
-        cache_file = getattr(getattr(getattr(kernels, name), "_cache", None), "_cache_file", None)
-        if cache_file is None:  # not a cache=True dispatcher: it compiles in every process
-            return False
-        try:
-            if not cache_file._load_index():
-                return False
-        except Exception:  # an unreadable or foreign index: Numba would compile
-            return False
-    return True
-
-
-def compile_intervals(buffer) -> list[tuple[float, float]]:
-    """The outermost (start, end) wall-clock times of the "numba:compile" events in `buffer`.
-
-    `buffer` is `numba.core.event.install_recorder("numba:compile").buffer`: (time.time(),
-    Event) pairs. Compiling a kernel compiles the functions it calls inside its own event, so
-    only the outermost intervals are counted. A kernel loaded from the disk cache sends no event.
-    """
-    intervals, depth, start = [], 0, 0.0
-    for stamp, ev in buffer:
-        if ev.is_start:
-            if depth == 0:
-                start = stamp
-            depth += 1
-        elif ev.is_end and depth > 0:
-            depth -= 1
-            if depth == 0:
-                intervals.append((start, stamp))
-    return intervals

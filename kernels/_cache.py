@@ -1,0 +1,72 @@
+"""What compiling costs, beside the policy that decides it (_jit.py): whether Numba's disk cache
+already holds a kernel, and the wall-clock intervals Numba spends compiling.
+
+Both take dispatchers (what @kernel returns) and know nothing of which kernels a model calls.
+Numba has no public way to ask its cache what it holds; `_cache_index` is the one place that
+uses its private API, so a Numba upgrade that changes it breaks one function.
+"""
+
+from contextlib import contextmanager
+
+from numba.core import event
+
+
+def _cache_index(dispatcher) -> dict:
+    """The entries Numba's disk cache index holds for `dispatcher`, as Numba would read them.
+
+    The index file lives under NUMBA_CACHE_DIR when it is set, else in `__pycache__` beside the
+    source. Numba returns no entries when the file is missing, was written by another Numba
+    version, or is stale for the current source file (its mtime and size): its own freshness
+    test. A dispatcher without cache=True, or an index that cannot be read, gives none either.
+    """
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    if cache_file is None:
+        return {}
+    try:
+        return cache_file._load_index()
+    except Exception:  # an unreadable or foreign index: Numba would compile
+        return {}
+
+
+def is_cached(dispatcher) -> bool:
+    """True when the disk cache holds a current entry for `dispatcher`, so that a new process
+    loads it instead of compiling. A heuristic: it does not check the entry's signatures
+    against the next call's, nor the CPU the entry was compiled for."""
+    return bool(_cache_index(dispatcher))
+
+
+def all_cached(dispatchers) -> bool:
+    """True when every one of `dispatchers` is_cached."""
+    return all(is_cached(dispatcher) for dispatcher in dispatchers)
+
+
+def compile_intervals(buffer) -> list[tuple[float, float]]:
+    """The outermost (start, end) wall-clock times of the "numba:compile" events in `buffer`.
+
+    `buffer` is `numba.core.event.install_recorder("numba:compile").buffer`: (time.time(),
+    Event) pairs. Compiling a kernel compiles the functions it calls inside its own event, so
+    only the outermost intervals are counted. A kernel loaded from the disk cache sends no event.
+    """
+    intervals, depth, start = [], 0, 0.0
+    for stamp, ev in buffer:
+        if ev.is_start:
+            if depth == 0:
+                start = stamp
+            depth += 1
+        elif ev.is_end and depth > 0:
+            depth -= 1
+            if depth == 0:
+                intervals.append((start, stamp))
+    return intervals
+
+
+@contextmanager
+def recording_compiles():
+    """Record Numba's compiles while the block runs. Yields a list that, once the block has
+    ended, holds their compile_intervals: (start, end) pairs of time.time()."""
+    intervals = []
+    with event.install_recorder("numba:compile") as recorder:
+        try:
+            yield intervals
+        finally:
+            intervals.extend(compile_intervals(recorder.buffer))
