@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from gpt2numba import tokenizer as tokmod
+from gpt2numba import tokenizer_bpe
 from gpt2numba.tokenizer import Tokenizer, bytes_to_unicode
 from tests.tokenizer_corpus import CJK, EMOJI, EOT, corpus, gpt2_tokenizer, oracle
 
@@ -270,8 +271,9 @@ def test_long_piece_merge_loop_equals_the_short_one(tok, monkeypatch):
         alphabet = rng.choice(alphabets)
         words.append("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 200))))
     words += ["a" * n for n in range(1, 150)] + [" " * n for n in range(1, 150)]
-    long_ = [tok._bpe_long(list(w.encode().translate(tok._byte_table))) for w in words]
-    monkeypatch.setattr(tokmod, "_LONG_PIECE", 10**9)
+    bpe = tok._bpe
+    long_ = [bpe.merge_long(list(w.encode().translate(bpe.byte_table))) for w in words]
+    monkeypatch.setattr(tokenizer_bpe, "_LONG_PIECE", 10**9)
     short = [tok._bpe(w.encode()) for w in words]
     assert long_ == short
 
