@@ -81,9 +81,9 @@ def read_text(path: Path, what: str) -> str:
         size = os.fstat(f.fileno()).st_size
         data = f.read(MAX_FILE_BYTES + 1) if size <= MAX_FILE_BYTES else b""
     if size > MAX_FILE_BYTES or len(data) > MAX_FILE_BYTES:
-        shown = f"{size} bytes" if size > MAX_FILE_BYTES else "endless"
+        amount = f"{size} bytes" if size > MAX_FILE_BYTES else "endless"
         raise ValueError(
-            f"{what} {path} is {shown}, more than the {MAX_FILE_BYTES >> 20} MiB a tokenizer "
+            f"{what} {path} is {amount}, more than the {MAX_FILE_BYTES >> 20} MiB a tokenizer "
             "file may be (GPT-2's are about 1 MB): it is not a GPT-2 tokenizer file"
         )
     try:
@@ -91,6 +91,12 @@ def read_text(path: Path, what: str) -> str:
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise ValueError(f"{what} {path}, line {line}: not valid UTF-8 ({e.reason})") from None
+
+
+def shown(value) -> str:
+    """The repr of `value`, cut after 60 characters: a message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
 
 
 class _Pairs(list):
@@ -155,7 +161,7 @@ def parse_merges(text: str, path: Path) -> tuple[list[tuple[str, str]], int]:
     for k, merge in enumerate(merges):
         if len(merge) != 2:
             raise ValueError(f"merges file {path}, line {first + k}: expected two tokens "
-                             f"separated by a space, got {body[k]!r}")
+                             f"separated by a space, got {shown(body[k])}")
     return merges, first
 
 
@@ -206,20 +212,22 @@ def _vocab_problem(items: list[tuple[str, int]]) -> VocabError:
     by_id: dict[int, str] = {}
     for token, i in items:
         if type(token) is not str:
-            return VocabError(f"token {token!r} is not a str")
+            return VocabError(f"token {shown(token)} is not a str")
         if token in by_token:
-            return VocabError(f"token {token!r} appears twice", token, nth=1)
+            return VocabError(f"token {shown(token)} appears twice", token, nth=1)
         if type(i) is not int:
-            return VocabError(f"the id of token {token!r} is {i!r}, not an integer", token)
+            return VocabError(f"the id of token {shown(token)} is {shown(i)}, not an integer",
+                              token)
         if i < 0:
-            return VocabError(f"the id of token {token!r} is negative ({i})", token)
+            return VocabError(f"the id of token {shown(token)} is negative ({shown(i)})", token)
         if i in by_id:
-            return VocabError(f"id {i} is given to both {by_id[i]!r} and {token!r}", token)
+            return VocabError(f"id {shown(i)} is given to both {shown(by_id[i])} and "
+                              f"{shown(token)}", token)
         if not token:
             return VocabError("empty token", token)
         if not set(token) <= ALPHABET:
             bad = next(c for c in token if c not in ALPHABET)
-            return VocabError(f"token {token!r} is not written in GPT-2's byte alphabet "
+            return VocabError(f"token {shown(token)} is not written in GPT-2's byte alphabet "
                               f"(bad character {bad!r})", token)
         by_token[token] = i
         by_id[i] = token
@@ -227,7 +235,7 @@ def _vocab_problem(items: list[tuple[str, int]]) -> VocabError:
     if max(by_id) != n - 1:
         missing = next(i for i in range(n) if i not in by_id)
         return VocabError(f"ids must be 0..{n - 1} without gaps, but id {missing} is missing "
-                          f"(largest id {max(by_id)})")
+                          f"(largest id {shown(max(by_id))})")
     if EOS_TOKEN not in by_token:
         return VocabError(f"no {EOS_TOKEN!r} token")
     b, c = next((b, c) for b, c in BYTE_ENCODER.items() if c not in by_token)
@@ -242,18 +250,19 @@ def merge_problem(vocab: dict[str, int], merges: list[tuple[str, str]]) -> Merge
     for k, (a, b) in enumerate(merges):
         for token in (a, b):
             if type(token) is not str:
-                return MergeError(f"token {token!r} is not a str", k)
+                return MergeError(f"token {shown(token)} is not a str", k)
             if not set(token) <= ALPHABET:
                 bad = next(c for c in token if c not in ALPHABET)
-                return MergeError(f"token {token!r} is not written in GPT-2's byte alphabet "
+                return MergeError(f"token {shown(token)} is not written in GPT-2's byte alphabet "
                                   f"(bad character {bad!r})", k)
             if token not in vocab:
-                return MergeError(f"token {token!r} is not in the vocabulary", k)
+                return MergeError(f"token {shown(token)} is not in the vocabulary", k)
         if a + b not in vocab:
-            return MergeError(f"the merge of {a!r} and {b!r} gives {a + b!r}, which is not in "
-                              "the vocabulary", k)
+            return MergeError(f"the merge of {shown(a)} and {shown(b)} gives {shown(a + b)}, "
+                              "which is not in the vocabulary", k)
         if (a, b) in seen:
-            return MergeError(f"the merge {a!r} {b!r} appears twice", k, earlier=seen[(a, b)])
+            return MergeError(f"the merge {shown(a)} {shown(b)} appears twice", k,
+                              earlier=seen[(a, b)])
         seen[(a, b)] = k
     return MergeError("the merges are inconsistent", len(merges))
 
@@ -262,8 +271,9 @@ def merge_problem(vocab: dict[str, int], merges: list[tuple[str, str]]) -> Merge
 
 def locate_key(text: str, key: str | None, nth: int = 0) -> str:
     """Where the JSON object key `key` is written in `text` (its `nth` occurrence, from 0),
-    as ", line L, column C", or "" if it cannot be found."""
-    if key is None:
+    as ", line L, column C", or "" if it cannot be found (or is too long to look for: a
+    regular expression of a 16 MB token would take minutes to compile)."""
+    if key is None or len(key) > 1000:
         return ""
     for written in dict.fromkeys((json.dumps(key, ensure_ascii=False), json.dumps(key))):
         found = list(re.finditer(r"(?<=[{,\s])" + re.escape(written) + r"\s*:", text))
