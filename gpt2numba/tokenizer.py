@@ -165,7 +165,8 @@ class Tokenizer:
         (config_file's ``vocab_size``): exactly that many tokens, ``<|endoftext|>`` the last.
 
         Raises ValueError, one line naming both files and sizes, when they do not belong
-        together (the model would be fed ids it has no embedding for, or stop at the wrong id).
+        together: the model would be given ids it has no embedding for, produce ids the
+        tokenizer cannot decode, or stop at the wrong id. The model calls it at load.
         """
         vocab = f"vocab file {self.vocab_file}" if self.vocab_file else "the vocabulary"
         if self._n_vocab != vocab_size:

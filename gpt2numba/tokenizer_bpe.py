@@ -1,9 +1,10 @@
 """Byte-pair merges: the textbook loop and the fast one, which must agree id for id.
 
-:func:`bpe_reference` is GPT-2's merge rule written plainly, on token strings (as OpenAI's
-encoder.py and tiktoken's educational module write it). :class:`BytePairEncoder` runs the same
-merges on integer ids with a dict of pair ranks, and with a heap for long pieces; the tests
-compare the two on many words, as ``linear_reference`` is compared with ``linear``.
+:func:`bpe_reference` is GPT-2's merge rule written plainly on token strings, in the manner of
+tiktoken's educational module but with the rule of OpenAI's encoder.py (every occurrence of the
+best pair merges in one step). :class:`BytePairEncoder` runs the same merges on integer ids with
+a dict of pair ranks, and with a heap for long pieces; the tests compare the two on many words,
+as ``linear_reference`` is compared with ``linear``.
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ _INF = float("inf")
 
 def bpe_reference(data: bytes, vocab: dict[str, int], ranks: dict[tuple[str, str], int]
                   ) -> list[int]:
-    """The token ids of one piece's UTF-8 bytes by GPT-2's merge rule, plainly (the textbook
-    loop of OpenAI's encoder.py, as tiktoken's educational module writes it).
+    """The token ids of one piece's UTF-8 bytes by GPT-2's merge rule, plainly.
 
-    `vocab` maps token -> id and `ranks` maps a pair of tokens -> its line in merges.txt
-    (0 is the best). The fast :class:`Tokenizer` must give exactly these ids.
+    `vocab` maps token -> id and `ranks` maps a pair of tokens -> its rank in merges.txt (0 is
+    the best). :class:`BytePairEncoder` must give exactly these ids.
     """
     parts = [BYTE_ENCODER[b] for b in data]
     while len(parts) > 1:
@@ -46,7 +46,6 @@ def bpe_reference(data: bytes, vocab: dict[str, int], ranks: dict[tuple[str, str
                 i += 1
         parts = merged
     return [vocab[part] for part in parts]
-
 
 
 class BytePairEncoder:

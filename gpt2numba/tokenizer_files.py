@@ -138,6 +138,9 @@ def parse_vocab(text: str, path: Path) -> list[tuple[str, int]]:
     return pairs
 
 
+_COUNT_SPACES = operator.methodcaller("count", " ")
+
+
 def parse_merges(text: str, path: Path) -> tuple[list[tuple[str, str]], int]:
     """The merges of merges.txt's text, best first, and the line number of the first one (2
     after a ``#version`` line, else 1). ValueError naming the file and line if a line is not
@@ -165,9 +168,6 @@ def parse_merges(text: str, path: Path) -> tuple[list[tuple[str, str]], int]:
     return merges, first
 
 
-_COUNT_SPACES = operator.methodcaller("count", " ")
-
-
 # ------------------------------------------------------------------------------- checking
 
 class VocabError(ValueError):
@@ -183,7 +183,8 @@ class MergeError(ValueError):
     the merge it repeats."""
 
     def __init__(self, problem: str, index: int, earlier: int | None = None):
-        super().__init__(f"merge {index}: {problem}")
+        also = "" if earlier is None else f" (first as merge {earlier})"
+        super().__init__(f"merge {index}: {problem}{also}")
         self.problem, self.index, self.earlier = problem, index, earlier
 
 
