@@ -201,6 +201,21 @@ def test_nesting_up_to_the_limit_is_read_as_json(tmp_path):
                  "not an integer")
 
 
+def test_brackets_and_escapes_inside_tokens_are_not_nesting(tmp_path):
+    """Hundreds of brackets written inside tokens (with escaped quotes and backslashes beside
+    them) are text, not depth: the file loads."""
+    vocab = toy_vocab()
+    del vocab[EOT]
+    for k in range(2, 120):
+        vocab["[" * k] = len(vocab)
+        vocab['\\"{' * k] = len(vocab)
+    vocab[EOT] = len(vocab)
+    text = json.dumps(vocab, indent=0)
+    assert text.count("[") + text.count("{") > 10_000
+    tok = Tokenizer.from_files(*write_files(tmp_path, TOY_MERGES, vocab_text=text))
+    assert tok.vocab_size == len(vocab)
+
+
 def sparse_file(path, size):
     """A file of `size` zero bytes that takes no disk space."""
     with open(path, "wb") as f:
