@@ -1,7 +1,8 @@
-"""gpt2numba.tokenizer: the API, decoding and streaming, loading and its errors, merge rules."""
+"""gpt2numba.tokenizer: the API, decoding and streaming, loading, the word cache.
 
-import json
-import random
+(The files and their errors: test_tokenizer_files.py; the merge loops: test_tokenizer_bpe.py.)
+"""
+
 import shutil
 import threading
 import time
@@ -10,10 +11,18 @@ import numpy as np
 import pytest
 
 from gpt2numba import tokenizer as tokmod
-from gpt2numba.tokenizer import Tokenizer, bytes_to_unicode
-from tests.tokenizer_corpus import CJK, EMOJI, EOT, corpus, gpt2_tokenizer, oracle
-
-B2U = bytes_to_unicode()
+from gpt2numba.tokenizer import Tokenizer
+from tests.tokenizer_corpus import (
+    CJK,
+    EMOJI,
+    EOT,
+    TOY_MERGES,
+    corpus,
+    gpt2_tokenizer,
+    oracle,
+    toy_vocab,
+    write_files,
+)
 
 
 @pytest.fixture(scope="module")
@@ -216,28 +225,6 @@ def test_from_pretrained_from_the_hub_fetches_only_the_tokenizer_files(tmp_path,
 
 # -------------------------------------------------------------------- a small vocabulary
 
-BYTE_TOKENS = sorted(B2U.values())  # GPT-2 order: id 0 is "!", ids 188.. the unprintable bytes
-
-
-def write_files(folder, merges, *, vocab=None, vocab_text=None, merges_text=None):
-    """vocab.json (one token per line: line k+2 holds id k) and merges.txt in `folder`."""
-    if vocab is None:
-        vocab = {t: i for i, t in enumerate(BYTE_TOKENS)}
-        for a, b in merges:
-            vocab.setdefault(a + b, len(vocab))
-        vocab[EOT] = len(vocab)
-    if vocab_text is None:
-        vocab_text = json.dumps(vocab, indent=0, ensure_ascii=False)
-    if merges_text is None:
-        merges_text = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)
-    (folder / "vocab.json").write_text(vocab_text, encoding="utf-8")
-    (folder / "merges.txt").write_text(merges_text, encoding="utf-8")
-    return folder / "vocab.json", folder / "merges.txt"
-
-
-TOY_MERGES = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("a", "a")]
-
-
 def test_toy_vocabulary(tmp_path):
     t = Tokenizer.from_files(*write_files(tmp_path, TOY_MERGES))
     ids = t.encode(" the")
@@ -246,34 +233,15 @@ def test_toy_vocabulary(tmp_path):
     assert t.encode("aaaaa") == [259, 259, t.encode("a")[0]]  # left to right, no overlap
 
 
-def test_merges_follow_the_original_rule_all_occurrences_of_the_best_pair(tmp_path):
-    """OpenAI's encoder merges *every* occurrence of the best pair before looking again.
+def test_init_from_memory_is_the_tokenizer_from_files(tmp_path):
+    """from_files parses and builds through __init__: the same tables from either way in."""
+    from_files = Tokenizer.from_files(*write_files(tmp_path, TOY_MERGES))
+    for vocab in (toy_vocab(), list(toy_vocab().items())):
+        in_memory = Tokenizer(vocab, TOY_MERGES)
+        assert repr(in_memory) == repr(from_files)
+        for text in (" the", "aaaaa", "the heath", EOT):
+            assert in_memory.encode(text) == from_files.encode(text)
 
-    Here merge 0 ("ab", "a") only becomes possible after merge 1 ("a", "b"): in "abab" the
-    original gives [ab, ab]; merging one pair at a time would give [aba, b]. Both the short
-    and the long (heap) merge loops follow the original.
-    """
-    vocab_path, merges_path = write_files(tmp_path, [("ab", "a"), ("a", "b")], vocab={
-        **{t: i for i, t in enumerate(BYTE_TOKENS)}, "aba": 256, "ab": 257, EOT: 258})
-    t = Tokenizer.from_files(vocab_path, merges_path)
-    assert t.encode("abab") == [257, 257]
-    assert t.encode("ab" * 100) == [257] * 100  # long piece: the heap loop
-    assert t.encode("aba") == [256]
-
-
-def test_long_piece_merge_loop_equals_the_short_one(tok, monkeypatch):
-    """Pieces longer than _LONG_PIECE bytes use a heap; it must give the same merges."""
-    rng = random.Random(5)
-    alphabets = ["ab", "abc ", "aeiou", "0123456789", "日本語", "🎉a", "xyzxyz", " ", "\n "]
-    words = []
-    for _ in range(300):
-        alphabet = rng.choice(alphabets)
-        words.append("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 200))))
-    words += ["a" * n for n in range(1, 150)] + [" " * n for n in range(1, 150)]
-    long_ = [tok._bpe_long(list(w.encode().translate(tok._byte_table))) for w in words]
-    monkeypatch.setattr(tokmod, "_LONG_PIECE", 10**9)
-    short = [tok._bpe(w.encode()) for w in words]
-    assert long_ == short
 
 
 def test_word_cache_is_bounded_and_stays_correct(vocab_dir, monkeypatch):
@@ -302,166 +270,3 @@ def test_encode_is_thread_safe(vocab_dir, monkeypatch):
     for th in threads:
         th.join()
     assert not failures
-
-
-# ---------------------------------------------------------------------- malformed files
-
-def expect_error(vocab_merges, *fragments):
-    with pytest.raises(ValueError) as info:
-        Tokenizer.from_files(*vocab_merges)
-    message = str(info.value)
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
-
-
-def good_vocab():
-    vocab = {t: i for i, t in enumerate(BYTE_TOKENS)}
-    for a, b in TOY_MERGES:
-        vocab[a + b] = len(vocab)
-    vocab[EOT] = len(vocab)
-    return vocab
-
-
-def test_a_good_toy_pair_loads(tmp_path):
-    Tokenizer.from_files(*write_files(tmp_path, TOY_MERGES))
-
-
-def test_vocab_not_json(tmp_path):
-    text = json.dumps(good_vocab(), indent=0, ensure_ascii=False)
-    text = text.replace('"#": 2,', '"#": 2,,')
-    msg = expect_error(write_files(tmp_path, TOY_MERGES, vocab_text=text), "vocab.json",
-                       "line 4", "not valid JSON")
-    assert str(tmp_path) in msg
-
-
-def test_vocab_empty_file(tmp_path):
-    expect_error(write_files(tmp_path, TOY_MERGES, vocab_text=""), "vocab.json", "line 1",
-                 "not valid JSON")
-
-
-def test_vocab_not_utf8(tmp_path):
-    paths = write_files(tmp_path, TOY_MERGES)
-    paths[0].write_bytes(b'{"!": 0,\n"\xff": 1}')
-    expect_error(paths, "vocab.json", "line 2", "UTF-8")
-
-
-def test_vocab_not_an_object(tmp_path):
-    expect_error(write_files(tmp_path, TOY_MERGES, vocab_text="[1, 2]"), "vocab.json",
-                 "JSON object")
-
-
-def test_vocab_empty_object(tmp_path):
-    expect_error(write_files(tmp_path, TOY_MERGES, vocab_text="{}"), "vocab.json", "empty")
-
-
-@pytest.mark.parametrize("value", ['"3"', "3.0", "true", "null", "[3]"])
-def test_vocab_non_integer_id(tmp_path, value):
-    text = json.dumps(good_vocab(), indent=0, ensure_ascii=False)
-    text = text.replace('"$": 3,', f'"$": {value},')
-    expect_error(write_files(tmp_path, TOY_MERGES, vocab_text=text), "vocab.json", "line 5",
-                 "'$'", "not an integer")
-
-
-def test_vocab_negative_id(tmp_path):
-    vocab = good_vocab()
-    vocab["$"] = -3
-    expect_error(write_files(tmp_path, TOY_MERGES, vocab=vocab), "vocab.json", "line 5",
-                 "negative")
-
-
-def test_vocab_duplicate_id(tmp_path):
-    vocab = good_vocab()
-    vocab["$"] = 2
-    expect_error(write_files(tmp_path, TOY_MERGES, vocab=vocab), "vocab.json", "line 5",
-                 "id 2", "'#'", "'$'")
-
-
-def test_vocab_duplicate_token(tmp_path):
-    text = json.dumps(good_vocab(), indent=0, ensure_ascii=False)
-    text = text.replace('"$": 3,', '"$": 3,\n"#": 7,')
-    expect_error(write_files(tmp_path, TOY_MERGES, vocab_text=text), "vocab.json",
-                 "line 6", "'#'", "appears twice")
-
-
-def test_vocab_without_endoftext(tmp_path):
-    vocab = good_vocab()
-    del vocab[EOT]
-    expect_error(write_files(tmp_path, TOY_MERGES, vocab=vocab), "vocab.json",
-                 "<|endoftext|>")
-
-
-@pytest.mark.parametrize("token", ["a b", "tab\t", "new\nline", "Ā\u0300", "\u3000", ""])
-def test_vocab_token_outside_the_byte_alphabet(tmp_path, token):
-    vocab = good_vocab()
-    vocab[token] = len(vocab)
-    msg = expect_error(write_files(tmp_path, TOY_MERGES, vocab=vocab), "vocab.json",
-                       f"line {len(vocab) + 1}")
-    assert "byte alphabet" in msg or "empty token" in msg
-
-
-def test_vocab_with_a_gap_in_ids(tmp_path):
-    vocab = good_vocab()
-    vocab[EOT] += 5
-    expect_error(write_files(tmp_path, TOY_MERGES, vocab=vocab), "vocab.json", "gaps",
-                 f"id {vocab[EOT] - 5}")
-
-
-def test_vocab_missing_a_byte(tmp_path):
-    vocab = {t: i for i, t in enumerate(BYTE_TOKENS) if t != "Ġ"}
-    vocab = {t: i for i, t in enumerate(vocab)}
-    vocab[EOT] = len(vocab)
-    expect_error(write_files(tmp_path, [], vocab=vocab), "vocab.json", "0x20", "byte")
-
-
-def merges_text(lines):
-    return "#version: 0.2\n" + "".join(line + "\n" for line in lines)
-
-
-@pytest.mark.parametrize("line", ["Ġ", "Ġ t he", "", "   ", "Ġ\tt\the"])
-def test_merges_line_that_is_not_two_tokens(tmp_path, line):
-    text = merges_text(["Ġ t", "h e", line, "Ġt he"])
-    expect_error(write_files(tmp_path, TOY_MERGES, merges_text=text), "merges.txt", "line 4",
-                 "two tokens")
-
-
-def test_merges_token_outside_the_byte_alphabet(tmp_path):
-    text = merges_text(["Ġ t", "h e", "Ġt\u4e00 he"])
-    expect_error(write_files(tmp_path, TOY_MERGES, merges_text=text), "merges.txt", "line 4",
-                 "byte alphabet")
-
-
-def test_merges_token_not_in_vocab(tmp_path):
-    text = merges_text(["Ġ t", "h e", "Ġt hex"])
-    expect_error(write_files(tmp_path, TOY_MERGES, vocab=good_vocab(), merges_text=text),
-                 "merges.txt", "line 4", "'hex'", "not in the vocabulary")
-
-
-def test_merges_result_not_in_vocab(tmp_path):
-    text = merges_text(["Ġ t", "h e", "he Ġt"])
-    expect_error(write_files(tmp_path, TOY_MERGES, vocab=good_vocab(), merges_text=text),
-                 "merges.txt", "line 4", "'heĠt'", "not in")
-
-
-def test_merges_duplicate(tmp_path):
-    text = merges_text(["Ġ t", "h e", "Ġt he", "h e"])
-    expect_error(write_files(tmp_path, TOY_MERGES, vocab=good_vocab(), merges_text=text),
-                 "merges.txt", "line 5", "line 3")
-
-
-def test_merges_separated_by_any_whitespace_load_as_in_openais_encoder(tmp_path):
-    """encoder.py splits merge lines with str.split(): tabs and repeated spaces separate."""
-    text = merges_text(["Ġ\tt", "h  e", " Ġt he ", "a\u3000a"])
-    t = Tokenizer.from_files(*write_files(tmp_path, TOY_MERGES, merges_text=text))
-    assert len(t.encode(" the")) == 1 and len(t.encode("aa")) == 1
-
-
-def test_merges_without_header_and_with_crlf_load(tmp_path):
-    text = "".join(f"{a} {b}\r\n" for a, b in TOY_MERGES)
-    t = Tokenizer.from_files(*write_files(tmp_path, TOY_MERGES, merges_text=text))
-    assert len(t.encode(" the")) == 1
-
-
-def test_missing_file_raises_oserror(tmp_path, vocab_dir):
-    with pytest.raises(FileNotFoundError):
-        Tokenizer.from_files(tmp_path / "vocab.json", vocab_dir / "merges.txt")

@@ -11,7 +11,7 @@ import unicodedata
 import pytest
 import tiktoken
 
-from gpt2numba import tokenizer as tokmod
+from gpt2numba import tokenizer_unicode as unicode_classes
 from tests.tokenizer_corpus import (
     EOT,
     SPECIAL_TEXTS,
@@ -110,7 +110,7 @@ def tiktoken_members(pattern):
 
 
 def table_members(text):
-    return {cp for a, b in tokmod._parse_ranges(text) for cp in range(a, b + 1)}
+    return {cp for a, b in unicode_classes.parse_ranges(text) for cp in range(a, b + 1)}
 
 
 def pattern_members(fragment):
@@ -119,9 +119,9 @@ def pattern_members(fragment):
 
 
 @pytest.mark.parametrize("name, cls, table", [
-    ("letters", r"\p{L}", tokmod._LETTERS),
-    ("numbers", r"\p{N}", tokmod._NUMBERS),
-    ("spaces", r"\s", tokmod._SPACES),
+    ("letters", r"\p{L}", unicode_classes.LETTERS),
+    ("numbers", r"\p{N}", unicode_classes.NUMBERS),
+    ("spaces", r"\s", unicode_classes.SPACES),
 ])
 def test_character_classes_equal_tiktoken(name, cls, table):
     """\\p{L}, \\p{N} and \\s: our Unicode 16.0 tables == tiktoken's, code point by code point,
@@ -131,30 +131,31 @@ def test_character_classes_equal_tiktoken(name, cls, table):
     assert ours == theirs, (
         f"{name}: only ours {sorted(map(hex, ours - theirs))[:10]} "
         f"({len(ours - theirs)}), only tiktoken's {sorted(map(hex, theirs - ours))[:10]} "
-        f"({len(theirs - ours)}). gpt2numba pins Unicode {tokmod.UNICODE_VERSION}, as "
+        f"({len(theirs - ours)}). gpt2numba pins Unicode {unicode_classes.UNICODE_VERSION}, as "
         f"tiktoken 0.14 does; tiktoken {tiktoken.__version__} has other tables (0.7.0 has "
         "Unicode 15's): test with tiktoken 0.14.x"
     )
-    fragment = tokmod._run(tokmod._parse_ranges(table))
+    fragment = unicode_classes.run_of(unicode_classes.parse_ranges(table))
     assert pattern_members(fragment) == ours
 
 
 def test_other_class_is_the_complement():
     """[^\\s\\p{L}\\p{N}] as compiled: every code point in none of the three tables."""
-    letters = tokmod._parse_ranges(tokmod._LETTERS)
-    numbers = tokmod._parse_ranges(tokmod._NUMBERS)
-    spaces = tokmod._parse_ranges(tokmod._SPACES)
-    others = tokmod._complement(letters, numbers, spaces)
+    letters = unicode_classes.parse_ranges(unicode_classes.LETTERS)
+    numbers = unicode_classes.parse_ranges(unicode_classes.NUMBERS)
+    spaces = unicode_classes.parse_ranges(unicode_classes.SPACES)
+    others = unicode_classes.complement(letters, numbers, spaces)
     expected = set(ALL_CODE_POINTS) - {
         cp for a, b in letters + numbers + spaces for cp in range(a, b + 1)}
-    assert pattern_members(tokmod._run(others)) == expected
+    assert pattern_members(unicode_classes.run_of(others)) == expected
 
 
 def test_tables_agree_with_this_pythons_unicodedata_where_it_knows_the_character():
     """Independent check of the tables: for every code point assigned in this Python's
     Unicode (3.11: 14.0), letter and number membership is its general category. The tables
     only add characters assigned later."""
-    letters, numbers = table_members(tokmod._LETTERS), table_members(tokmod._NUMBERS)
+    letters = table_members(unicode_classes.LETTERS)
+    numbers = table_members(unicode_classes.NUMBERS)
     bad = []
     for cp in ALL_CODE_POINTS:
         cat = unicodedata.category(chr(cp))

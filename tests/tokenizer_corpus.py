@@ -1,4 +1,5 @@
-"""Texts for the tokenizer's conformance tests, and the oracle: tiktoken built from local files.
+"""Texts for the tokenizer's conformance tests, the oracle (tiktoken built from local files),
+and builders of small vocab.json / merges.txt pairs.
 
 Everything here is made on the machine: real English and Python source from the standard
 library, and text generated from Unicode data. Nothing is downloaded.
@@ -7,12 +8,14 @@ library, and text generated from Unicode data. Nothing is downloaded.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import random
 import sysconfig
 import unicodedata
 from pathlib import Path
 
+from gpt2numba.tokenizer import Tokenizer, bytes_to_unicode
 from tests.paths import VOCAB_DIR
 
 EOT = "<|endoftext|>"
@@ -55,8 +58,6 @@ def oracle():
 @functools.lru_cache(maxsize=None)
 def gpt2_tokenizer():
     """gpt2numba's Tokenizer on the real GPT-2 files (shared by the test modules)."""
-    from gpt2numba.tokenizer import Tokenizer
-
     return Tokenizer.from_files(VOCAB_DIR / "vocab.json", VOCAB_DIR / "merges.txt")
 
 
@@ -278,3 +279,31 @@ def corpus() -> dict[str, str]:
     prose = english_prose(20_000)
     add("prose", [prose[i:i + 2000] for i in range(0, len(prose), 2000)])
     return texts
+
+
+# ---------------------------------------------------------------- small tokenizer files
+
+BYTE_TOKENS = sorted(bytes_to_unicode().values())  # GPT-2 order: id 0 is "!", 188.. unprintable
+TOY_MERGES = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("a", "a")]
+
+
+def toy_vocab(merges=TOY_MERGES) -> dict[str, int]:
+    """The 256 byte tokens, the result of each merge, then <|endoftext|>: token -> id."""
+    vocab = {t: i for i, t in enumerate(BYTE_TOKENS)}
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
+    vocab[EOT] = len(vocab)
+    return vocab
+
+
+def write_files(folder, merges, *, vocab=None, vocab_text=None, merges_text=None):
+    """vocab.json (one token per line: line k+2 holds id k) and merges.txt in `folder`."""
+    if vocab is None:
+        vocab = toy_vocab(merges)
+    if vocab_text is None:
+        vocab_text = json.dumps(vocab, indent=0, ensure_ascii=False)
+    if merges_text is None:
+        merges_text = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)
+    (folder / "vocab.json").write_text(vocab_text, encoding="utf-8")
+    (folder / "merges.txt").write_text(merges_text, encoding="utf-8")
+    return folder / "vocab.json", folder / "merges.txt"
