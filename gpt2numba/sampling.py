@@ -133,7 +133,7 @@ def filter_top_p(logits, p):
     return out
 
 
-def check_finite(logits):
+def check_logits_finite(logits):
     """NonFiniteLogitsError naming the first NaN or inf in logits [vocab]."""
     bad = np.flatnonzero(~np.isfinite(logits))
     if bad.size:
@@ -154,7 +154,7 @@ class Sampler:
         """logits [vocab] float32 of the last position, context_ids the ids so far -> next id,
         in 0..vocab-1. Raises NonFiniteLogitsError if any logit is NaN or infinite."""
         s = self.settings
-        check_finite(logits)
+        check_logits_finite(logits)
         logits = apply_repetition_penalty(logits, context_ids, s.repetition_penalty)
         if s.temperature == 0:
             return int(np.argmax(logits))
