@@ -15,7 +15,9 @@ sums where float32 would be off by 1e-7 per term, and float32 overflows where th
 extreme (a logit of 30 divided by temperature 1e-38 or by a penalty of 1e-45). The temperature
 divides differences from the largest logit, (x - max) / T, which are <= 0: a tiny temperature
 sends every other token to -inf (probability 0) and the largest to exactly 0, so it is greedy
-in the limit instead of inf / inf = NaN. This is one vector per token, not a hot path.
+in the limit instead of inf / inf = NaN. NaN or inf logits (weights or a config that
+overflow float32) raise NonFiniteLogitsError: no token is chosen from them. This is one
+vector per token, not a hot path.
 """
 
 import math
