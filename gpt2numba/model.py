@@ -10,8 +10,9 @@ from gpt2numba.blocks import gpt2
 from gpt2numba.config import GPT2Config
 from gpt2numba.errors import ArgumentError
 from gpt2numba.generate import Generation, TextStream
+from gpt2numba.kernels import first_nonfinite
 from gpt2numba.tokenizer import Tokenizer
-from gpt2numba.weights import load_tensors, resolve
+from gpt2numba.weights import WeightsError, load_tensors, resolve
 from gpt2numba.weights.layout import is_conv1d_weight, records, tensor_shapes
 
 # Numba's parallel kernels may not be entered by two Python threads at once (the workqueue
@@ -41,6 +42,22 @@ def _read_only(array, transpose):
     return array
 
 
+def check_finite(tensors, folder):
+    """WeightsError naming the first tensor (canonical name) that holds a NaN or an infinity.
+
+    One parallel pass over the mapped weights: params_from_tensors reads them all right after,
+    so their pages are not read for nothing.
+    """
+    for name, tensor in tensors.items():
+        flat = tensor.reshape(-1)
+        index = first_nonfinite(flat)
+        if index >= 0:
+            where = [int(i) for i in np.unravel_index(index, tensor.shape)]
+            raise WeightsError(f"{Path(folder) / 'model.safetensors'}: tensor {name!r} holds "
+                               f"{flat[index]} at {where}; GPT-2 weights are finite numbers, so "
+                               f"the file is corrupt: download or copy it again")
+
+
 class GPT2:
     """OpenAI's GPT-2 with Numba kernels. Build it with GPT2.from_pretrained."""
 
@@ -61,8 +78,11 @@ class GPT2:
         """
         folder = Path(resolve(name_or_path, revision=revision))
         config = GPT2Config.from_folder(folder)
-        params = params_from_tensors(load_tensors(folder, config), config)
+        tensors = load_tensors(folder, config)
+        check_finite(tensors, folder)
+        params = params_from_tensors(tensors, config)
         tokenizer = Tokenizer.from_files(folder / "vocab.json", folder / "merges.txt")
+        tokenizer.check_model(config.vocab_size, folder / "config.json")
         return cls(config, params, tokenizer, name=str(name_or_path))
 
     def __repr__(self):

@@ -2,11 +2,12 @@
 
 from .attention import causal_self_attention
 from .embedding import embedding
+from .finite import first_nonfinite
 from .gelu import gelu
 from .layernorm import layernorm
 from .linear import linear, linear_reference
 from .residual import residual
 from .softmax import softmax
 
-__all__ = ["causal_self_attention", "embedding", "gelu", "layernorm", "linear",
-           "linear_reference", "residual", "softmax"]
+__all__ = ["causal_self_attention", "embedding", "first_nonfinite", "gelu", "layernorm",
+           "linear", "linear_reference", "residual", "softmax"]

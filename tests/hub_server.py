@@ -141,6 +141,14 @@ class FakeHub:
         first = "main" if "main" in revisions else next(iter(revisions))
         return self.commit(repo_id, first)
 
+    def serve_instead(self, repo_id, filename, path, revision="main"):
+        """Serve the bytes of ``path`` as ``filename`` under the original file's ETag and size:
+        a download corrupted on the way, or a server that lies about the content."""
+        file = self._repos[repo_id].commits[self.commit(repo_id, revision)][filename]
+        if Path(path).stat().st_size != file.size:
+            raise ValueError("serve_instead needs a file of the original's size")
+        file.path = Path(path)
+
     def commit(self, repo_id, revision="main"):
         """The 40-hex commit sha that ``revision`` of ``repo_id`` resolves to."""
         repo = self._repos[repo_id]
@@ -371,6 +379,7 @@ def hub(tmp_path, monkeypatch):
         hub.add_repo("owner/name", {"main": folder_a, "v1": folder_b, "tag": "v1"})
         hub.add_repo("owner/private", folder, token="hf_x")     # private; gated=True: gated
         hub.commit("owner/name", "v1")                          # -> 40-hex sha
+        hub.serve_instead("owner/name", "model.safetensors", other)  # same size, other bytes
         result = hub.run("import sys; from gpt2numba import weights; print(weights.resolve(sys.argv[1]))",
                          "owner/name", offline=False, token=None)  # -> CompletedProcess
         proc = hub.popen(code, *args, offline=True)             # same, in the background

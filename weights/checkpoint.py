@@ -23,6 +23,7 @@ gpt2-xl has 580 tensors, so the soft RLIMIT_NOFILE is raised (best effort) when 
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,14 @@ _ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0":
              "I16": 2, "U16": 2, "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4,
              "I64": 8, "U64": 8, "F64": 8, "C64": 8}
 _LOADABLE = ("F32", "F16", "BF16")
-_MAX_HEADER = 100 * 1024 * 1024  # the limit safetensors itself enforces
+# safetensors allows 100 MB of header; parsing that much JSON can take gigabytes of Python
+# objects. gpt2-xl's header is 55 KB (580 tensors), so 1 MiB keeps parsing under 0.1 s and
+# 30 MB whatever the JSON holds.
+_MAX_HEADER = 1024 * 1024
+_MAX_DEPTH = 128  # serde_json's recursion limit, which safetensors' parser inherits
+_MAX_INT = 2**64  # sizes and offsets are u64 in safetensors: larger is ValidationOverflow
+# A JSON string, also an unterminated one: always matches, so the scan stays linear.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.?)*"?', re.DOTALL)
 
 
 def read_header(path) -> tuple[dict, int]:
@@ -44,10 +52,18 @@ def read_header(path) -> tuple[dict, int]:
 
     Returns ``(entries, data_start)``: entries maps each tensor name to
     ``{"dtype": str, "shape": tuple, "begin": int, "end": int}`` (absolute byte offsets in the
-    file), ``__metadata__`` left out; data_start is 8 + the header length. Raises WeightsError
-    naming the file (and the tensor) when the file is too short, the header length or any
-    tensor's data runs past the end of the file, the header is not JSON, or an entry is
-    malformed (unknown dtype, byte count not matching shape x dtype).
+    file), ``__metadata__`` left out; data_start is 8 + the header length.
+
+    As strict as the safetensors library (its ``Metadata::validate`` and ``read_metadata``):
+    the header is a UTF-8 JSON object starting with ``{``, with no key twice, ``__metadata__``
+    (if any) a map of strings to strings, every entry a known dtype, a shape and data_offsets
+    whose byte count is shape x dtype, and the tensors laid end to end: disjoint, no gap, the
+    last one ending exactly at the end of the file. Stricter in one way: the header may be at
+    most 1 MiB (safetensors: 100 MB) and nest at most 128 levels, checked before it is parsed,
+    so any header is answered in well under a second and 100 MB.
+
+    Raises WeightsError, one line naming the file (and the tensor where there is one), for
+    every violation, and for a file too short or truncated.
     """
     path = Path(path)
     try:
@@ -64,31 +80,82 @@ def read_header(path) -> tuple[dict, int]:
                                    f"truncated or not a safetensors file: download or copy it "
                                    f"again")
             if header_len > _MAX_HEADER:
-                raise WeightsError(f"{path}: the header claims {header_len} bytes, more than "
-                                   f"safetensors allows; the file is corrupt")
+                raise WeightsError(f"{path}: the safetensors header is {header_len} bytes, more "
+                                   f"than the {_MAX_HEADER} gpt2numba reads (a GPT-2 header is "
+                                   f"under 64 KiB); the file is corrupt or not a GPT-2 checkpoint")
             raw = f.read(header_len)
     except OSError as error:
         raise WeightsError(f"{path} cannot be read ({error}); check the file") from error
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise WeightsError(f"{path}: the safetensors header is not valid JSON ({error}); the "
-                           f"file is corrupt or not a safetensors file: download or copy it "
-                           f"again") from error
-    if not isinstance(header, dict):
-        raise WeightsError(f"{path}: the safetensors header is not a JSON object; the file is "
-                           f"corrupt")
+    header = _parse_header_json(path, raw)
 
     data_start = 8 + header_len
     entries = {}
     for name, info in header.items():
         if name == "__metadata__":
+            _check_metadata(path, info)
             continue
-        entries[name] = _check_entry(path, name, info, data_start, size)
+        entries[name] = _check_entry(path, name, info, data_start)
+    _check_layout(path, entries, data_start, size)
     return entries, data_start
 
 
-def _check_entry(path, name, info, data_start, size):
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object_without_duplicates(pairs):
+    """json object_pairs_hook: a dict, or _DuplicateKey naming the first key given twice."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return result
+
+
+def _nesting_depth(text: bytes) -> int:
+    """How deep [ and { nest in JSON text, strings left out: linear time, no recursion."""
+    codes = np.frombuffer(_JSON_STRING.sub(b"", text), dtype=np.uint8)
+    steps = (np.isin(codes, (ord("["), ord("{"))).astype(np.int32)
+             - np.isin(codes, (ord("]"), ord("}"))))
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _parse_header_json(path, raw: bytes) -> dict:
+    def corrupt(what):
+        return WeightsError(f"{path}: the safetensors header {what}; the file is corrupt or not "
+                            f"a safetensors file: download or copy it again")
+
+    if not raw.startswith(b"{"):
+        raise corrupt("is not valid JSON: it does not start with '{'")
+    depth = _nesting_depth(raw)
+    if depth > _MAX_DEPTH:
+        raise corrupt(f"nests {depth} levels deep (at most {_MAX_DEPTH} allowed)")
+    try:
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_object_without_duplicates)
+    except _DuplicateKey as error:
+        raise corrupt(f"has key {error.args[0]!r} twice") from None
+    except ValueError as error:  # not UTF-8, not JSON, or an integer of too many digits
+        raise corrupt(f"is not valid JSON ({error})") from None
+    if not isinstance(header, dict):
+        raise corrupt("is not a JSON object")
+    return header
+
+
+def _check_metadata(path, metadata):
+    if not (isinstance(metadata, dict)
+            and all(isinstance(value, str) for value in metadata.values())):
+        raise WeightsError(f"{path}: the safetensors header's __metadata__ is not a map of "
+                           f"strings to strings; the file is corrupt or not a safetensors file")
+
+
+def _is_u64(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _MAX_INT
+
+
+def _check_entry(path, name, info, data_start):
     def bad(what):
         return WeightsError(f"{path}: tensor {name!r} {what}; the file is corrupt: download or "
                             f"copy it again")
@@ -98,21 +165,41 @@ def _check_entry(path, name, info, data_start, size):
     dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
     if dtype not in _ITEMSIZE:
         raise bad(f"has unknown dtype {dtype!r}")
-    if (not isinstance(shape, list)
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
+    if not isinstance(shape, list) or not all(_is_u64(n) for n in shape):
         raise bad(f"has an invalid shape {shape!r}")
-    if (not isinstance(offsets, list) or len(offsets) != 2
-            or not all(isinstance(n, int) and not isinstance(n, bool) for n in offsets)
-            or not 0 <= offsets[0] <= offsets[1]):
+    if (not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_u64(n) for n in offsets)
+            or offsets[0] > offsets[1]):
         raise bad(f"has invalid data_offsets {offsets!r}")
+    nbytes = _ITEMSIZE[dtype]
+    for n in shape:  # a running product, as safetensors' checked_mul: no huge integers built
+        nbytes *= n
+        if nbytes >= _MAX_INT:
+            raise bad(f"has shape {shape} of {dtype}, more bytes than a file can hold")
     begin, end = data_start + offsets[0], data_start + offsets[1]
-    nbytes = math.prod(shape) * _ITEMSIZE[dtype]
     if end - begin != nbytes:
         raise bad(f"has {end - begin} bytes of data but shape {shape} of {dtype} needs {nbytes}")
-    if end > size:
-        raise WeightsError(f"{path}: tensor {name!r} ends at byte {end} but the file has only "
-                           f"{size} bytes; the file is truncated: download or copy it again")
     return {"dtype": dtype, "shape": tuple(shape), "begin": begin, "end": end}
+
+
+def _check_layout(path, entries, data_start, size):
+    """Tensors laid end to end from the data start to the end of the file, as safetensors wants."""
+    position, previous = data_start, None
+    for name, entry in sorted(entries.items(), key=lambda item: (item[1]["begin"],
+                                                                 item[1]["end"])):
+        if entry["begin"] > size or entry["end"] > size:
+            raise WeightsError(f"{path}: tensor {name!r} ends at byte {entry['end']} but the file "
+                               f"has only {size} bytes; the file is truncated: download or copy "
+                               f"it again")
+        if entry["begin"] != position:
+            what = (f"overlaps tensor {previous!r}" if entry["begin"] < position else
+                    f"leaves {entry['begin'] - position} unused bytes before it")
+            raise WeightsError(f"{path}: tensor {name!r} {what} (data_offsets must lay the "
+                               f"tensors end to end); the file is corrupt: download or copy it "
+                               f"again")
+        position, previous = entry["end"], name
+    if position != size:
+        raise WeightsError(f"{path} has {size - position} bytes after the last tensor's data; "
+                           f"the file is corrupt or was appended to: download or copy it again")
 
 
 def load_tensors(folder, config) -> dict:

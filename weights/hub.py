@@ -1,6 +1,9 @@
 """Find a checkpoint: a local folder, or a Hub repo downloaded into huggingface_hub's cache."""
 
+import hashlib
 import os
+import re
+import time
 from pathlib import Path
 
 from .errors import WeightsError
@@ -17,6 +20,11 @@ SHORT_NAMES = {
 _PICKLES = ("pytorch_model.bin", "model.ckpt.index", "tf_model.h5", "flax_model.msgpack")
 _NO_PICKLES = ("gpt2numba loads safetensors checkpoints only and does not load pickle "
                "checkpoints such as pytorch_model.bin")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# File times come from a coarser clock than time.time(): a blob written during the download may
+# carry an mtime slightly before it started. Re-hashing a blob cached 2 s earlier costs nothing.
+_CLOCK_SLACK = 2.0
 
 
 def resolve(name_or_path, revision=None, files=CHECKPOINT_FILES) -> Path:
@@ -51,6 +59,8 @@ def resolve(name_or_path, revision=None, files=CHECKPOINT_FILES) -> Path:
     if not files:
         raise ValueError("resolve() needs at least one file name in `files`")
     text = os.fspath(name_or_path)
+    _check_name(text)
+    _check_revision(revision)
     path = Path(text).expanduser()
     if path.is_dir():
         if revision is not None:
@@ -64,7 +74,33 @@ def resolve(name_or_path, revision=None, files=CHECKPOINT_FILES) -> Path:
             or "\\" in text or text.count("/") > 1):
         raise WeightsError(f"folder {text} does not exist; pass an existing folder, a Hub repo "
                            f"id such as openai-community/gpt2, or one of {', '.join(SHORT_NAMES)}")
+    if ".." in text.split("/"):
+        raise WeightsError(f"{text!r} is not a Hub repo id: it has a '..' segment; pass "
+                           f"'owner/name', or an existing folder")
     return _download(text, SHORT_NAMES.get(text, text), revision, files)
+
+
+def _check_name(text: str) -> None:
+    """WeightsError for a model name no folder or Hub repo can have: empty, control characters."""
+    if not text.strip():
+        raise WeightsError("the model name is empty; pass gpt2 (or another short name), a Hub "
+                           "repo id such as openai-community/gpt2, or a folder (. for this one)")
+    if _CONTROL.search(text):
+        raise WeightsError(f"the model name {text!r} contains a control character; pass a short "
+                           f"name, a Hub repo id or a folder")
+
+
+def _check_revision(revision) -> None:
+    """WeightsError for a revision that is no git branch, tag or sha, before huggingface_hub
+    stores it as a file path (refs/<revision>) in its cache: empty, '.' or '..' segments,
+    a leading or doubled '/', a backslash, control characters."""
+    if revision is None:
+        return
+    if (not isinstance(revision, str) or _CONTROL.search(revision) or "\\" in revision
+            or any(part in ("", ".", "..") for part in revision.split("/"))):
+        raise WeightsError(f"revision {revision!r} is not a branch, tag or commit sha (no empty, "
+                           f"'.' or '..' path segments, backslashes or control characters); pass "
+                           f"e.g. main, v1.0 or a 40-hex commit sha")
 
 
 def _check_folder(folder: Path, files) -> Path:
@@ -99,6 +135,7 @@ def _download(name: str, repo_id: str, revision, files) -> Path:
     for filename in files:
         # After the first file, pin the others to the commit it resolved to (its snapshot folder).
         pinned = revision if folder is None else folder.name
+        started = time.time()
         try:
             if folder is None:
                 _check_reachable(repo_id, filename, revision, repo)
@@ -150,6 +187,7 @@ def _download(name: str, repo_id: str, revision, files) -> Path:
             raise WeightsError(f"downloading {filename} of {repo} into the cache failed "
                                f"({error}); check the disk space and permissions of "
                                f"{constants.HF_HUB_CACHE}") from error
+        _verify_fresh_download(local, started, f"{filename} of {repo}")
         if folder is None:
             folder = local.parent
     return folder
@@ -190,3 +228,27 @@ def _check_reachable(repo_id, filename, revision, repo):
                            f"HF_HUB_OFFLINE=1 (see 'gpt2numba download')") from error
     except Exception:  # any answer: hf_hub_download reports it precisely
         return
+
+
+def _verify_fresh_download(local: Path, started: float, what: str) -> None:
+    """Check a blob huggingface_hub wrote since `started` against the sha256 it is named by.
+
+    LFS files (model.safetensors) are stored as blobs/<sha256 the Hub gave as their ETag>, with
+    snapshots/<commit>/<file> a link to the blob. huggingface_hub checks only the size. A blob
+    cached before this call is not hashed again (it was checked when it came); a cache without
+    symlinks holds no blob name to check against. On a mismatch the blob and its link are
+    deleted, so the next attempt downloads again.
+    """
+    blob = local.resolve()
+    if not _SHA256.fullmatch(blob.name) or blob.stat().st_mtime < started - _CLOCK_SLACK:
+        return
+    digest = hashlib.sha256()
+    with open(blob, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    if digest.hexdigest() != blob.name:
+        local.unlink(missing_ok=True)
+        blob.unlink(missing_ok=True)
+        raise WeightsError(f"the downloaded {what} does not match the sha256 the Hub gave for it "
+                           f"({blob.name[:12]}..., got {digest.hexdigest()[:12]}...); it was "
+                           f"corrupted on the way and has been deleted: download it again")
