@@ -5,8 +5,9 @@ from .embedding import embedding
 from .gelu import gelu
 from .layernorm import layernorm
 from .linear import linear, linear_reference
+from .log_softmax import log_softmax_at
 from .residual import residual
 from .softmax import softmax
 
 __all__ = ["causal_self_attention", "embedding", "gelu", "layernorm", "linear",
-           "linear_reference", "residual", "softmax"]
+           "linear_reference", "log_softmax_at", "residual", "softmax"]
