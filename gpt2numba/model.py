@@ -9,6 +9,7 @@ from gpt2numba.blocks import Block, LayerNorm, Linear, Params, gpt2
 from gpt2numba.config import GPT2Config
 from gpt2numba.generate import Generation, stream_text
 from gpt2numba.sampling import SamplingSettings
+from gpt2numba.score import Score, check_stride, ids_to_score, score_in_windows
 from gpt2numba.tokenizer import Tokenizer
 from gpt2numba.weights import load_tensors, resolve
 
@@ -141,6 +142,29 @@ class GPT2:
     def generate(self, prompt, max_new_tokens=50, **options) -> str:
         """The continuation of `prompt` as one string (the prompt is not repeated)."""
         return "".join(self.stream(prompt, max_new_tokens, **options))
+
+    def score_ids(self, ids, stride=None, *, progress=None) -> Score:
+        """Score token ids [N] of any length: log p of tokens 1..N-1, each given the tokens before
+        it in windows of n_positions that start every `stride` tokens (see gpt2numba.score).
+
+        stride: 1..n_positions, default n_positions // 2. ValueError for a stride out of range,
+        ids out of range, or fewer than 2 ids (nothing to score). progress(scored, total) is
+        called after each window.
+        """
+        stride = check_stride(stride, self.config.n_positions)
+        ids = ids_to_score(ids, self.config.vocab_size)
+        return score_in_windows(self.logits, ids, self.config.n_positions, stride, progress)
+
+    def score(self, text, stride=None, *, progress=None) -> Score:
+        """Score `text` (tokenized as it is, no <|endoftext|> added): see score_ids."""
+        stride = check_stride(stride, self.config.n_positions)
+        return self.score_ids(self.tokenizer.encode(text), stride, progress=progress)
+
+    def score_many(self, texts, stride=None) -> list[Score]:
+        """One Score per text of `texts` (any iterable), each scored as `score` does, one window
+        at a time."""
+        stride = check_stride(stride, self.config.n_positions)
+        return [self.score(text, stride) for text in texts]
 
 
 def _as_tuple(stop):
