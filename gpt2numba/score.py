@@ -18,6 +18,8 @@ from gpt2numba.kernels import log_softmax_at
 
 @dataclass(frozen=True, eq=False)
 class Score:
+    """How likely a text is: its scored tokens' log-probabilities and their sum and perplexity."""
+
     tokens: int                  # how many tokens were scored: all but the first
     nll: float                   # summed negative log-likelihood, nats
     perplexity: float            # exp(nll / tokens)
