@@ -94,10 +94,10 @@ def main(argv=None):
         ids = np.random.default_rng(SEED).integers(0, ours.config.vocab_size, args.tokens)
         warm_up = ids[:n_positions + 1]
         ours.score_ids(warm_up, stride=args.stride)
-        transformers_recipe(theirs, torch.tensor([warm_up]), n_positions, args.stride)
+        transformers_recipe(theirs, torch.from_numpy(warm_up[None]), n_positions, args.stride)
 
         start = time.perf_counter()
-        their_nll, their_tokens = transformers_recipe(theirs, torch.tensor([ids]), n_positions,
+        their_nll, their_tokens = transformers_recipe(theirs, torch.from_numpy(ids[None]), n_positions,
                                                       args.stride)
         their_seconds = time.perf_counter() - start
         time.sleep(0.3)
