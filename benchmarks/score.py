@@ -1,6 +1,7 @@
 """Scoring a long text: gpt2numba against transformers' perplexity recipe, same checkpoint, one run.
 
-    python benchmarks/score.py [--model FOLDER_OR_NAME] [--tokens 20000] [--stride 512] [--threads 2]
+    python benchmarks/score.py [--model FOLDER_OR_NAME] [--tokens 20000] [--stride 512]
+                               [--threads 2]
 
 Without --model, a random-init 124M GPT-2 is written by transformers into a temporary folder
 (speed does not depend on the weights' values). The text is --tokens random token ids (seeded).
@@ -97,8 +98,8 @@ def main(argv=None):
         transformers_recipe(theirs, torch.from_numpy(warm_up[None]), n_positions, args.stride)
 
         start = time.perf_counter()
-        their_nll, their_tokens = transformers_recipe(theirs, torch.from_numpy(ids[None]), n_positions,
-                                                      args.stride)
+        their_nll, their_tokens = transformers_recipe(theirs, torch.from_numpy(ids[None]),
+                                                      n_positions, args.stride)
         their_seconds = time.perf_counter() - start
         time.sleep(0.3)
         start = time.perf_counter()

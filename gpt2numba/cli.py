@@ -399,7 +399,8 @@ def score(files, model, revision, stride, as_json, per_token):
                 record = {"file": name, "tokens": result.tokens, "nll": result.nll,
                           "perplexity": result.perplexity}
                 if per_token:
-                    record.update(ids=ids[1:].tolist(), token_logprobs=result.token_logprobs.tolist())
+                    record.update(ids=ids[1:].tolist(),
+                                  token_logprobs=result.token_logprobs.tolist())
                 _write(json.dumps(record) + "\n")
             elif per_token:
                 _write("".join(f"{name}\t{t}\t{token_id}\t{_tsv_token(gpt.tokenizer, token_id)}\t"

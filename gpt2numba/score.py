@@ -66,8 +66,8 @@ def ids_to_score(ids, vocab_size) -> np.ndarray:
 
 
 def windows(n_tokens, n_positions, stride):
-    """(begin, end, first) of each window over n_tokens ids: its input is ids[begin:end], and
-    it scores its positions first..end-begin-1, whose logits predict ids[begin + first + 1:end + 1]."""
+    """(begin, end, first) of each window over n_tokens ids: its input is ids[begin:end], and it
+    scores its positions first..end-begin-1, whose logits predict ids[begin+first+1:end+1]."""
     scored_up_to = 0   # the last target an earlier window scored (token 0 is never a target)
     begin = 0
     while scored_up_to < n_tokens - 1:

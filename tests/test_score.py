@@ -47,7 +47,7 @@ def transformers_scores(model, ids, n_positions, stride):
     for begin in range(0, n - 1, stride):
         end = min(begin + n_positions, n - 1)
         with torch.no_grad():
-            logits = model(torch.tensor([ids[begin:end]])).logits[0].double()   # [end - begin, vocab]
+            logits = model(torch.tensor([ids[begin:end]])).logits[0].double()  # [end-begin, vocab]
         labels = torch.tensor(ids[begin + 1:end + 1])
         labels[:scored - begin] = -100     # targets an earlier window scored
         nll += float(torch.nn.functional.cross_entropy(logits, labels, ignore_index=-100,
@@ -240,7 +240,7 @@ def test_memory_of_a_long_text_is_within_50_mb_of_one_window(tmp_path):
     one_window = model.tokenizer.decode(model.tokenizer.encode(long_text)[:129])
     (tmp_path / "one.txt").write_text(one_window, encoding="utf-8")
     (tmp_path / "long.txt").write_text(long_text, encoding="utf-8")
-    peak_of_scoring(folder, tmp_path / "one.txt")   # compiles into the cache: no compiler in the peaks
+    peak_of_scoring(folder, tmp_path / "one.txt")   # compiles into the cache: no compiler in peaks
     one_peak, one_tokens = peak_of_scoring(folder, tmp_path / "one.txt")
     long_peak, long_tokens = peak_of_scoring(folder, tmp_path / "long.txt")
     print(f"\n[memory] one window ({one_tokens} tokens scored): peak {one_peak / 1024:.0f} MiB; "
