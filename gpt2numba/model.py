@@ -11,6 +11,7 @@ from gpt2numba.config import GPT2Config
 from gpt2numba.errors import ArgumentError
 from gpt2numba.generate import Generation, TextStream
 from gpt2numba.kernels import first_nonfinite
+from gpt2numba.score import Score, check_stride, ids_to_score, score_in_windows
 from gpt2numba.tokenizer import Tokenizer
 from gpt2numba.weights import WeightsError, load_tensors, resolve
 from gpt2numba.weights.layout import is_conv1d_weight, records, tensor_shapes
@@ -144,6 +145,30 @@ class GPT2:
         for _ in stream:
             pass
         return stream.new_ids[:-1] if stream.stop_reason == "stop" else list(stream.new_ids)
+
+    def score_ids(self, ids, stride=None, *, progress=None) -> Score:
+        """Score token ids [N] of any length: log p of tokens 1..N-1, each given the tokens before
+        it in windows of n_positions that start every `stride` tokens (see gpt2numba.score).
+
+        stride: 1..n_positions, default n_positions // 2. ValueError for a stride out of range,
+        ids out of range, or fewer than 2 ids (nothing to score). progress(scored, total) is
+        called after each window.
+        """
+        stride = check_stride(stride, self.config.n_positions)
+        ids = ids_to_score(ids, self.config.vocab_size)
+        return score_in_windows(self.logits, ids, self.config.n_positions, stride, progress)
+
+    def score(self, text, stride=None, *, progress=None) -> Score:
+        """Score `text` (tokenized as it is, no <|endoftext|> added): see score_ids."""
+        stride = check_stride(stride, self.config.n_positions)
+        return self.score_ids(self.tokenizer.encode(text), stride, progress=progress)
+
+    def score_many(self, texts, stride=None) -> list[Score]:
+        """One Score per text of `texts` (any iterable), each scored as `score` does, one window
+        at a time."""
+        stride = check_stride(stride, self.config.n_positions)
+        return [self.score(text, stride) for text in texts]
+
 
     def _stream(self, ids, argument, max_new_tokens, *, stop=(), **options) -> TextStream:
         generation = Generation(self.next_token_logits, ids, n_positions=self.config.n_positions,

@@ -6,8 +6,9 @@ from .finite import first_nonfinite
 from .gelu import gelu
 from .layernorm import layernorm
 from .linear import linear, linear_reference
+from .log_softmax import log_softmax_at
 from .residual import residual
 from .softmax import softmax
 
 __all__ = ["causal_self_attention", "embedding", "first_nonfinite", "gelu", "layernorm",
-           "linear", "linear_reference", "residual", "softmax"]
+           "linear", "linear_reference", "log_softmax_at", "residual", "softmax"]

@@ -1,0 +1,95 @@
+"""Scoring a text: the log-probability of each of its tokens, and its perplexity.
+
+The targets are tokens 1..N-1 of a text of N tokens (the first has no context). A window is a
+run of at most n_positions consecutive input tokens starting at b = k * stride (k = 0, 1, ...);
+its logits at position i predict token b + i + 1. Each window scores the targets no earlier
+window scored, and the last window ends at the text's end. So every target is scored exactly
+once, with as much context as its window gives: stride = n_positions gives disjoint windows,
+smaller strides more context at more cost, and a text of at most n_positions + 1 tokens is one
+forward. This is transformers' perplexity recipe, made exact.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gpt2numba.kernels import log_softmax_at
+
+
+@dataclass(frozen=True, eq=False)
+class Score:
+    """How likely a text is: its scored tokens' log-probabilities and their sum and perplexity."""
+
+    tokens: int                  # how many tokens were scored: all but the first
+    nll: float                   # summed negative log-likelihood, nats
+    perplexity: float            # exp(nll / tokens)
+    token_logprobs: np.ndarray = field(repr=False)  # [tokens] float64: log p(token t | before t)
+
+    @classmethod
+    def from_logprobs(cls, token_logprobs) -> "Score":
+        """The Score of token_logprobs [tokens] float64 (log p of tokens 1..N-1)."""
+        nll = -float(np.sum(token_logprobs))
+        return cls(token_logprobs.size, nll, perplexity(nll, token_logprobs.size), token_logprobs)
+
+
+def perplexity(nll, tokens) -> float:
+    """exp(nll / tokens); inf where that passes the float64 range."""
+    with np.errstate(over="ignore"):
+        return float(np.exp(nll / tokens))
+
+
+def check_stride(stride, n_positions) -> int:
+    """The stride to use: n_positions // 2 for None; ValueError outside 1..n_positions."""
+    if stride is None:
+        return n_positions // 2
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) \
+            or not 1 <= stride <= n_positions:
+        raise ValueError(f"stride must be an integer in 1..{n_positions} (n_positions), "
+                         f"got {stride!r}")
+    return int(stride)
+
+
+def ids_to_score(ids, vocab_size) -> np.ndarray:
+    """ids as a new int64 array, or ValueError if they are not token ids or fewer than two."""
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
+        raise ValueError("ids must be a 1-D sequence of integer token ids")
+    if ids.size < 2:
+        what = "empty" if ids.size == 0 else "a single token"
+        raise ValueError(f"nothing to score: the text is {what}; the first token has no context "
+                         f"and is not scored, so scoring needs at least 2 tokens")
+    bad = ids[(ids < 0) | (ids >= vocab_size)]
+    if bad.size:
+        raise ValueError(f"token id {int(bad[0])} is out of range: ids must be in "
+                         f"0..{vocab_size - 1}")
+    return ids.astype(np.int64)
+
+
+def windows(n_tokens, n_positions, stride):
+    """(begin, end, first) of each window over n_tokens ids: its input is ids[begin:end], and it
+    scores its positions first..end-begin-1, whose logits predict ids[begin+first+1:end+1]."""
+    scored_up_to = 0   # the last target an earlier window scored (token 0 is never a target)
+    begin = 0
+    while scored_up_to < n_tokens - 1:
+        end = min(begin + n_positions, n_tokens - 1)
+        yield begin, end, scored_up_to - begin
+        scored_up_to = end
+        begin += stride
+
+
+def score_in_windows(window_logits, ids, n_positions, stride, progress=None) -> Score:
+    """Score ids [N] int64 (N >= 2, checked by ids_to_score) window by window.
+
+    window_logits(ids [n]) -> float32 logits [n, vocab] of every position (n <= n_positions);
+    one window's logits are alive at a time. progress(scored, total), if given, is called after
+    each window with the number of tokens scored so far and in all.
+    """
+    token_logprobs = np.empty(ids.size - 1, dtype=np.float64)   # [t - 1]: log p(ids[t])
+    for begin, end, first in windows(ids.size, n_positions, stride):
+        logits = window_logits(ids[begin:end])                        # [end - begin, vocab]
+        targets = ids[begin + first + 1:end + 1]                      # [end - begin - first]
+        token_logprobs[begin + first:end] = log_softmax_at(logits[first:], targets)
+        del logits   # before the next window's are computed: one window's logits at a time
+        if progress is not None:
+            progress(end, token_logprobs.size)
+    return Score.from_logprobs(token_logprobs)

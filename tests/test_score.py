@@ -1,0 +1,353 @@
+"""Scoring text against transformers.GPT2LMHeadModel over the same windows, and the CLI.
+
+The oracle runs each window through GPT2LMHeadModel, takes log_softmax of its logits in float64
+and gathers the targets the window scores; its nll is the recipe's cross-entropy with labels
+-100 on the positions a window does not score, summed. Ours must agree within 1e-4 relative,
+on every token_logprob and on the nll. The checkpoints use initializer_range 0.5 (logits
+spread wide, so the numbers vary) and n_positions = 32 (many windows, cheap), plus one
+full-size context of 1024.
+"""
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import GPT2LMHeadModel
+
+from gpt2numba import GPT2
+from gpt2numba.score import windows
+from tests.checkpoints import make_checkpoint
+from tests.test_cli import assert_one_error_line, cli_env, run_cli
+from tests.tokenizer_corpus import english_prose
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+N_POSITIONS = 32
+RTOL = 1e-4
+# The same computation in another process (the CLI): equal up to float64 rounding, not always
+# to the last bit (a vectorised float64 sum may be grouped differently there).
+SAME = 1e-12
+
+
+def transformers_scores(model, ids, n_positions, stride):
+    """(token_logprobs [N-1] float64, nll) of ids by GPT2LMHeadModel over the same windows.
+
+    Window k takes ids[b:e] with b = k * stride and e = min(b + n_positions, N - 1); its position
+    i predicts ids[b + i + 1]; it scores the targets after the last one scored before it.
+    """
+    n = len(ids)
+    token_logprobs = np.full(n - 1, np.nan)
+    nll = 0.0
+    scored = 0   # targets 1..scored are done
+    for begin in range(0, n - 1, stride):
+        end = min(begin + n_positions, n - 1)
+        with torch.no_grad():
+            logits = model(torch.tensor([ids[begin:end]])).logits[0].double()  # [end-begin, vocab]
+        labels = torch.tensor(ids[begin + 1:end + 1])
+        labels[:scored - begin] = -100     # targets an earlier window scored
+        nll += float(torch.nn.functional.cross_entropy(logits, labels, ignore_index=-100,
+                                                       reduction="sum"))
+        log_probs = torch.log_softmax(logits, dim=-1)
+        for t in range(scored + 1, end + 1):
+            token_logprobs[t - 1] = float(log_probs[t - begin - 1, ids[t]])
+        scored = end
+        if end == n - 1:
+            break
+    assert not np.isnan(token_logprobs).any()
+    return token_logprobs, nll
+
+
+@pytest.fixture(scope="module")
+def folder32(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("score32"), n_layer=2, n_head=2, n_embd=32,
+                           n_positions=N_POSITIONS, seed=5)
+
+
+@pytest.fixture(scope="module")
+def ours(folder32):
+    return GPT2.from_pretrained(folder32)
+
+
+@pytest.fixture(scope="module")
+def theirs(folder32):
+    return GPT2LMHeadModel.from_pretrained(folder32, dtype=torch.float32).eval()
+
+
+@pytest.fixture(scope="module")
+def prose_ids(ours):
+    return ours.tokenizer.encode(english_prose(20_000))
+
+
+def check_against_transformers(score, theirs, ids, n_positions, stride):
+    expected, expected_nll = transformers_scores(theirs, ids, n_positions, stride)
+    assert score.tokens == len(ids) - 1
+    assert score.token_logprobs.dtype == np.float64 and score.token_logprobs.shape == expected.shape
+    np.testing.assert_allclose(score.token_logprobs, expected, rtol=RTOL, atol=0)
+    assert score.nll == pytest.approx(expected_nll, rel=RTOL)
+    assert score.perplexity == pytest.approx(math.exp(score.nll / score.tokens), rel=1e-12)
+
+
+# -- the windows ----------------------------------------------------------------------------------
+
+def test_windows_worked_by_hand():
+    # 10 tokens, context 4: targets 1..9.
+    assert list(windows(10, 4, 4)) == [(0, 4, 0), (4, 8, 0), (8, 9, 0)]   # disjoint inputs
+    assert list(windows(10, 4, 2)) == [(0, 4, 0), (2, 6, 2), (4, 8, 2), (6, 9, 2)]
+    assert list(windows(10, 4, 1)) == [(0, 4, 0), (1, 5, 3), (2, 6, 3), (3, 7, 3), (4, 8, 3),
+                                       (5, 9, 3)]
+    assert list(windows(5, 4, 2)) == [(0, 4, 0)]     # n_positions + 1 tokens: one forward
+    assert list(windows(2, 4, 3)) == [(0, 1, 0)]
+
+
+@pytest.mark.parametrize("n_positions", [1, 2, 5, 32])
+def test_every_target_is_scored_exactly_once_in_order(n_positions):
+    for n_tokens in range(2, 4 * n_positions + 9):
+        for stride in range(1, n_positions + 1):
+            targets = []
+            for k, (begin, end, first) in enumerate(windows(n_tokens, n_positions, stride)):
+                assert begin == k * stride and 0 <= first < end - begin <= n_positions
+                targets += range(begin + first + 1, end + 1)
+            assert targets == list(range(1, n_tokens)) and end == n_tokens - 1
+
+
+# -- against transformers -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stride", [1, 7, N_POSITIONS // 2, N_POSITIONS])
+@pytest.mark.parametrize("n_tokens", [20, N_POSITIONS, 3 * N_POSITIONS + 7])
+def test_matches_transformers(ours, theirs, prose_ids, n_tokens, stride):
+    ids = prose_ids[:n_tokens]
+    check_against_transformers(ours.score_ids(ids, stride=stride), theirs, ids, N_POSITIONS, stride)
+
+
+def test_the_numbers_vary(ours, prose_ids):
+    """A checkpoint whose log-probabilities were all alike would make parity prove little."""
+    logprobs = ours.score_ids(prose_ids[:200]).token_logprobs
+    assert np.std(logprobs) > 1 and len(np.unique(np.round(logprobs, 3))) > 150
+
+
+def test_text_within_one_window_is_the_recipes_mean_loss(ours, theirs, prose_ids):
+    ids = prose_ids[:N_POSITIONS]
+    with torch.no_grad():
+        loss = float(theirs(torch.tensor([ids]), labels=torch.tensor([ids])).loss)
+    assert ours.score_ids(ids).nll == pytest.approx(loss * (len(ids) - 1), rel=RTOL)
+
+
+def test_default_stride_is_half_the_context(ours, prose_ids):
+    ids = prose_ids[:3 * N_POSITIONS + 7]
+    default = ours.score_ids(ids)
+    np.testing.assert_array_equal(default.token_logprobs,
+                                  ours.score_ids(ids, stride=N_POSITIONS // 2).token_logprobs)
+    assert not np.array_equal(default.token_logprobs, ours.score_ids(ids, stride=7).token_logprobs)
+
+
+def test_full_size_context_of_1024(tmp_path):
+    folder = make_checkpoint(tmp_path, n_layer=2, n_head=2, n_embd=32, n_positions=1024, seed=6)
+    model, reference = GPT2.from_pretrained(folder), GPT2LMHeadModel.from_pretrained(folder).eval()
+    ids = model.tokenizer.encode(english_prose(20_000))[:2 * 1024 + 300]
+    check_against_transformers(model.score_ids(ids), reference, ids, 1024, 512)
+
+
+# -- the library's surface ------------------------------------------------------------------------
+
+def test_score_of_text_is_score_of_its_ids(ours):
+    text = english_prose(3_000)
+    a, b = ours.score(text, stride=8), ours.score_ids(ours.tokenizer.encode(text), stride=8)
+    assert (a.tokens, a.nll, a.perplexity) == (b.tokens, b.nll, b.perplexity)
+    np.testing.assert_array_equal(a.token_logprobs, b.token_logprobs)
+
+
+def test_score_many_equals_one_by_one(ours):
+    prose = english_prose(8_000)
+    texts = [prose[:100], prose[:2_000], "Hello, world.", prose[3_000:8_000]]
+    many = ours.score_many((text for text in texts), stride=8)   # any iterable
+    assert len(many) == len(texts)
+    for text, got in zip(texts, many):
+        one = ours.score(text, stride=8)
+        assert (got.tokens, got.nll, got.perplexity) == (one.tokens, one.nll, one.perplexity)
+        np.testing.assert_array_equal(got.token_logprobs, one.token_logprobs)
+
+
+def test_progress_is_reported_after_each_window(ours, prose_ids):
+    ids = prose_ids[:3 * N_POSITIONS + 7]   # targets 1..102; windows end at 32, 48, ..., 102
+    calls = []
+    ours.score_ids(ids, stride=16, progress=lambda scored, total: calls.append((scored, total)))
+    assert calls == [(end, 102) for end in (32, 48, 64, 80, 96, 102)]
+
+
+@pytest.mark.parametrize("stride", [0, -1, N_POSITIONS + 1, 1.5, "8", True])
+def test_stride_outside_the_context_is_refused(ours, stride):
+    for call in (lambda: ours.score("Some text to score here", stride=stride),
+                 lambda: ours.score_ids([1, 2, 3], stride=stride),
+                 lambda: ours.score_many(["Some text"], stride=stride)):
+        with pytest.raises(ValueError, match=rf"stride must be an integer in 1\.\.{N_POSITIONS}"):
+            call()
+
+
+@pytest.mark.parametrize("text", ["", "Hello"])
+def test_nothing_to_score(ours, text):
+    assert len(ours.tokenizer.encode(text)) < 2
+    with pytest.raises(ValueError, match="nothing to score"):
+        ours.score(text)
+    with pytest.raises(ValueError, match="nothing to score"):
+        ours.score_ids(ours.tokenizer.encode(text))
+
+
+@pytest.mark.parametrize("ids,words", [([1, 50257], "out of range"), ([-1, 3], "out of range"),
+                                       ([[1, 2], [3, 4]], "1-D"), ([1.0, 2.0], "integer")])
+def test_bad_ids_are_refused(ours, ids, words):
+    with pytest.raises(ValueError, match=words):
+        ours.score_ids(ids)
+
+
+# -- memory ---------------------------------------------------------------------------------------
+
+# A fresh process scores a text and prints its peak resident set (VmHWM, KiB) and token count.
+SCORE_AND_REPORT_PEAK = textwrap.dedent("""
+    import sys
+    from gpt2numba import GPT2
+
+    def peak_kib():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+    model = GPT2.from_pretrained(sys.argv[1])
+    text = open(sys.argv[2], encoding="utf-8").read()
+    score = model.score(text, stride=model.config.n_positions)
+    print(peak_kib(), score.tokens)
+""")
+
+
+def peak_of_scoring(folder, text_file):
+    run = subprocess.run([sys.executable, "-c", SCORE_AND_REPORT_PEAK, str(folder), str(text_file)],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    peak, tokens = map(int, run.stdout.split())
+    return peak, tokens
+
+
+def test_memory_of_a_long_text_is_within_50_mb_of_one_window(tmp_path):
+    """100 KB of text (about 28,000 tokens, 220 windows): if each window left anything the size
+    of its logits behind (25 MB here), the peak would grow by gigabytes. (1 MB takes minutes on
+    2 cores: a window of 128 costs a head of 128 x 50257.)"""
+    folder = make_checkpoint(tmp_path / "model", n_layer=1, n_head=2, n_embd=16, n_positions=128)
+    long_text = english_prose(100_000)
+    model = GPT2.from_pretrained(folder)
+    one_window = model.tokenizer.decode(model.tokenizer.encode(long_text)[:129])
+    (tmp_path / "one.txt").write_text(one_window, encoding="utf-8")
+    (tmp_path / "long.txt").write_text(long_text, encoding="utf-8")
+    peak_of_scoring(folder, tmp_path / "one.txt")   # compiles into the cache: no compiler in peaks
+    one_peak, one_tokens = peak_of_scoring(folder, tmp_path / "one.txt")
+    long_peak, long_tokens = peak_of_scoring(folder, tmp_path / "long.txt")
+    print(f"\n[memory] one window ({one_tokens} tokens scored): peak {one_peak / 1024:.0f} MiB; "
+          f"100 KB text ({long_tokens} tokens): peak {long_peak / 1024:.0f} MiB")
+    assert 64 < one_tokens <= 128 and long_tokens > 20_000   # one window; very many
+    assert long_peak - one_peak <= 50 * 1024
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def text_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("score-texts")
+    prose = english_prose(20_000)
+    files = {"short.txt": prose[:120], "long.txt": prose[1_000:3_000],
+             "odd.txt": "tab\there\r\nback\\slash ☃ 漢字 \n"}
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8", newline="")
+    return folder
+
+
+def score_cli(folder32, home, *args, stdin=b""):
+    return run_cli(["score", "--model", folder32, *args], cli_env(home), stdin=stdin)
+
+
+def test_cli_table_per_file_and_corpus_total(ours, folder32, home, text_files):
+    paths = [text_files / "short.txt", text_files / "long.txt"]
+    code, out, err = score_cli(folder32, home, *paths, "--stride", 16)
+    assert code == 0, err
+    header, *rows = out.splitlines()
+    assert header.split() == ["file", "tokens", "nll", "perplexity"]
+    scores = [ours.score(p.read_text(encoding="utf-8"), stride=16) for p in paths]
+    for row, path, score in zip(rows, paths, scores):
+        name, tokens, nll, perplexity = row.split()
+        assert (name, int(tokens)) == (str(path), score.tokens)
+        assert float(nll) == pytest.approx(score.nll, abs=1e-4)
+        assert float(perplexity) == pytest.approx(score.perplexity, rel=1e-5)
+    name, tokens, nll, perplexity = rows[2].split()
+    total_nll, total_tokens = sum(s.nll for s in scores), sum(s.tokens for s in scores)
+    assert (name, int(tokens)) == ("total", total_tokens) and len(rows) == 3
+    assert float(perplexity) == pytest.approx(math.exp(total_nll / total_tokens), rel=1e-5)
+    # the long text takes several windows: progress on stderr ends with tokens/s
+    assert f"gpt2numba: {paths[1]}: scored {scores[1].tokens} tokens in " in err
+    assert "tokens/s)" in err and str(paths[0]) not in err
+
+
+def test_cli_json_per_file_from_files_and_stdin(ours, folder32, home, text_files):
+    long_text = (text_files / "long.txt").read_bytes()
+    code, out, err = score_cli(folder32, home, text_files / "short.txt", "-", "--json",
+                               "--per-token", stdin=long_text)
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["file"] for r in records] == [str(text_files / "short.txt"), "stdin"]
+    for record, text in zip(records, [(text_files / "short.txt").read_text(encoding="utf-8"),
+                                      long_text.decode("utf-8")]):
+        score = ours.score(text)
+        assert record["tokens"] == score.tokens and record["ids"] == ours.tokenizer.encode(text)[1:]
+        assert record["nll"] == pytest.approx(score.nll, rel=SAME)
+        assert record["perplexity"] == pytest.approx(score.perplexity, rel=SAME)
+        np.testing.assert_allclose(record["token_logprobs"], score.token_logprobs, rtol=SAME)
+    assert err.splitlines()[0].split() == ["file", "tokens", "nll", "perplexity"]   # table: stderr
+
+
+def test_cli_per_token_tsv_parsed_back(ours, folder32, home, text_files):
+    path = text_files / "odd.txt"
+    code, out, err = score_cli(folder32, home, path, "--per-token")
+    assert code == 0, err
+    header, *rows = out.split("\n")[:-1]
+    assert header == "file\tposition\tid\ttoken\tlogprob"
+    text = path.read_bytes().decode("utf-8")
+    ids, score = ours.tokenizer.encode(text), ours.score(text)
+    assert len(rows) == score.tokens
+    tokens = b""
+    for t, row in enumerate(rows, start=1):
+        name, position, token_id, token, logprob = row.split("\t")
+        assert (name, int(position), int(token_id)) == (str(path), t, ids[t])
+        assert float(logprob) == pytest.approx(score.token_logprobs[t - 1], rel=SAME)
+        tokens += _unescape(token)
+    assert tokens == path.read_bytes()[len(ours.tokenizer.decode_bytes(ids[:1])):]
+
+
+def _unescape(field) -> bytes:
+    """Undo the TSV escapes: \\\\, \\t, \\n, \\r and \\xHH (a byte), the rest UTF-8."""
+    out, i = b"", 0
+    while i < len(field):
+        if field[i] != "\\":
+            out += field[i].encode("utf-8")
+            i += 1
+        elif field[i + 1] == "x":
+            out += bytes([int(field[i + 2:i + 4], 16)])
+            i += 4
+        else:
+            out += {"\\": b"\\", "t": b"\t", "n": b"\n", "r": b"\r"}[field[i + 1]]
+            i += 2
+    return out
+
+
+@pytest.mark.parametrize("args,stdin,status,words", [
+    (["--stride", 33], b"Some words to score", 2, ["--stride", "1..32"]),
+    (["--stride", 0], b"Some words to score", 2, ["--stride"]),
+    (["-"], b"", 1, ["stdin", "nothing to score"]),
+    (["-"], b"Hello", 1, ["stdin", "nothing to score"]),
+    (["-"], b"caf\xe9", 2, ["stdin", "not UTF-8"]),
+    (["-", "-"], b"Some words", 2, ["stdin", "only once"]),
+    (["no-such-file.txt"], b"", 2, ["no-such-file.txt", "does not exist"]),
+])
+def test_cli_bad_input_is_one_error_line(folder32, home, args, stdin, status, words):
+    code, out, err = score_cli(folder32, home, *args, stdin=stdin)
+    assert_one_error_line(code, err, status, *words)
+    assert out == ""
