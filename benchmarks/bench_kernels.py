@@ -38,12 +38,13 @@ def quiet():
 
 def linear_table(threads, repeats):
     import numpy as np
-
     from gpt2numba.kernels import linear, linear_reference
 
     rng = np.random.default_rng(0)
-    print(f"linear: x [n, in] @ W [in, out] + b, float32, {threads} threads (GFLOP/s, median of {repeats})")
-    print(f"{'n':>5} {'in':>5} {'out':>6} {'OpenBLAS':>9} {'linear':>8} {'ratio':>6} {'reference':>10} {'ratio':>6}")
+    print(f"linear: x [n, in] @ W [in, out] + b, float32, {threads} threads "
+          f"(GFLOP/s, median of {repeats})")
+    print(f"{'n':>5} {'in':>5} {'out':>6} {'OpenBLAS':>9} {'linear':>8} {'ratio':>6} "
+          f"{'reference':>10} {'ratio':>6}")
     shapes = [(n, i, o) for n in (1, 16, 128, 512, 1024)
               for i, o in ((768, 2304), (768, 768), (768, 3072), (3072, 768))] + [(1, 768, 50257)]
     for n, d_in, d_out in shapes:
@@ -57,16 +58,17 @@ def linear_table(threads, repeats):
         fast = flops / median_seconds(lambda: linear(x, w_out_in, b), repeats) / 1e9
         ref = flops / median_seconds(lambda: linear_reference(x, w_out_in, b), 3) / 1e9
         quiet()
-        print(f"{n:>5} {d_in:>5} {d_out:>6} {blas:>9.1f} {fast:>8.1f} {fast / blas:>6.2f} {ref:>10.1f} {ref / blas:>6.2f}")
+        print(f"{n:>5} {d_in:>5} {d_out:>6} {blas:>9.1f} {fast:>8.1f} {fast / blas:>6.2f} "
+              f"{ref:>10.1f} {ref / blas:>6.2f}")
 
 
 def random_params(rng, config):
     """A GPT-2 of config's sizes with random weights, built through the loader's table and
     params_from_tensors like a checkpoint: speed does not depend on the values."""
     import numpy as np
+    from gpt2numba.weights import tensor_shapes
 
     from gpt2numba.model import params_from_tensors
-    from gpt2numba.weights import tensor_shapes
 
     tensors = {name: rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)
                for name, shape in tensor_shapes(config).items()}
@@ -75,13 +77,14 @@ def random_params(rng, config):
 
 def share_table(repeats, n=1024):
     import numpy as np
+    from gpt2numba.kernels import causal_self_attention, embedding, gelu, layernorm, residual
 
     from gpt2numba.blocks import gpt2
     from gpt2numba.config import GPT2Config
-    from gpt2numba.kernels import causal_self_attention, embedding, gelu, layernorm, residual
 
     config = GPT2Config()
-    n_layer, d, n_head, eps = config.n_layer, config.n_embd, config.n_head, config.layer_norm_epsilon
+    n_layer, d, n_head = config.n_layer, config.n_embd, config.n_head
+    eps = config.layer_norm_epsilon
     rng = np.random.default_rng(0)
     params = random_params(rng, config)
     ids = rng.integers(0, config.vocab_size, size=n)
@@ -91,17 +94,22 @@ def share_table(repeats, n=1024):
     qkv = rng.standard_normal((n, 3 * d), dtype=np.float32)
     g, b = params.ln_f.weight, params.ln_f.bias
     parts = {  # kernel: (seconds per call, calls per forward)
-        "causal_self_attention (incl. its q k^T and p v)": (median_seconds(lambda: causal_self_attention(qkv, n_head), 5), n_layer),
+        "causal_self_attention (incl. its q k^T and p v)":
+            (median_seconds(lambda: causal_self_attention(qkv, n_head), 5), n_layer),
         "gelu": (median_seconds(lambda: gelu(hidden), repeats), n_layer),
         "layernorm": (median_seconds(lambda: layernorm(x, g, b, eps), repeats), 2 * n_layer + 1),
         "residual": (median_seconds(lambda: residual(x, x), repeats), 2 * n_layer),
-        "embedding": (median_seconds(lambda: embedding(params.wte.weight, params.wpe.weight, ids), repeats), 1),
+        "embedding": (median_seconds(lambda: embedding(params.wte.weight, params.wpe.weight, ids),
+                                     repeats), 1),
     }
     print(f"\nforward of a 124M-shaped GPT-2 at n = {n}, last-row head: {forward * 1e3:.0f} ms")
     for name, (seconds, calls) in parts.items():
-        print(f"  {name:50} {seconds * calls * 1e3:7.1f} ms  {100 * seconds * calls / forward:5.1f} %")
-    non_linear = sum(s * c for k, (s, c) in parts.items() if k in ("gelu", "layernorm", "residual", "embedding"))
-    print(f"  {'gelu + layernorm + residual + embedding':50} {non_linear * 1e3:7.1f} ms  {100 * non_linear / forward:5.1f} %")
+        print(f"  {name:50} {seconds * calls * 1e3:7.1f} ms  "
+              f"{100 * seconds * calls / forward:5.1f} %")
+    non_linear = sum(s * c for k, (s, c) in parts.items()
+                     if k in ("gelu", "layernorm", "residual", "embedding"))
+    print(f"  {'gelu + layernorm + residual + embedding':50} {non_linear * 1e3:7.1f} ms  "
+          f"{100 * non_linear / forward:5.1f} %")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))   # tests.checkpoints writes the random checkpoint
+sys.path.insert(0, str(ROOT))   # tests.support.checkpoints writes the random checkpoint
 SEED = 0
 
 
@@ -42,7 +42,7 @@ def checkpoint_folder(model, scratch):
     if model:
         from gpt2numba.weights import resolve
         return Path(resolve(model))
-    from tests.checkpoints import SHAPES, make_checkpoint
+    from tests.support.checkpoints import SHAPES, make_checkpoint
     print("writing a random-init 124M checkpoint with transformers...", flush=True)
     return make_checkpoint(Path(scratch) / "gpt2-random", initializer_range=0.02, **SHAPES["gpt2"])
 

@@ -72,7 +72,7 @@ def checkpoint(scratch, model):
     if model:
         return Path(model)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.checkpoints import SHAPES, make_checkpoint
+    from tests.support.checkpoints import SHAPES, make_checkpoint
     print("writing a random-init 124M checkpoint with transformers...", flush=True)
     return make_checkpoint(Path(scratch) / "gpt2-random", initializer_range=0.02, **SHAPES["gpt2"])
 
@@ -93,7 +93,8 @@ def main():
     for (layer, busy), medians in results.items():
         for n in LENGTHS:
             row = [medians[f"{s}/{n}"] for s in SETTINGS]
-            best_quiet = min(results[(other, False)][f"{s}/{n}"] for other in LAYERS for s in SETTINGS)
+            best_quiet = min(results[(other, False)][f"{s}/{n}"]
+                             for other in LAYERS for s in SETTINGS)
             print(f"{layer:10}{'busy' if busy else 'quiet':8}{n:>5}"
                   + "".join(f"{seconds * 1e3:>10.1f}" for seconds in row)
                   + f"{row[2] / row[0]:>9.2f}{row[2] / best_quiet:>11.2f}")

@@ -40,15 +40,16 @@ print(time.perf_counter() - start, flush=True)
 
 def row(label, theirs, ours, unit="s"):
     scale = 1e3 if unit == "ms" else 1
-    print(f"{label:44}{theirs * scale:>12.2f} {unit}{ours * scale:>12.2f} {unit}{theirs / ours:>8.2f}x")
+    print(f"{label:44}{theirs * scale:>12.2f} {unit}{ours * scale:>12.2f} {unit}"
+          f"{theirs / ours:>8.2f}x")
 
 
 def checkpoint_folder(model, scratch):
     if model:
         from gpt2numba.weights import resolve
         return Path(resolve(model))
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the clone, whose tests/ writes it
-    from tests.checkpoints import SHAPES, make_checkpoint
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the clone: tests/ writes it
+    from tests.support.checkpoints import SHAPES, make_checkpoint
     print("writing a random-init 124M checkpoint with transformers...", flush=True)
     return make_checkpoint(Path(scratch) / "gpt2-random", initializer_range=0.02, **SHAPES["gpt2"])
 
@@ -67,8 +68,8 @@ finally:
 
 def peak_rss_of_run(folder, cache_dir, threads):
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    args = ["run", "--model", str(folder), "--prompt", "Hello", "--max-new-tokens", str(W2_NEW_TOKENS),
-            "--threads", str(threads), "--no-color"]
+    args = ["run", "--model", str(folder), "--prompt", "Hello",
+            "--max-new-tokens", str(W2_NEW_TOKENS), "--threads", str(threads), "--no-color"]
     done = subprocess.run([sys.executable, "-c", RUN_AND_REPORT_RSS, *args], env=env,
                           capture_output=True, text=True, check=True)
     return int(done.stdout.splitlines()[-1])
@@ -78,11 +79,13 @@ def main(argv=None):
     """Print every measurement for transformers and gpt2numba, side by side, with the ratio."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="checkpoint folder or Hub name (default: a random 124M checkpoint)")
+    parser.add_argument("--model",
+                        help="checkpoint folder or Hub name (default: a random 124M checkpoint)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3,
-                        help="W2 runs of each, alternating (the machine's speed drifts over a minute)")
+                        help="W2 runs of each, alternating (the machine's speed drifts over a "
+                             "minute)")
     args = parser.parse_args(argv)
     try:
         import torch
@@ -99,22 +102,24 @@ def main(argv=None):
         cache_dir = str(Path(scratch) / "numba-cache")
         cold = fresh_start(folder, args.threads, cache_dir)
         cached = fresh_start(folder, args.threads, cache_dir)
-        their_first = float(subprocess.run([sys.executable, "-c", THEIR_FRESH_PROCESS, str(folder), str(args.threads)],
+        their_first = float(subprocess.run([sys.executable, "-c", THEIR_FRESH_PROCESS, str(folder),
+                                            str(args.threads)],
                                            capture_output=True, text=True, check=True).stdout)
         rss = peak_rss_of_run(folder, cache_dir, args.threads)
         file_size = (folder / "model.safetensors").stat().st_size
 
         ours = GPT2.from_pretrained(folder)
         theirs = transformers.GPT2LMHeadModel.from_pretrained(folder).eval()
-        print(f"\ntransformers {transformers.__version__} / torch {torch.__version__} against gpt2numba "
-              f"(numba {numba.__version__}, {numba.threading_layer()} layer), {args.threads} threads, "
-              f"{os.cpu_count()} cores")
+        print(f"\ntransformers {transformers.__version__} / torch {torch.__version__} against "
+              f"gpt2numba (numba {numba.__version__}, {numba.threading_layer()} layer), "
+              f"{args.threads} threads, {os.cpu_count()} cores")
         print(f"{'':44}{'transformers':>14}{'gpt2numba':>14}{'ratio':>9}")
         with torch.no_grad():
             for n in (n for n in W1_LENGTHS if n <= ours.config.n_positions):
                 ids = [1000 + i for i in range(n)]
                 tensor = torch.tensor([ids])
-                their = time_calls(lambda: theirs(tensor, use_cache=False).logits[0, -1], args.repeats).median
+                their = time_calls(lambda: theirs(tensor, use_cache=False).logits[0, -1],
+                                   args.repeats).median
                 time.sleep(0.3)
                 mine = time_calls(lambda: ours.next_token_logits(ids), args.repeats).median
                 row(f"W1 forward, {n} tokens", their, mine, "ms")
@@ -122,12 +127,14 @@ def main(argv=None):
 
         def their_w2():
             with torch.no_grad():
-                out = theirs.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=W2_NEW_TOKENS,
-                                      do_sample=False, use_cache=False, eos_token_id=None, pad_token_id=0)
+                out = theirs.generate(prompt, attention_mask=torch.ones_like(prompt),
+                                      max_new_tokens=W2_NEW_TOKENS, do_sample=False,
+                                      use_cache=False, eos_token_id=None, pad_token_id=0)
             assert out.shape[1] == len(W2_PROMPT) + W2_NEW_TOKENS
 
         def our_w2():
-            assert len(ours.generate_ids(W2_PROMPT, W2_NEW_TOKENS, stop_at_eos=False)) == W2_NEW_TOKENS
+            new_ids = ours.generate_ids(W2_PROMPT, W2_NEW_TOKENS, stop_at_eos=False)
+            assert len(new_ids) == W2_NEW_TOKENS
 
         their_runs, our_runs = [], []
         for _ in range(args.rounds):
@@ -137,9 +144,12 @@ def main(argv=None):
                 work()
                 runs.append(time.perf_counter() - start)
         their, mine = float(np.median(their_runs)), float(np.median(our_runs))
-        row(f"W2 generate, 16 + {W2_NEW_TOKENS} tokens, greedy (median of {args.rounds})", their, mine)
+        row(f"W2 generate, 16 + {W2_NEW_TOKENS} tokens, greedy (median of {args.rounds})",
+            their, mine)
         print(f"{'   tokens/s':44}{W2_NEW_TOKENS / their:>14.1f}{W2_NEW_TOKENS / mine:>14.1f}")
-        print(f"{'   each run':44}{' '.join(f'{t:.1f}' for t in their_runs):>14}{' '.join(f'{t:.1f}' for t in our_runs):>14}")
+        their_each = " ".join(f"{t:.1f}" for t in their_runs)
+        our_each = " ".join(f"{t:.1f}" for t in our_runs)
+        print(f"{'   each run':44}{their_each:>14}{our_each:>14}")
         row("fresh process to first token, cached JIT", their_first, cached.to_first_token_s)
         row("fresh process to first token, empty JIT", their_first, cold.to_first_token_s)
         print(f"{'peak RSS of gpt2numba run / weights file':44}{'':>14}{rss / file_size:>13.2f}x"

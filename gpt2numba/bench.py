@@ -58,7 +58,8 @@ def peak_rss_bytes():
 
 @dataclass
 class FreshStart:
-    """One fresh process to the first token: its own timings, and the wall time seen from outside."""
+    """One fresh process to the first token: its own timings, and the wall time seen from
+    outside."""
     import_s: float
     load_s: float
     first_forward_s: float
@@ -94,6 +95,7 @@ class Report:
     generate_tokens_per_s: float = 0.0
 
     def to_json(self):
+        """The report as indented JSON, for `gpt2numba bench --json`."""
         return json.dumps(asdict(self), indent=2)
 
 
@@ -111,7 +113,8 @@ def fresh_start(folder, threads, cache_dir) -> FreshStart:
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
     start = time.perf_counter()
     with subprocess.Popen([sys.executable, "-c", _FRESH_PROCESS, str(folder), str(threads)],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as child:
         line = child.stdout.readline()
         to_first_token = time.perf_counter() - start
         stderr = child.stderr.read()
@@ -171,15 +174,19 @@ def run_benchmark(model_name, revision=None, threads=None, repeats=5, lengths=W1
 def format_report(report: Report) -> str:
     """The bench table, one measurement per line."""
     rows = [f"gpt2numba bench: {report.model}, {report.threads} threads ({report.threading_layer} "
-            f"threading layer), numba {report.versions['numba']}, numpy {report.versions['numpy']}, "
+            f"threading layer), numba {report.versions['numba']}, "
+            f"numpy {report.versions['numpy']}, "
             f"python {report.versions['python']}",
             f"{'':34}{'empty JIT cache':>18}{'populated cache':>18}"]
     for label, key in [("import", "import_s"), ("load (weights opened)", "load_s"),
                        ("first forward (16 tokens)", "first_forward_s"),
                        ("fresh process to first token", "to_first_token_s")]:
-        rows.append(f"{label:34}{getattr(report.cold, key):>16.2f} s{getattr(report.cached, key):>16.2f} s")
-    rows.append(f"{'peak RSS':34}{report.cold.peak_rss_mib:>14.0f} MiB{report.cached.peak_rss_mib:>14.0f} MiB")
-    rows.append(f"{'warm forward, last-row logits':34}{'median':>10}{'min':>10}{'max':>10}{'GFLOP/s':>10}")
+        cold, cached = getattr(report.cold, key), getattr(report.cached, key)
+        rows.append(f"{label:34}{cold:>16.2f} s{cached:>16.2f} s")
+    rows.append(f"{'peak RSS':34}{report.cold.peak_rss_mib:>14.0f} MiB"
+                f"{report.cached.peak_rss_mib:>14.0f} MiB")
+    rows.append(f"{'warm forward, last-row logits':34}"
+                f"{'median':>10}{'min':>10}{'max':>10}{'GFLOP/s':>10}")
     for n, spread in report.forward.items():
         rows.append(f"{f'  {n} tokens':34}{spread.median * 1e3:>7.1f} ms{spread.min * 1e3:>7.1f} ms"
                     f"{spread.max * 1e3:>7.1f} ms{report.forward_gflops[n]:>10.1f}")

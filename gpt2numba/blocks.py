@@ -21,21 +21,25 @@ FORWARD_KERNELS = (embedding, layernorm, linear, causal_self_attention, residual
 
 
 def layer_norm(x, p, eps):                                   # p: ln_1, ln_2 or ln_f
+    """x [n, n_embd] float32, normalised per row with p.weight and p.bias."""
     return layernorm(x, p.weight, p.bias, eps)               # [n, n_embd] -> [n, n_embd]
 
 
 def attention(x, p, n_head):                                 # p: a block's attn
+    """Causal multi-head self-attention of x [n, n_embd] float32 -> [n, n_embd] float32."""
     qkv = linear(x, p.c_attn.weight, p.c_attn.bias)          # [n, n_embd] -> [n, 3 n_embd]
     heads = causal_self_attention(qkv, n_head)               # [n, 3 n_embd] -> [n, n_embd]
     return linear(heads, p.c_proj.weight, p.c_proj.bias)     # [n, n_embd] -> [n, n_embd]
 
 
 def mlp(x, p):                                               # p: a block's mlp
+    """The feed-forward layer: x [n, n_embd] float32 -> [n, n_embd] float32."""
     a = gelu(linear(x, p.c_fc.weight, p.c_fc.bias))          # [n, n_embd] -> [n, 4 n_embd]
     return linear(a, p.c_proj.weight, p.c_proj.bias)         # [n, 4 n_embd] -> [n, n_embd]
 
 
 def block(h, p, n_head, eps):                                # p: params.h[i]
+    """One transformer block on the residual stream h [n, n_embd] float32."""
     h = residual(h, attention(layer_norm(h, p.ln_1, eps), p.attn, n_head))   # [n, n_embd]
     h = residual(h, mlp(layer_norm(h, p.ln_2, eps), p.mlp))                  # [n, n_embd]
     return h

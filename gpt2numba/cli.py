@@ -199,7 +199,8 @@ def run(prompt, prompt_file, model, revision, max_new_tokens, temperature, top_k
               show_default="Numba's default, NUMBA_NUM_THREADS", help="Threads for the kernels.")
 @click.option("--repeats", metavar="N", type=click.IntRange(min=1), default=5, show_default=True,
               help="Timed runs per warm forward (median, min and max are reported).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the report as JSON instead of a table.")
 def bench(model, revision, threads, repeats, as_json):
     """Time import, load, JIT cold / cached / warm forwards and generation.
 

@@ -97,22 +97,27 @@ class TextStream:
 
     @property
     def stop_reason(self):
+        """Why the stream ended: a key of STOP_REASONS (None while it runs)."""
         return "stop" if self.stopped_at_string else self.generation.stop_reason
 
     @property
     def stopped_because(self):
+        """The stop reason in words, e.g. "max_new_tokens reached"."""
         return STOP_REASONS.get(self.stop_reason, self.stop_reason)
 
     @property
     def new_ids(self):
+        """The token ids generated so far (list of int)."""
         return self.generation.new_ids
 
     @property
     def seconds(self):
+        """Wall time spent in the decoding loop so far, in seconds."""
         return self.generation.seconds
 
     @property
     def first_token_seconds(self):
+        """Seconds from the start of the loop to the first token (None before it)."""
         return self.generation.first_token_seconds
 
     def context_full_message(self, slide="slide=True"):

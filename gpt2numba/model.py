@@ -114,7 +114,8 @@ class GPT2:
             return gpt2(ids, self.params, self.config.n_head, self.config.layer_norm_epsilon)
 
     def next_token_logits(self, ids) -> np.ndarray:
-        """ids [n] -> float32 logits [vocab_size] of the last position only (the head on one row)."""
+        """ids [n] -> float32 logits [vocab_size] of the last position only (the head on one
+        row)."""
         ids = self.check_ids(ids)
         with _FORWARD_LOCK:
             return gpt2(ids, self.params, self.config.n_head, self.config.layer_norm_epsilon,

@@ -37,6 +37,8 @@ class NonFiniteLogitsError(FloatingPointError):
 
 @dataclass(frozen=True)
 class SamplingSettings:
+    """How the next token is chosen; checked when made (ArgumentError naming the field)."""
+
     temperature: float = 0.0          # 0 = greedy
     top_k: int = 0                    # 0 = off
     top_p: float = 1.0                # 1.0 = off

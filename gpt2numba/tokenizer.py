@@ -66,7 +66,7 @@ class StreamDecoder:
     Get one from :meth:`Tokenizer.stream_decoder`.
     """
 
-    def __init__(self, tokenizer: "Tokenizer"):
+    def __init__(self, tokenizer: Tokenizer):
         self._tokenizer = tokenizer
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
@@ -124,7 +124,7 @@ class Tokenizer:
     # ----------------------------------------------------------------------------- loading
 
     @classmethod
-    def from_files(cls, vocab_json: str | Path, merges_txt: str | Path) -> "Tokenizer":
+    def from_files(cls, vocab_json: str | Path, merges_txt: str | Path) -> Tokenizer:
         """Load GPT-2's ``vocab.json`` and ``merges.txt``.
 
         Raises ValueError, one line naming the file (and the line, where there is one), when a
@@ -148,7 +148,7 @@ class Tokenizer:
             ) from None
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, revision: str | None = None) -> "Tokenizer":
+    def from_pretrained(cls, name_or_path: str | Path, revision: str | None = None) -> Tokenizer:
         """Load the tokenizer of a Hub model (``"gpt2"``, ``"openai-community/gpt2"``, ...) or
         of a local folder holding ``vocab.json`` and ``merges.txt``.
 

@@ -36,7 +36,8 @@ def causal_self_attention(qkv, n_head):
     for h in prange(n_head):
         q = np.ascontiguousarray(qkv[:, h * head_dim:(h + 1) * head_dim])               # [n, hd]
         k = np.ascontiguousarray(qkv[:, d + h * head_dim:d + (h + 1) * head_dim])       # [n, hd]
-        vt = np.ascontiguousarray(qkv[:, 2 * d + h * head_dim:2 * d + (h + 1) * head_dim].T)  # [hd, n]
+        v = qkv[:, 2 * d + h * head_dim:2 * d + (h + 1) * head_dim]
+        vt = np.ascontiguousarray(v.T)                                                  # [hd, n]
         scores = np.empty((n, n), dtype=np.float32)
         for i0 in range(0, n, ROWS):
             i1 = min(i0 + ROWS, n)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite from a fresh clone: creates .venv (once), installs the
-# package with its test extra, then runs pytest. Extra arguments go to pytest.
+# package with its test extra, lints with ruff, then runs pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
@@ -8,5 +8,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test]"
+.venv/bin/ruff check .
 export NUMBA_NUM_THREADS="${NUMBA_NUM_THREADS:-2}"
 exec .venv/bin/python -m pytest "$@"

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.hub_server import hub  # noqa: F401  (the local Hub fixture, for every test module)
-from tests.paths import VOCAB_DIR
+from tests.support.paths import VOCAB_DIR
+
+pytest_plugins = ["tests.support.hub_server"]  # the local Hub fixture `hub`, for every test module
 
 # A fresh Numba cache for every test session (subprocesses inherit it): a cached kernel that
 # inlined an older version of a helper from another file would otherwise go unnoticed.
@@ -29,7 +30,7 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A 2-layer GPT-2 (n_embd 64, n_positions 128, the real vocabulary) saved by transformers."""
-    from tests.checkpoints import make_checkpoint
+    from tests.support.checkpoints import make_checkpoint
 
     return make_checkpoint(tmp_path_factory.mktemp("tiny-gpt2"))
 

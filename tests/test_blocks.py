@@ -19,9 +19,9 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from gpt2numba.weights import load_tensors
-from tests import reference
+
+from tests.support import reference
 
 RELATIVE_TOLERANCE = 1e-5
 

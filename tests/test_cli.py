@@ -4,7 +4,7 @@ Every run is a subprocess of the installed CLI (`python -m gpt2numba`, and once 
 console script) on a small random GPT-2 written by transformers (n_positions=128), and what it
 prints is compared with the library computing the same thing in this process. The Numba cache
 (NUMBA_CACHE_DIR, set by conftest) is shared with the subprocesses, so only the first run
-compiles. Hub runs go to the local fake Hub (tests/hub_server.py).
+compiles. Hub runs go to the local fake Hub (tests/support/hub_server.py).
 """
 
 import os
@@ -19,56 +19,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from gpt2numba.kernels._cache import all_cached
 
 from gpt2numba import GPT2
 from gpt2numba.blocks import FORWARD_KERNELS
-from gpt2numba.kernels._cache import all_cached
+from tests.support.cli import assert_one_error_line, cli_env, run_cli
 
 N_POSITIONS = 128   # of conftest's tiny_checkpoint
 SUMMARY = re.compile(r"gpt2numba: (?P<n>\d+) tokens? in \d+\.\d\d s( \(\d+\.\d tokens/s\))?, "
                      r"(first token \d+\.\d\d s, )?load \d+\.\d s, "
                      r"(?P<compile>compile \d+\.\d s|kernels cached), stopped: (?P<reason>.+)")
 ANSI = "\x1b["
-# Variables of the parent environment that would change what the CLI prints or where it looks.
-CLEARED = ("NO_COLOR", "HF_ENDPOINT", "HF_TOKEN", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE",
-           "TRANSFORMERS_OFFLINE")
-
-
-# -- helpers --------------------------------------------------------------------------------------
-
-def cli_env(home, **extra):
-    """os.environ (NUMBA_CACHE_DIR from conftest) for a local-folder run: offline, own HF_HOME."""
-    env = {k: v for k, v in os.environ.items() if k not in CLEARED}
-    env.update(HF_HOME=str(home), HF_HUB_OFFLINE="1")
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
-
-
-def run_cli(args, env, stdin=b"", command=None, timeout=300):
-    """Run the CLI with `args`; returns (returncode, stdout, stderr) as text."""
-    command = command or [sys.executable, "-m", "gpt2numba"]
-    done = subprocess.run([*command, *map(str, args)], env=env, input=stdin,
-                          capture_output=True, timeout=timeout)
-    return done.returncode, done.stdout.decode("utf-8"), done.stderr.decode("utf-8")
-
-
 def summary(stderr):
     """The summary match of the last stderr line (fails the test if there is none)."""
     last = stderr.rstrip("\n").splitlines()[-1]
     match = SUMMARY.fullmatch(last)
     assert match, f"no summary line at the end of stderr:\n{stderr}"
     return match
-
-
-def assert_one_error_line(code, stderr, expected_code, *words):
-    """Exit status `expected_code`, stderr exactly one `gpt2numba: error:` line with `words`."""
-    lines = stderr.splitlines()
-    assert "Traceback" not in stderr, stderr
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
-    assert lines[0].startswith("gpt2numba: error: "), lines[0]
-    for word in words:
-        assert word in lines[0], f"{word!r} not in {lines[0]!r}"
-    assert code == expected_code, (code, stderr)
 
 
 def prompt_of_tokens(tokenizer, n):
@@ -86,8 +53,8 @@ def prompt_of_tokens(tokenizer, n):
 def first_run(tiny_checkpoint, home):
     """The module's first CLI run (it compiles the kernels if the session's cache is cold)."""
     cached_before = all_cached(FORWARD_KERNELS)
-    result = run_cli(["run", "--model", tiny_checkpoint, "--prompt", "Hello", "--max-new-tokens", 8],
-                     cli_env(home))
+    result = run_cli(["run", "--model", tiny_checkpoint, "--prompt", "Hello",
+                      "--max-new-tokens", 8], cli_env(home))
     return cached_before, result
 
 
@@ -123,7 +90,8 @@ def test_kernel_cache_detection_follows_numba_cache_dir(first_run, home, tmp_pat
     assert done.stdout.strip() == "False", done.stderr
 
 
-def test_sampling_is_seeded_and_reads_stdin_and_prompt_files(tiny_checkpoint, model, home, tmp_path):
+def test_sampling_is_seeded_and_reads_stdin_and_prompt_files(tiny_checkpoint, model, home,
+                                                              tmp_path):
     options = ["--max-new-tokens", 8, "--temperature", 1, "--top-k", 100, "--top-p", 0.9,
                "--repetition-penalty", 1.2, "--seed", 3, "--threads", 1]
     prompt_file = tmp_path / "prompt.txt"
@@ -146,8 +114,9 @@ def test_sampling_is_seeded_and_reads_stdin_and_prompt_files(tiny_checkpoint, mo
 def test_stop_strings_end_the_text_and_are_not_printed(tiny_checkpoint, model, home):
     full = model.generate("Hello", 8)
     stop = full[len(full) // 2:len(full) // 2 + 3]
-    code, out, err = run_cli(["run", "--model", tiny_checkpoint, "--prompt", "Hello", "--max-new-tokens",
-                              8, "--stop", "never written", "--stop", stop], cli_env(home))
+    code, out, err = run_cli(["run", "--model", tiny_checkpoint, "--prompt", "Hello",
+                              "--max-new-tokens", 8, "--stop", "never written", "--stop", stop],
+                             cli_env(home))
     assert code == 0, err
     assert out == "Hello" + full[:full.index(stop)] + "\n"
     assert summary(err)["reason"] == "a stop string was written"

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from tests.test_cli import assert_one_error_line, cli_env, run_cli
+from tests.support.cli import assert_one_error_line, cli_env, run_cli
 
 
 def test_download_then_run_offline(hub, tiny_checkpoint, tiny_model):
@@ -28,8 +28,8 @@ def test_download_of_an_unknown_repo_is_one_error_line(hub):
 
 
 def test_bench_reports_cold_cached_and_warm_as_json(tiny_checkpoint, home):
-    code, out, err = run_cli(["bench", "--model", tiny_checkpoint, "--repeats", 2, "--threads", 1, "--json"],
-                             cli_env(home), timeout=600)
+    code, out, err = run_cli(["bench", "--model", tiny_checkpoint, "--repeats", 2, "--threads", 1,
+                              "--json"], cli_env(home), timeout=600)
     assert code == 0, err
     report = json.loads(out)
     assert report["threads"] == 1 and report["threading_layer"]

@@ -59,7 +59,8 @@ def test_generate_with_stop_ends_before_it(tiny_model):
     stop = full[10:13]
     cut = tiny_model.generate("Hello", 30, stop=[stop], stop_at_eos=False)
     assert cut == full[:full.index(stop)]
-    ids = tiny_model.generate_ids(tiny_model.tokenizer.encode("Hello"), 30, stop=stop, stop_at_eos=False)
+    ids = tiny_model.generate_ids(tiny_model.tokenizer.encode("Hello"), 30, stop=stop,
+                                  stop_at_eos=False)
     assert stop not in tiny_model.tokenizer.decode(ids)
     assert full.startswith(tiny_model.tokenizer.decode(ids))
 

@@ -72,18 +72,20 @@ def test_works_beside_a_foreign_kernels_package_and_a_users_weights_py(wheel, ti
     subprocess.run([*install, str(foreign_kernels_wheel(tmp_path))], check=True)
     # gpt2numba's dependencies come from the test environment, after the venv's own packages
     # (a path listed in a .pth file: its own .pth files, the editable install's, are not run).
-    site = Path(subprocess.check_output([str(python), "-c", "import sysconfig; "
-                                         "print(sysconfig.get_paths()['purelib'])"], text=True).strip())
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(subprocess.check_output([str(python), "-c", purelib], text=True).strip())
     (site / "test-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
     project = tmp_path / "users-project"
     project.mkdir()
-    (project / "weights.py").write_text('raise ImportError("the user\'s own weights.py was imported")\n')
+    (project / "weights.py").write_text(
+        'raise ImportError("the user\'s own weights.py was imported")\n')
     (project / "script.py").write_text(GENERATE)
     run = subprocess.run([str(python), "script.py", str(tiny_checkpoint)], cwd=project,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout) == tiny_model.generate_ids([464, 2068, 7586], 8, stop_at_eos=False)
+    expected = tiny_model.generate_ids([464, 2068, 7586], 8, stop_at_eos=False)
+    assert json.loads(run.stdout) == expected
 
     check_foreign = "import kernels; print(kernels.OWNER)"
     assert subprocess.check_output([str(python), "-c", check_foreign], cwd=project,

@@ -13,9 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import gpt2numba.kernels
+import pytest
 
 KERNELS_SOURCE = Path(gpt2numba.kernels.__file__).parent
 
@@ -64,8 +63,8 @@ def test_a_damaged_entry_is_compiled_again_and_rewritten(tmp_path, suffix, keep_
 
 def test_the_cli_runs_with_a_damaged_cache(tmp_path, tiny_checkpoint, home):
     env = dict(os.environ, HF_HOME=str(home), NUMBA_CACHE_DIR=str(tmp_path))
-    command = [sys.executable, "-m", "gpt2numba", "run", "--model", str(tiny_checkpoint), "--prompt", "Hello",
-               "--max-new-tokens", "3"]
+    command = [sys.executable, "-m", "gpt2numba", "run", "--model", str(tiny_checkpoint),
+               "--prompt", "Hello", "--max-new-tokens", "3"]
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr
     damage(tmp_path, ".nbi", 0)
@@ -99,7 +98,8 @@ def test_a_read_only_populated_cache_is_used_as_it_is(tmp_path, can_mount_read_o
     in_tree = set((KERNELS_SOURCE / "__pycache__").glob("*.nbi"))
     total, hits, stderr = call_kernel(cache, prefix=read_only(cache))
     assert (total, hits, stderr) == (EXPECTED_SUM, 1, [])
-    assert set((KERNELS_SOURCE / "__pycache__").glob("*.nbi")) == in_tree  # nothing written beside the source
+    # nothing written beside the source
+    assert set((KERNELS_SOURCE / "__pycache__").glob("*.nbi")) == in_tree
 
 
 def test_no_writable_folder_compiles_in_memory_and_says_how_to_keep_a_cache(tmp_path,

@@ -7,9 +7,9 @@ weights are float32 softmax values, each within a few ulps).
 
 import numpy as np
 import pytest
-
 from gpt2numba.kernels import causal_self_attention
-from tests import reference
+
+from tests.support import reference
 
 
 def check(qkv, n_head):

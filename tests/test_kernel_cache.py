@@ -9,9 +9,8 @@ import subprocess
 import sys
 import textwrap
 
-from numba import njit
-
 from gpt2numba.kernels._cache import compile_intervals, is_cached, recording_compiles
+from numba import njit
 
 SQUARE = textwrap.dedent("""
     from numba import njit

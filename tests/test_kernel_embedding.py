@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from gpt2numba.kernels import embedding, residual
 
 

@@ -8,9 +8,9 @@ cancels when tanh(u) is near -1, leaving it about 1e-16 |x| of resolution.
 
 import numpy as np
 import pytest
-
 from gpt2numba.kernels import gelu
-from tests import reference
+
+from tests.support import reference
 
 
 def check(x):
@@ -20,7 +20,8 @@ def check(x):
     np.testing.assert_allclose(out, exact, rtol=4e-6, atol=1e-12)
 
 
-@pytest.mark.parametrize("n,d", [(1, 3072), (7, 3072), (128, 4096), (1024, 3072), (1, 1), (3, 6400), (5, 17)])
+@pytest.mark.parametrize("n,d", [(1, 3072), (7, 3072), (128, 4096), (1024, 3072), (1, 1),
+                                 (3, 6400), (5, 17)])
 def test_matches_float64(n, d):
     rng = np.random.default_rng(n + d)
     check((rng.standard_normal((n, d)) * 3).astype(np.float32))
@@ -28,7 +29,8 @@ def test_matches_float64(n, d):
 
 def test_whole_float32_range():
     grid = np.linspace(-12, 12, 200_001, dtype=np.float32)
-    tails = np.array([-1e30, -1e4, -100, -20, -9.5, 0.0, -0.0, 1e-30, 20, 100, 1e4, 1e30], np.float32)
+    tails = np.array([-1e30, -1e4, -100, -20, -9.5, 0.0, -0.0, 1e-30, 20, 100, 1e4, 1e30],
+                     np.float32)
     check(np.concatenate([grid, tails])[None, :])
 
 

@@ -6,20 +6,22 @@ the variance and the scaling, a few ulps each.
 
 import numpy as np
 import pytest
-
 from gpt2numba.kernels import layernorm
-from tests import reference
+
+from tests.support import reference
 
 
 def check(x, g, b, eps=1e-5):
     out = layernorm(x, g, b, eps)
-    exact = reference.layernorm(x.astype(np.float64), g.astype(np.float64), b.astype(np.float64), eps)
+    exact = reference.layernorm(x.astype(np.float64), g.astype(np.float64),
+                                b.astype(np.float64), eps)
     assert out.dtype == np.float32 and out.shape == x.shape
     scale = np.maximum(np.abs(exact), np.abs(g) + np.abs(b))
     assert np.all(np.abs(out - exact) <= 2e-6 * scale)
 
 
-@pytest.mark.parametrize("n,d", [(1, 768), (7, 768), (128, 1600), (1024, 768), (3, 64), (5, 1), (2, 1023)])
+@pytest.mark.parametrize("n,d", [(1, 768), (7, 768), (128, 1600), (1024, 768), (3, 64), (5, 1),
+                                 (2, 1023)])
 def test_matches_float64(n, d):
     rng = np.random.default_rng(n * 31 + d)
     x = rng.standard_normal((n, d), dtype=np.float32) * np.float32(3)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from gpt2numba.kernels import log_softmax_at
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

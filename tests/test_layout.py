@@ -2,9 +2,14 @@
 
 import numpy as np
 import pytest
-
-from gpt2numba.weights.layout import (block_index, canonical_name, is_conv1d_weight,
-                                      is_not_a_weight, records, tensor_shapes)
+from gpt2numba.weights.layout import (
+    block_index,
+    canonical_name,
+    is_conv1d_weight,
+    is_not_a_weight,
+    records,
+    tensor_shapes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +23,8 @@ def theirs():
 
 def test_names_shapes_and_order_are_transformers(theirs):
     model, config = theirs
-    stored = {canonical_name(name): tuple(value.shape) for name, value in model.state_dict().items()}
+    stored = {canonical_name(name): tuple(value.shape)
+              for name, value in model.state_dict().items()}
     assert {name for name in stored if is_not_a_weight(name)} == {"lm_head.weight"}
     weights = {name: shape for name, shape in stored.items() if not is_not_a_weight(name)}
     assert list(tensor_shapes(config).items()) == list(weights.items())

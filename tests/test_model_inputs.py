@@ -90,7 +90,7 @@ def test_two_threads_at_once_get_correct_logits(tiny_model):
             for _ in range(10):
                 results[k] = tiny_model.logits(ids[k])
                 np.testing.assert_array_equal(results[k], expected[k])
-        except Exception as e:  # noqa: BLE001 - reported to the main thread
+        except Exception as e:
             errors.append(e)
 
     threads = [threading.Thread(target=work, args=(k,)) for k in (0, 1)]

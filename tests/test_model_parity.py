@@ -16,7 +16,7 @@ import torch
 from transformers import GPT2LMHeadModel
 
 from gpt2numba import GPT2
-from tests.checkpoints import SHAPES, make_checkpoint
+from tests.support.checkpoints import SHAPES, make_checkpoint
 
 PROMPT = "The quick brown fox jumps over the lazy dog. In 1905, Einstein"
 
@@ -50,12 +50,14 @@ def test_greedy_64_tokens_match_transformers(pair):
     ours, theirs = pair
     ids = ours.tokenizer.encode(PROMPT)
     with torch.no_grad():
-        out = theirs.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+        out = theirs.generate(torch.tensor([ids]),
+                              attention_mask=torch.ones(1, len(ids), dtype=torch.long),
                               max_new_tokens=64, do_sample=False, use_cache=False,
                               eos_token_id=None, pad_token_id=0)
     expected = out[0, len(ids):].tolist()
     got = ours.generate_ids(ids, 64, stop_at_eos=False)
-    assert len(set(expected)) > 16, "degenerate checkpoint: greedy repeats itself, parity would prove little"
+    assert len(set(expected)) > 16, \
+        "degenerate checkpoint: greedy repeats itself, parity would prove little"
     assert got == expected
 
 
@@ -95,8 +97,8 @@ def test_every_gpt2_size_loads_and_matches(name, tmp_path, capsys):
     file_size = 4 * shape["n_embd"] * (12 * shape["n_embd"] * shape["n_layer"] + 50257 + 1024)
     free = shutil.disk_usage(tmp_path).free
     if free < 1.5 * file_size:
-        pytest.skip(f"{name}: writing its {file_size / 2**30:.1f} GiB checkpoint needs more than the "
-                    f"{free / 2**30:.1f} GiB free in {tmp_path}")
+        pytest.skip(f"{name}: writing its {file_size / 2**30:.1f} GiB checkpoint needs more "
+                    f"than the {free / 2**30:.1f} GiB free in {tmp_path}")
     folder = make_checkpoint(tmp_path / name, initializer_range=0.02, **shape)
     try:
         check_size(name, folder, tmp_path / "logits.npy", capsys)
@@ -105,13 +107,14 @@ def test_every_gpt2_size_loads_and_matches(name, tmp_path, capsys):
 
 
 def check_size(name, folder, logits_file, capsys):
-    run = subprocess.run([sys.executable, "-c", OURS_IN_A_FRESH_PROCESS, str(folder), str(logits_file)],
-                         capture_output=True, text=True, check=True)
+    run = subprocess.run([sys.executable, "-c", OURS_IN_A_FRESH_PROCESS, str(folder),
+                          str(logits_file)], capture_output=True, text=True, check=True)
     rss_before, rss_peak = map(int, run.stdout.split())
     size = (folder / "model.safetensors").stat().st_size
     with capsys.disabled():
-        print(f"\n{name}: file {size / 2**20:.0f} MiB; gpt2numba peak RSS {rss_peak / 2**20:.0f} MiB "
-              f"({rss_before / 2**20:.0f} MiB after imports), {rss_peak / size:.2f}x the file")
+        print(f"\n{name}: file {size / 2**20:.0f} MiB; gpt2numba peak RSS "
+              f"{rss_peak / 2**20:.0f} MiB ({rss_before / 2**20:.0f} MiB after imports), "
+              f"{rss_peak / size:.2f}x the file")
     theirs = reference_model(folder)
     with torch.no_grad():
         expected = theirs(torch.tensor([list(range(1000, 1008))])).logits[0].numpy()

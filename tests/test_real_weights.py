@@ -7,14 +7,13 @@ no network); elsewhere it is skipped and says how to make it run.
 from pathlib import Path
 
 import pytest
+from gpt2numba.weights import CHECKPOINT_FILES
 from huggingface_hub import try_to_load_from_cache
 
-from gpt2numba.weights import CHECKPOINT_FILES
-
 PROMPT = "Alan Turing theorized that computers would one day become"
-PUBLISHED = (" the most powerful machines on the planet.\n\nThe computer is a machine that can perform "
-             "complex calculations, and it can perform these calculations in a way that is very "
-             "similar to the human brain.\n")
+PUBLISHED = (" the most powerful machines on the planet.\n\nThe computer is a machine that can "
+             "perform complex calculations, and it can perform these calculations in a way that "
+             "is very similar to the human brain.\n")
 
 
 def cached_gpt2_folder():
@@ -28,8 +27,9 @@ def cached_gpt2_folder():
 def test_greedy_continuation_of_the_real_gpt2():
     folder = cached_gpt2_folder()
     if folder is None:
-        pytest.skip("openai-community/gpt2 is not in the local Hugging Face cache (no network here); "
-                    "run `gpt2numba download gpt2` once on a connected machine to enable this test")
+        pytest.skip("openai-community/gpt2 is not in the local Hugging Face cache (no network "
+                    "here); run `gpt2numba download gpt2` once on a connected machine to enable "
+                    "this test")
     from gpt2numba import GPT2
 
     model = GPT2.from_pretrained(folder)

@@ -4,11 +4,19 @@ from, and the logit processors against transformers' own implementations."""
 import numpy as np
 import pytest
 import torch
-from transformers.generation.logits_process import (RepetitionPenaltyLogitsProcessor,
-                                                    TopKLogitsWarper, TopPLogitsWarper)
+from transformers.generation.logits_process import (
+    RepetitionPenaltyLogitsProcessor,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
-from gpt2numba.sampling import (Sampler, SamplingSettings, apply_repetition_penalty,
-                                filter_top_k, filter_top_p)
+from gpt2numba.sampling import (
+    Sampler,
+    SamplingSettings,
+    apply_repetition_penalty,
+    filter_top_k,
+    filter_top_p,
+)
 
 PROMPT = "Once upon a time"
 
@@ -48,7 +56,8 @@ def test_temperature_sharpens_the_distribution(tiny_model):
     top = int(np.argmax(logits))
     cold = Sampler(SamplingSettings(temperature=0.05, seed=0))
     hot = Sampler(SamplingSettings(temperature=5.0, seed=0))
-    assert sum(cold(logits, ids) == top for _ in range(200)) > sum(hot(logits, ids) == top for _ in range(200))
+    cold_hits = sum(cold(logits, ids) == top for _ in range(200))
+    assert cold_hits > sum(hot(logits, ids) == top for _ in range(200))
 
 
 @pytest.mark.parametrize("penalty", [1.3, 0.7, 2.0])

@@ -22,9 +22,9 @@ from transformers import GPT2LMHeadModel
 
 from gpt2numba import GPT2
 from gpt2numba.score import windows
-from tests.checkpoints import make_checkpoint
-from tests.test_cli import assert_one_error_line, cli_env, run_cli
-from tests.tokenizer_corpus import english_prose
+from tests.support.checkpoints import make_checkpoint
+from tests.support.cli import assert_one_error_line, cli_env, run_cli
+from tests.support.tokenizer_corpus import english_prose
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 N_POSITIONS = 32

@@ -13,7 +13,6 @@ import time
 
 import numpy as np
 import pytest
-
 from gpt2numba.kernels._threads import ThreadCount
 
 IDS = [464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13]

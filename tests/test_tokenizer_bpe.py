@@ -17,14 +17,21 @@ from gpt2numba import tokenizer_bpe
 from gpt2numba.tokenizer import Tokenizer
 from gpt2numba.tokenizer_bpe import bpe_reference
 from gpt2numba.tokenizer_unicode import PATTERN
-from tests.paths import VOCAB_DIR
-from tests.tokenizer_corpus import BYTE_TOKENS, EOT, corpus, gpt2_tokenizer, long_texts, oracle
+from tests.support.paths import VOCAB_DIR
+from tests.support.tokenizer_corpus import (
+    BYTE_TOKENS,
+    EOT,
+    corpus,
+    gpt2_tokenizer,
+    long_texts,
+    oracle,
+)
 
 SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gpt2_tables():
     """GPT-2's vocabulary (token -> id) and merge ranks ((left, right) -> rank, 0 the best)."""
     vocab = json.loads((VOCAB_DIR / "vocab.json").read_text(encoding="utf-8"))
@@ -41,7 +48,7 @@ def fast(data: bytes) -> list[int]:
     return gpt2_tokenizer()._bpe(data)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def corpus_pieces() -> list[bytes]:
     """Every distinct piece the pre-tokeniser cuts the corpus into, and the long texts' first
     300 characters (whole pieces of up to 300 letters, digits, spaces, CJK...), as UTF-8."""

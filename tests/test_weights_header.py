@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 import pytest
+from gpt2numba.weights import WeightsError, read_header
 from safetensors import safe_open
 
-from gpt2numba.weights import WeightsError, read_header
-from tests.hub_server import REPO_ROOT
+from tests.support.hub_server import REPO_ROOT
 
 
 def write_file(path, header, data_bytes, *, text=None):
@@ -108,7 +108,8 @@ def test_100000_nested_brackets_are_one_error_line(tmp_path):
 
 def test_brackets_inside_strings_do_not_count_as_nesting(tmp_path):
     note = "[{" * 1000 + '\\"' + "]" * 3
-    text = ('{"__metadata__": {"note": "%s"}, "a": %s}' % (note, json.dumps(f32(0, 4, 1)))).encode()
+    entry = json.dumps(f32(0, 4, 1))
+    text = ('{"__metadata__": {"note": "' + note + '"}, "a": ' + entry + "}").encode()
     path = write_file(tmp_path / "model.safetensors", None, 4, text=text)
     assert list(read_header(path)[0]) == ["a"]
 

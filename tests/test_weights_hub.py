@@ -1,4 +1,5 @@
-"""resolve() against a real HTTP server that speaks the Hub's protocol (tests/hub_server.py).
+"""resolve() against a real HTTP server that speaks the Hub's protocol
+(tests/support/hub_server.py).
 
 huggingface_hub is never mocked: each load runs in a fresh process with HF_ENDPOINT pointing at
 the local server and HF_HOME at this test's cache, exactly as a user's process would.
@@ -16,11 +17,11 @@ from threading import Thread
 
 import numpy as np
 import pytest
-
-from tests.checkpoints import make_checkpoint
-from tests.hub_server import FakeHub
-from gpt2numba.config import GPT2Config
 from gpt2numba.weights import CHECKPOINT_FILES, TOKENIZER_FILES, load_tensors
+
+from gpt2numba.config import GPT2Config
+from tests.support.checkpoints import make_checkpoint
+from tests.support.hub_server import FakeHub
 
 # Runs in the child: resolve (and optionally load) each case, print one JSON result per case.
 DRIVER = textwrap.dedent("""
@@ -54,7 +55,7 @@ def cases_arg(cases):
     return json.dumps(normalized)
 
 
-def resolve_in_child(hub, *cases, offline=False, token=None, **env):  # noqa: F811
+def resolve_in_child(hub, *cases, offline=False, token=None, **env):
     """Run the driver on `cases` in a fresh process; returns one dict per case."""
     run = hub.run(DRIVER, cases_arg(cases), offline=offline, token=token, **env)
     assert run.returncode == 0, run.stderr
@@ -88,16 +89,16 @@ def ckpts(tmp_path_factory):
             "sum_a": checksum(a), "sum_b": checksum(b)}
 
 
-def snapshot(hub, repo_id, sha):  # noqa: F811
+def snapshot(hub, repo_id, sha):
     return str(hub.home / "hub" / f"models--{repo_id.replace('/', '--')}" / "snapshots" / sha)
 
 
-def file_requests(hub):  # noqa: F811
+def file_requests(hub):
     """Requests for repo files (leaves out huggingface_hub's own /api/agent-harnesses)."""
     return [(method, path) for method, path in hub.requests if "/resolve/" in path]
 
 
-def test_first_load_downloads_then_offline_load_sends_nothing(hub, ckpts):  # noqa: F811
+def test_first_load_downloads_then_offline_load_sends_nothing(hub, ckpts):
     sha = hub.add_repo("openai-community/gpt2", ckpts["a"])
     [first] = resolve_in_child(hub, ("gpt2", None, None, True))
     assert first["folder"] == snapshot(hub, "openai-community/gpt2", sha)
@@ -116,7 +117,7 @@ def test_first_load_downloads_then_offline_load_sends_nothing(hub, ckpts):  # no
     assert file_requests(hub) == [("HEAD", "/openai-community/gpt2/resolve/main/config.json")]
 
 
-def test_short_names_map_to_their_hub_repos(hub, ckpts):  # noqa: F811
+def test_short_names_map_to_their_hub_repos(hub, ckpts):
     repos = {"gpt2": "openai-community/gpt2", "gpt2-medium": "openai-community/gpt2-medium",
              "gpt2-large": "openai-community/gpt2-large", "gpt2-xl": "openai-community/gpt2-xl",
              "distilgpt2": "distilbert/distilgpt2"}
@@ -129,7 +130,7 @@ def test_short_names_map_to_their_hub_repos(hub, ckpts):  # noqa: F811
                    for _, path in hub.requests)
 
 
-def test_revision_pinning_branch_tag_and_commit(hub, ckpts):  # noqa: F811
+def test_revision_pinning_branch_tag_and_commit(hub, ckpts):
     main = hub.add_repo("owner/model", {"main": ckpts["a"], "v1": ckpts["b"], "first": "v1"})
     v1 = hub.commit("owner/model", "v1")
     assert main != v1 and hub.commit("owner/model", "first") == v1
@@ -152,7 +153,7 @@ def test_revision_pinning_branch_tag_and_commit(hub, ckpts):  # noqa: F811
     assert file_requests(hub) == []
 
 
-def test_files_of_one_load_come_from_one_commit(hub, ckpts):  # noqa: F811
+def test_files_of_one_load_come_from_one_commit(hub, ckpts):
     hub.add_repo("owner/model", {"main": ckpts["a"]})
     resolve_in_child(hub, "owner/model")
     paths = [path for _, path in file_requests(hub)]
@@ -162,7 +163,7 @@ def test_files_of_one_load_come_from_one_commit(hub, ckpts):  # noqa: F811
     assert all(f"/resolve/{sha}/" in path for path in paths[3:])  # ...then pinned to its commit
 
 
-def test_hub_errors_are_one_clear_sentence(hub, ckpts):  # noqa: F811
+def test_hub_errors_are_one_clear_sentence(hub, ckpts):
     hub.add_repo("owner/model", ckpts["a"])
     hub.add_repo("owner/pickle-only", ckpts["pickle_only"])
     hub.add_repo("owner/gated", ckpts["a"], token="hf_secret", gated=True)
@@ -193,7 +194,7 @@ def test_hub_errors_are_one_clear_sentence(hub, ckpts):  # noqa: F811
         assert result["error"].count("; ") <= 2 and "\n" not in result["error"]
 
 
-def test_hf_token_opens_gated_and_private_repos(hub, ckpts):  # noqa: F811
+def test_hf_token_opens_gated_and_private_repos(hub, ckpts):
     gated = hub.add_repo("owner/gated", ckpts["a"], token="hf_secret", gated=True)
     private = hub.add_repo("owner/private", ckpts["a"], token="hf_secret")
     [wrong] = resolve_in_child(hub, "owner/gated", token="hf_wrong")
@@ -207,7 +208,7 @@ def test_hf_token_opens_gated_and_private_repos(hub, ckpts):  # noqa: F811
     assert sent == {"Bearer hf_secret"}
 
 
-def test_offline_and_not_cached(hub, ckpts):  # noqa: F811
+def test_offline_and_not_cached(hub, ckpts):
     hub.add_repo("owner/model", ckpts["a"])
     [result] = resolve_in_child(hub, "owner/model", offline=True)
     assert result["cause"] == "LocalEntryNotFoundError"
@@ -216,7 +217,7 @@ def test_offline_and_not_cached(hub, ckpts):  # noqa: F811
     assert hub.requests == []
 
 
-def test_endpoint_that_is_not_a_hub_and_nothing_cached(hub, tmp_path):  # noqa: F811
+def test_endpoint_that_is_not_a_hub_and_nothing_cached(hub, tmp_path):
     # A server that answers without the Hub's headers (a proxy page, a wrong HF_ENDPOINT).
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *args):
@@ -236,7 +237,7 @@ def test_endpoint_that_is_not_a_hub_and_nothing_cached(hub, tmp_path):  # noqa: 
         "folder")
 
 
-def test_fake_hub_serves_snapshot_download_too(hub, ckpts):  # noqa: F811
+def test_fake_hub_serves_snapshot_download_too(hub, ckpts):
     # For other tests that use snapshot_download: the revision and tree APIs answer like the Hub.
     sha = hub.add_repo("owner/model", {"main": ckpts["a"], "v1": ckpts["b"]})
     run = hub.run("from huggingface_hub import snapshot_download\n"
@@ -278,7 +279,7 @@ def closed_port_url():
         return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
-def test_hub_unreachable_and_nothing_cached_fails_fast_in_one_line(hub):  # noqa: F811
+def test_hub_unreachable_and_nothing_cached_fails_fast_in_one_line(hub):
     # Without the reachability check huggingface_hub retried five times with backoff
     # (1+2+4+8+8 s) and logged eleven lines before the error.
     env = hub.env(HF_ENDPOINT=closed_port_url())
@@ -293,7 +294,7 @@ def test_hub_unreachable_and_nothing_cached_fails_fast_in_one_line(hub):  # noqa
     assert seconds < 5, f"took {seconds:.1f} s"
 
 
-def test_hub_unreachable_but_cached_loads_from_the_cache(hub, ckpts):  # noqa: F811
+def test_hub_unreachable_but_cached_loads_from_the_cache(hub, ckpts):
     sha = hub.add_repo("owner/model", ckpts["a"])
     [online] = resolve_in_child(hub, ("owner/model", None, None, True))
     [unreachable] = resolve_in_child(hub, ("owner/model", None, None, True),

@@ -1,15 +1,16 @@
 """Hostile Hub answers and names: a download whose bytes do not match the sha256 the Hub gave is
 deleted and refused; names and revisions that could escape the cache never reach
-huggingface_hub. Against the local Hub (tests/hub_server.py), through the CLI as a user runs it."""
+huggingface_hub. Against the local Hub (tests/support/hub_server.py), through the CLI as a user
+runs it."""
 
 import hashlib
 import os
 import time
 
 import pytest
-
 from gpt2numba.weights import WeightsError, resolve
-from tests.test_cli import assert_one_error_line, run_cli
+
+from tests.support.cli import assert_one_error_line, run_cli
 
 QUIET = {"HF_HUB_DISABLE_PROGRESS_BARS": 1}
 

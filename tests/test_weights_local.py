@@ -5,11 +5,17 @@ import shutil
 
 import numpy as np
 import pytest
+from gpt2numba.weights import (
+    CHECKPOINT_FILES,
+    TOKENIZER_FILES,
+    WeightsError,
+    load_tensors,
+    resolve,
+    tensor_shapes,
+)
 
-from tests.checkpoints import make_checkpoint
 from gpt2numba.config import GPT2Config
-from gpt2numba.weights import (CHECKPOINT_FILES, TOKENIZER_FILES, WeightsError, load_tensors, resolve,
-                               tensor_shapes)
+from tests.support.checkpoints import make_checkpoint
 
 
 @pytest.fixture(scope="session")

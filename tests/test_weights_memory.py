@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.checkpoints import SHAPES
+from tests.support.checkpoints import SHAPES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BOUND = 1.3  # "at most 1.3x the file size"
@@ -67,7 +67,7 @@ COPY_AND_DROP = PRELUDE + textwrap.dedent("""
 def gpt2_124m(tmp_path_factory):
     """A 124M-shaped random checkpoint (about 500 MB), built once per session, in a child."""
     folder = tmp_path_factory.mktemp("gpt2_124m")
-    code = ("import sys\nfrom tests.checkpoints import make_checkpoint, SHAPES\n"
+    code = ("import sys\nfrom tests.support.checkpoints import make_checkpoint, SHAPES\n"
             "make_checkpoint(sys.argv[1], initializer_range=0.02, **SHAPES['gpt2'])")
     subprocess.run([sys.executable, "-c", code, str(folder)], cwd=REPO_ROOT, check=True,
                    capture_output=True, timeout=600)

@@ -125,10 +125,16 @@ def _download(name: str, repo_id: str, revision, files) -> Path:
     # Imported here: loading from a local folder should not pay for importing the Hub client.
     import httpx2
     from huggingface_hub import constants, hf_hub_download
-    from huggingface_hub.errors import (DisabledRepoError, GatedRepoError, HfHubHTTPError,
-                                        HFValidationError, LocalEntryNotFoundError,
-                                        RemoteEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        DisabledRepoError,
+        GatedRepoError,
+        HfHubHTTPError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     repo = f"Hub repo {repo_id!r}" + (f" at revision {revision!r}" if revision else "")
     folder = None
@@ -210,8 +216,7 @@ def _check_reachable(repo_id, filename, revision, repo):
     error or a slow one, is left to hf_hub_download, which explains it precisely.
     """
     import httpx2
-    from huggingface_hub import (constants, get_hf_file_metadata, hf_hub_url,
-                                 try_to_load_from_cache)
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
 
     if constants.is_offline_mode() or isinstance(
             try_to_load_from_cache(repo_id, filename, revision=revision), str):

@@ -16,7 +16,7 @@ import unicodedata
 from pathlib import Path
 
 from gpt2numba.tokenizer import Tokenizer, bytes_to_unicode
-from tests.paths import VOCAB_DIR
+from tests.support.paths import VOCAB_DIR
 
 EOT = "<|endoftext|>"
 # tiktoken's r50k/gpt2 pattern (tiktoken_ext/openai_public.py), equivalent to GPT-2's original.
@@ -28,7 +28,7 @@ MERGES_SHA256 = "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def oracle():
     """tiktoken's GPT-2 encoding built from ../shared/gpt2-vocab (hash-checked, no download)."""
     import tiktoken
@@ -55,7 +55,7 @@ def oracle():
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gpt2_tokenizer():
     """gpt2numba's Tokenizer on the real GPT-2 files (shared by the test modules)."""
     return Tokenizer.from_files(VOCAB_DIR / "vocab.json", VOCAB_DIR / "merges.txt")
@@ -63,7 +63,7 @@ def gpt2_tokenizer():
 
 # ------------------------------------------------------------------------------ real text
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def english_prose(n_chars: int = 60_000) -> str:
     """Real English: the Python reference documentation shipped in pydoc_data."""
     import pydoc_data.topics
@@ -77,7 +77,7 @@ def source_file(relative: str) -> str:
     return (STDLIB / relative).read_text(encoding="utf-8")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def python_source(n_chars: int = 60_000) -> str:
     """Real Python source code: json/decoder.py, then other stdlib modules."""
     parts, size = [], 0
@@ -92,7 +92,7 @@ def python_source(n_chars: int = 60_000) -> str:
 
 # ----------------------------------------------------------------------- generated text
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def script_samples() -> dict[str, str]:
     """For every script in this Python's Unicode data, made-up words of its letters, digits
     and marks, with spaces and punctuation: {script name: text}.
@@ -219,7 +219,7 @@ MISC = [
 ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def long_texts() -> dict[str, str]:
     """Texts of 50 KB or more: prose, code, and degenerate long pieces."""
     rng = random.Random(99)

@@ -3,4 +3,4 @@
 from pathlib import Path
 
 # The real GPT-2 vocab.json and merges.txt: ../shared/gpt2-vocab beside the clone.
-VOCAB_DIR = Path(__file__).resolve().parents[2] / "shared" / "gpt2-vocab"
+VOCAB_DIR = Path(__file__).resolve().parents[3] / "shared" / "gpt2-vocab"

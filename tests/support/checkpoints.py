@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.paths import VOCAB_DIR
+from tests.support.paths import VOCAB_DIR
 
 SHAPES = {
     "gpt2": dict(n_layer=12, n_head=12, n_embd=768, n_positions=1024),
@@ -53,7 +53,8 @@ def make_checkpoint(folder, *, n_layer=2, n_head=4, n_embd=64, n_positions=128,
 
 
 def _rewrite_as_original(path, n_layer, n_positions):
-    """Drop the `transformer.` prefix and lm_head, add the causal-mask buffers OpenAI's files carry."""
+    """Drop the `transformer.` prefix and lm_head, add the causal-mask buffers OpenAI's files
+    carry."""
     from safetensors.numpy import load_file, save_file
 
     tensors = load_file(path)

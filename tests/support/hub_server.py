@@ -41,7 +41,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 _SHA = re.compile(r"[0-9a-f]{40}")
 _LFS_SUFFIXES = (".safetensors", ".bin", ".h5", ".msgpack", ".pt", ".ckpt")
 _RESOLVE = re.compile(r"/(?P<repo>.+?)/resolve/(?P<rev>[^/]+)/(?P<file>.+)")
@@ -380,7 +380,8 @@ def hub(tmp_path, monkeypatch):
         hub.add_repo("owner/private", folder, token="hf_x")     # private; gated=True: gated
         hub.commit("owner/name", "v1")                          # -> 40-hex sha
         hub.serve_instead("owner/name", "model.safetensors", other)  # same size, other bytes
-        result = hub.run("import sys; from gpt2numba import weights; print(weights.resolve(sys.argv[1]))",
+        result = hub.run("import sys; from gpt2numba import weights; "
+                         "print(weights.resolve(sys.argv[1]))",
                          "owner/name", offline=False, token=None)  # -> CompletedProcess
         proc = hub.popen(code, *args, offline=True)             # same, in the background
         subprocess.run(["gpt2numba", ...], env=hub.env(offline=True))  # any other command
@@ -388,7 +389,7 @@ def hub(tmp_path, monkeypatch):
         hub.clear()   # forget recorded requests
         # online, a fresh HF_HOME also shows huggingface_hub's ("GET", "/api/agent-harnesses")
 
-    Use it from a test module with ``from tests.hub_server import hub  # noqa: F401``.
+    Every test module has it: conftest registers this module as a pytest plugin.
     Code must run in a subprocess: huggingface_hub reads HF_ENDPOINT/HF_HOME/HF_HUB_OFFLINE
     at import time, so the pytest process itself does not see them.
     """
