@@ -7,11 +7,23 @@ GPT-2 is refused here, before any tensor is opened.
 """
 
 import json
-import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import numpy as np
+
 from gpt2numba.weights import WeightsError
+from gpt2numba.weights.json_depth import MAX_DEPTH, nested_deeper_than
+
+# A config.json is about 1 KB; anything this large is not one, and is not read.
+MAX_CONFIG_BYTES = 1 << 20
+# The largest value of each size a GPT-2-shaped checkpoint can plausibly have (gpt2-xl has 48
+# layers, 25 heads, 1600 wide, 1024 positions, 50257 tokens). Checked before anything is built
+# per layer or per token, so a config of 10**30 layers is a message, not a machine out of memory.
+MAX_SIZES = {"n_layer": 1024, "n_head": 1024, "n_embd": 65536, "n_positions": 1 << 20,
+             "vocab_size": 1 << 22}
+_FLOAT32_SMALLEST = float(np.nextafter(np.float32(0), np.float32(1)))   # 1.4e-45
+_FLOAT32_LARGEST = float(np.finfo(np.float32).max)                       # 3.4e38
 
 # Settings transformers' GPT2Config accepts that would change GPT-2's math:
 # key -> (the value GPT-2 uses, which is also transformers' default; why it matters).
@@ -49,15 +61,27 @@ class GPT2Config:
         """
         path = Path(folder) / "config.json"
         try:
-            text = path.read_text(encoding="utf-8")
+            with open(path, "rb") as file:
+                data = file.read(MAX_CONFIG_BYTES + 1)
         except FileNotFoundError as error:
             raise WeightsError(f"{path} does not exist; a GPT-2 checkpoint folder needs its "
                                f"config.json") from error
-        except (OSError, UnicodeDecodeError) as error:
+        except OSError as error:
             raise WeightsError(f"{path} cannot be read ({error}); check the file") from error
+        if len(data) > MAX_CONFIG_BYTES:
+            raise WeightsError(f"{path} is larger than {MAX_CONFIG_BYTES >> 20} MiB; a GPT-2 "
+                               f"config.json is about 1 KB, so this is not one")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise WeightsError(f"{path} is not UTF-8 text ({error}); check the file") from error
+        depth = nested_deeper_than(text)
+        if depth is not None:
+            raise WeightsError(f"{path} nests JSON {depth} levels deep (at most {MAX_DEPTH}); "
+                               f"it is not a model config")
         try:
             raw = json.loads(text)
-        except json.JSONDecodeError as error:
+        except ValueError as error:  # not JSON, or an integer longer than Python converts
             raise WeightsError(f"{path} is not valid JSON ({error}); restore the file, e.g. by "
                                f"downloading the checkpoint again") from error
         if not isinstance(raw, dict):
@@ -80,15 +104,16 @@ class GPT2Config:
         for field in fields(cls):
             value = raw.get(field.name, field.default)
             if field.type is int and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value <= 0):
+                                      or not 0 < value <= MAX_SIZES[field.name]):
                 raise WeightsError(f"{path}: {field.name} is {value!r}; it must be a positive "
-                                   f"integer")
+                                   f"integer of at most {MAX_SIZES[field.name]}")
             values[field.name] = value
         eps = values["layer_norm_epsilon"]
-        if (isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps)
-                or eps <= 0):
+        # The kernels add eps in float32: 1e300 would be inf there, 1e-50 zero.
+        if (isinstance(eps, bool) or not isinstance(eps, (int, float))
+                or not _FLOAT32_SMALLEST <= eps <= _FLOAT32_LARGEST):
             raise WeightsError(f"{path}: layer_norm_epsilon is {eps!r}; it must be a positive "
-                               f"number")
+                               f"number that float32 can hold (about 1e-45 to 3e38)")
         config = cls(**{**values, "layer_norm_epsilon": float(eps)})
 
         if config.n_embd % config.n_head:

@@ -9,19 +9,21 @@
 
 A file can come from anyone (a Hub repo is files anybody can upload), so each is read with
 bounds: at most :data:`MAX_FILE_BYTES` (its size is read before its contents), and JSON nested
-at most :data:`MAX_JSON_DEPTH` deep. Every problem is a ValueError of one line naming the file
-and, where there is one, the line; a file that cannot be opened raises OSError.
+at most ``weights.json_depth.MAX_DEPTH`` deep (checked before parsing). Every problem is a
+ValueError of one line naming the file and, where there is one, the line; a file that cannot be
+opened raises OSError.
 """
 
 from __future__ import annotations
 
 import codecs
-import itertools
 import json
 import operator
 import os
 import re
 from pathlib import Path
+
+from gpt2numba.weights.json_depth import MAX_DEPTH, nested_deeper_than
 
 #: The end-of-text token: GPT-2's only special token.
 EOS_TOKEN = "<|endoftext|>"
@@ -29,10 +31,6 @@ EOS_TOKEN = "<|endoftext|>"
 #: Largest vocab.json or merges.txt read. GPT-2's are 1.0 MB and 0.46 MB; a file 16 times
 #: larger is not a GPT-2 tokenizer, and reading it whole could take gigabytes.
 MAX_FILE_BYTES = 16 << 20
-
-#: Deepest nesting of arrays and objects read from vocab.json (which needs 1; an id written
-#: as a list makes 2). Python's JSON reader recurses once per level.
-MAX_JSON_DEPTH = 100
 
 
 def bytes_to_unicode() -> dict[int, str]:
@@ -103,27 +101,14 @@ class _Pairs(list):
     """The (key, value) pairs of a JSON object, in file order (duplicates kept)."""
 
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
-
-
-def json_depth(text: str) -> int:
-    """How deep the arrays and objects of JSON `text` nest (strings skipped; for text that is
-    not JSON, an upper bound of how deep a parser would go)."""
-    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
-    return max(itertools.accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
-
-
 def parse_vocab(text: str, path: Path) -> list[tuple[str, int]]:
     """The (token, id) pairs of vocab.json's text, in file order; ValueError naming the file
     if it is not JSON or not one object. The pairs are checked by :func:`check_vocab`."""
-    # Fewer opening brackets than the limit cannot nest deeper (GPT-2's file has 81, all in
-    # tokens): only other files pay for the exact count.
-    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and json_depth(text) > MAX_JSON_DEPTH:
+    depth = nested_deeper_than(text)
+    if depth is not None:
         raise ValueError(
-            f"vocab file {path}: JSON nested more than {MAX_JSON_DEPTH} deep; a vocab.json is "
-            "one flat object mapping token -> id"
+            f"vocab file {path}: JSON nested {depth} deep, more than {MAX_DEPTH}; a vocab.json "
+            "is one flat object mapping token -> id"
         )
     try:
         pairs = json.loads(text, object_pairs_hook=_Pairs)

@@ -23,12 +23,12 @@ gpt2-xl has 580 tensors, so the soft RLIMIT_NOFILE is raised (best effort) when 
 import json
 import math
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
 from .errors import WeightsError
+from .json_depth import MAX_DEPTH, nested_deeper_than
 from .layout import block_index, canonical_name, is_not_a_weight, tensor_shapes
 
 CHECKPOINT_NAME = "model.safetensors"
@@ -41,10 +41,7 @@ _LOADABLE = ("F32", "F16", "BF16")
 # objects. gpt2-xl's header is 55 KB (580 tensors), so 1 MiB keeps parsing under 0.1 s and
 # 30 MB whatever the JSON holds.
 _MAX_HEADER = 1024 * 1024
-_MAX_DEPTH = 128  # serde_json's recursion limit, which safetensors' parser inherits
 _MAX_INT = 2**64  # sizes and offsets are u64 in safetensors: larger is ValidationOverflow
-# A JSON string, also an unterminated one: always matches, so the scan stays linear.
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.?)*"?', re.DOTALL)
 
 
 def read_header(path) -> tuple[dict, int]:
@@ -115,14 +112,6 @@ def _object_without_duplicates(pairs):
     return result
 
 
-def _nesting_depth(text: bytes) -> int:
-    """How deep [ and { nest in JSON text, strings left out: linear time, no recursion."""
-    codes = np.frombuffer(_JSON_STRING.sub(b"", text), dtype=np.uint8)
-    steps = (np.isin(codes, (ord("["), ord("{"))).astype(np.int32)
-             - np.isin(codes, (ord("]"), ord("}"))))
-    return int(np.cumsum(steps).max(initial=0))
-
-
 def _parse_header_json(path, raw: bytes) -> dict:
     def corrupt(what):
         return WeightsError(f"{path}: the safetensors header {what}; the file is corrupt or not "
@@ -130,11 +119,15 @@ def _parse_header_json(path, raw: bytes) -> dict:
 
     if not raw.startswith(b"{"):
         raise corrupt("is not valid JSON: it does not start with '{'")
-    depth = _nesting_depth(raw)
-    if depth > _MAX_DEPTH:
-        raise corrupt(f"nests {depth} levels deep (at most {_MAX_DEPTH} allowed)")
     try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_object_without_duplicates)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise corrupt(f"is not valid JSON ({error})") from None
+    depth = nested_deeper_than(text)
+    if depth is not None:
+        raise corrupt(f"nests {depth} levels deep (at most {MAX_DEPTH} allowed)")
+    try:
+        header = json.loads(text, object_pairs_hook=_object_without_duplicates)
     except _DuplicateKey as error:
         raise corrupt(f"has key {error.args[0]!r} twice") from None
     except ValueError as error:  # not UTF-8, not JSON, or an integer of too many digits
@@ -226,6 +219,7 @@ def load_tensors(folder, config) -> dict:
         raise WeightsError(f"{path} does not exist; gpt2numba loads safetensors checkpoints "
                            f"(model.safetensors) only")
     entries, _ = read_header(path)
+    _check_layers(path, entries, config.n_layer)
     shapes = tensor_shapes(config)
 
     found = {}  # canonical name -> stored name
@@ -237,11 +231,6 @@ def load_tensors(folder, config) -> dict:
                                    f"{stored!r}); the file is inconsistent")
             found[name] = stored
         elif not is_not_a_weight(name):
-            layer = block_index(name)
-            if layer is not None and layer >= config.n_layer:
-                raise WeightsError(f"{path} holds tensor {stored!r} but config.json says "
-                                   f"n_layer={config.n_layer}; the weights and the config do "
-                                   f"not belong together")
             raise WeightsError(f"{path} holds unexpected tensor {stored!r}, which is not part of "
                                f"GPT-2; this is not a GPT-2 LM checkpoint")
     missing = [name for name in shapes if name not in found]
@@ -263,6 +252,22 @@ def load_tensors(folder, config) -> dict:
 
     _ensure_fd_budget(len(shapes))
     return {name: _map(path, entries[found[name]]) for name in shapes}
+
+
+def _check_layers(path, entries, n_layer):
+    """WeightsError unless the file's blocks are h.0 ... h.{n_layer - 1}: checked on the header
+    alone, before anything is built per layer of config.json's n_layer."""
+    layers = {block_index(canonical_name(name)) for name in entries} - {None}
+    beyond = next((name for name in entries
+                   if (block_index(canonical_name(name)) or 0) >= n_layer), None)
+    if beyond is not None:
+        raise WeightsError(f"{path} holds tensor {beyond!r} but config.json says "
+                           f"n_layer={n_layer}; the weights and the config do not belong "
+                           f"together")
+    if len(layers) != n_layer:
+        raise WeightsError(f"{path} holds {len(layers)} layers but config.json says "
+                           f"n_layer={n_layer}; the weights and the config do not belong "
+                           f"together")
 
 
 def _map(path, entry) -> np.ndarray:
