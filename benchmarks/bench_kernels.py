@@ -38,6 +38,7 @@ def quiet():
 
 def linear_table(threads, repeats):
     import numpy as np
+
     from gpt2numba.kernels import linear, linear_reference
 
     rng = np.random.default_rng(0)
@@ -66,9 +67,9 @@ def random_params(rng, config):
     """A GPT-2 of config's sizes with random weights, built through the loader's table and
     params_from_tensors like a checkpoint: speed does not depend on the values."""
     import numpy as np
-    from gpt2numba.weights import tensor_shapes
 
     from gpt2numba.model import params_from_tensors
+    from gpt2numba.weights import tensor_shapes
 
     tensors = {name: rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)
                for name, shape in tensor_shapes(config).items()}
@@ -77,10 +78,10 @@ def random_params(rng, config):
 
 def share_table(repeats, n=1024):
     import numpy as np
-    from gpt2numba.kernels import causal_self_attention, embedding, gelu, layernorm, residual
 
     from gpt2numba.blocks import gpt2
     from gpt2numba.config import GPT2Config
+    from gpt2numba.kernels import causal_self_attention, embedding, gelu, layernorm, residual
 
     config = GPT2Config()
     n_layer, d, n_head = config.n_layer, config.n_embd, config.n_head

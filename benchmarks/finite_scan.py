@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numba
 import numpy as np
-from gpt2numba.weights import load_tensors, resolve
 
 from gpt2numba import GPT2, GPT2Config
 from gpt2numba.model import check_finite
+from gpt2numba.weights import load_tensors, resolve
 
 
 def checkpoint_folder(model, scratch):

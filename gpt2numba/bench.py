@@ -16,9 +16,13 @@ from dataclasses import asdict, dataclass, field
 import numba
 import numpy as np
 
+from gpt2numba.kernels._threads import ThreadCount
+
 W1_LENGTHS = (16, 128, 512, 1024)
 W2_PROMPT = list(range(1000, 1016))   # the standard generation work: greedy, 16 ids, 64 new
 W2_NEW_TOKENS = 64
+# Other processes' load, in cores, above which the report says the machine was busy.
+BUSY_CORES = 0.5
 
 # Runs in a fresh process: times import, load and the first forward (the W2 prompt, whose
 # argmax is the first generated token), then reports them with the peak RSS as one JSON line.
@@ -30,7 +34,7 @@ numba.set_num_threads(int(sys.argv[2]))
 from gpt2numba import GPT2
 from gpt2numba.bench import peak_rss_bytes
 imported = time.perf_counter()
-model = GPT2.from_pretrained(sys.argv[1])
+model = GPT2.from_pretrained(sys.argv[1], threads=int(sys.argv[2]))
 loaded = time.perf_counter()
 model.next_token_logits(list(range(1000, 1016)))
 first = time.perf_counter()
@@ -93,6 +97,8 @@ class Report:
     forward_gflops: dict = field(default_factory=dict)
     generate_s: float = 0.0
     generate_tokens_per_s: float = 0.0
+    load_average: float = 0.0        # the machine's 1-minute load average at the end
+    others_busy_cores: float = 0.0   # cores other processes kept busy during the warm runs
 
     def to_json(self):
         """The report as indented JSON, for `gpt2numba bench --json`."""
@@ -149,7 +155,8 @@ def run_benchmark(model_name, revision=None, threads=None, repeats=5, lengths=W1
         cold = fresh_start(folder, threads, cache_dir)
         progress("fresh process, populated JIT cache...")
         cached = fresh_start(folder, threads, cache_dir)
-    model = GPT2.from_pretrained(folder)
+    model = GPT2.from_pretrained(folder, threads=threads)
+    others = ThreadCount()   # from here on, what other processes use is measured
     report = Report(model=str(model_name), threads=threads, threading_layer="",
                     versions={"numba": numba.__version__, "numpy": np.__version__,
                               "python": sys.version.split()[0]},
@@ -168,6 +175,8 @@ def run_benchmark(model_name, revision=None, threads=None, repeats=5, lengths=W1
     report.generate_s = time.perf_counter() - start
     report.generate_tokens_per_s = len(new) / report.generate_s
     report.threading_layer = numba.threading_layer()
+    report.others_busy_cores = others.others_busy_cores()
+    report.load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     return report
 
 
@@ -176,7 +185,7 @@ def format_report(report: Report) -> str:
     rows = [f"gpt2numba bench: {report.model}, {report.threads} threads ({report.threading_layer} "
             f"threading layer), numba {report.versions['numba']}, "
             f"numpy {report.versions['numpy']}, "
-            f"python {report.versions['python']}",
+            f"python {report.versions['python']}, load average {report.load_average:.2f}",
             f"{'':34}{'empty JIT cache':>18}{'populated cache':>18}"]
     for label, key in [("import", "import_s"), ("load (weights opened)", "load_s"),
                        ("first forward (16 tokens)", "first_forward_s"),
@@ -192,4 +201,7 @@ def format_report(report: Report) -> str:
                     f"{spread.max * 1e3:>7.1f} ms{report.forward_gflops[n]:>10.1f}")
     rows.append(f"{'generate (W2: 16 + 64 tokens, greedy)':34}{report.generate_s:>8.2f} s"
                 f"{report.generate_tokens_per_s:>12.1f} tokens/s")
+    if report.others_busy_cores >= BUSY_CORES:
+        rows.append(f"warning: other processes kept {report.others_busy_cores:.1f} cores busy "
+                    f"during the warm runs, so these times are slower than on a quiet machine")
     return "\n".join(rows)

@@ -148,7 +148,7 @@ def run(prompt, prompt_file, model, revision, max_new_tokens, temperature, top_k
     with recording_compiles() as compiles:
         start = time.perf_counter()
         try:
-            gpt = GPT2.from_pretrained(model, revision=revision)
+            gpt = GPT2.from_pretrained(model, revision=revision, threads=threads)
         except (WeightsError, ValueError, OSError) as error:
             raise RunError(str(error)) from None
         load_seconds = time.perf_counter() - start

@@ -4,6 +4,7 @@ import threading
 from pathlib import Path
 from types import SimpleNamespace
 
+import numba
 import numpy as np
 
 from gpt2numba.blocks import gpt2
@@ -11,6 +12,7 @@ from gpt2numba.config import GPT2Config
 from gpt2numba.errors import ArgumentError
 from gpt2numba.generate import Generation, TextStream
 from gpt2numba.kernels import first_nonfinite
+from gpt2numba.kernels._threads import ThreadCount
 from gpt2numba.score import Score, check_stride, ids_to_score, score_in_windows
 from gpt2numba.tokenizer import Tokenizer
 from gpt2numba.weights import WeightsError, load_tensors, resolve
@@ -19,6 +21,9 @@ from gpt2numba.weights.layout import is_conv1d_weight, records, tensor_shapes
 # Numba's parallel kernels may not be entered by two Python threads at once (the workqueue
 # threading layer aborts; the others oversubscribe): one forward at a time per process.
 _FORWARD_LOCK = threading.Lock()
+# The thread count of a forward when the model is given none: the cores other processes leave
+# idle, at most the calling thread's Numba setting (kernels/_threads.py says why).
+_IDLE_CORES = ThreadCount()
 
 
 def params_from_tensors(tensors, config: GPT2Config) -> SimpleNamespace:
@@ -62,20 +67,38 @@ def check_finite(tensors, folder):
 class GPT2:
     """OpenAI's GPT-2 with Numba kernels. Build it with GPT2.from_pretrained."""
 
-    def __init__(self, config: GPT2Config, params: SimpleNamespace, tokenizer: Tokenizer, name=""):
+    def __init__(self, config: GPT2Config, params: SimpleNamespace, tokenizer: Tokenizer, name="",
+                 threads=None):
         self.config = config
         self.params = params
         self.tokenizer = tokenizer
         self.name = name
+        self.threads = threads
+
+    @property
+    def threads(self):
+        """Threads of every forward: an int, or None (the default) for the cores other processes
+        leave idle at each forward, at most numba.get_num_threads() of the calling thread."""
+        return self._threads
+
+    @threads.setter
+    def threads(self, threads):
+        most = numba.config.NUMBA_NUM_THREADS
+        if threads is not None and (isinstance(threads, bool) or not isinstance(
+                threads, (int, np.integer)) or not 1 <= threads <= most):
+            raise ArgumentError("threads", f"threads must be None or an integer from 1 to {most} "
+                                           f"(NUMBA_NUM_THREADS), got {threads!r}")
+        self._threads = None if threads is None else int(threads)
 
     @classmethod
-    def from_pretrained(cls, name_or_path, revision=None) -> "GPT2":
+    def from_pretrained(cls, name_or_path, revision=None, *, threads=None) -> "GPT2":
         """Load "gpt2" / "gpt2-medium" / "gpt2-large" / "gpt2-xl" / "distilgpt2", any Hub repo id
         of a GPT-2, or a local folder with config.json, model.safetensors, vocab.json, merges.txt.
 
         Hub files go through huggingface_hub's cache (HF_HOME, HF_HUB_OFFLINE, HF_TOKEN,
-        HF_ENDPOINT honoured); `revision` pins a branch, tag or commit. Raises
-        weights.WeightsError with a one-sentence explanation when anything is missing or wrong.
+        HF_ENDPOINT honoured); `revision` pins a branch, tag or commit. `threads`: see
+        GPT2.threads. Raises weights.WeightsError with a one-sentence explanation when anything
+        is missing or wrong.
         """
         folder = Path(resolve(name_or_path, revision=revision))
         config = GPT2Config.from_folder(folder)
@@ -84,7 +107,7 @@ class GPT2:
         params = params_from_tensors(tensors, config)
         tokenizer = Tokenizer.from_files(folder / "vocab.json", folder / "merges.txt")
         tokenizer.check_model(config.vocab_size, folder / "config.json")
-        return cls(config, params, tokenizer, name=str(name_or_path))
+        return cls(config, params, tokenizer, name=str(name_or_path), threads=threads)
 
     def __repr__(self):
         c = self.config
@@ -109,17 +132,22 @@ class GPT2:
 
     def logits(self, ids) -> np.ndarray:
         """ids [n] (1 <= n <= n_positions) -> float32 logits [n, vocab_size], every position."""
-        ids = self.check_ids(ids)
-        with _FORWARD_LOCK:
-            return gpt2(ids, self.params, self.config.n_head, self.config.layer_norm_epsilon)
+        return self._forward(self.check_ids(ids), last_only=False)
 
     def next_token_logits(self, ids) -> np.ndarray:
         """ids [n] -> float32 logits [vocab_size] of the last position only (the head on one
         row)."""
-        ids = self.check_ids(ids)
+        return self._forward(self.check_ids(ids), last_only=True)[0]
+
+    def _forward(self, ids, last_only):
         with _FORWARD_LOCK:
-            return gpt2(ids, self.params, self.config.n_head, self.config.layer_norm_epsilon,
-                        last_only=True)[0]
+            caller_threads = numba.get_num_threads()
+            numba.set_num_threads(self.threads or _IDLE_CORES(most=caller_threads))
+            try:
+                return gpt2(ids, self.params, self.config.n_head, self.config.layer_norm_epsilon,
+                            last_only=last_only)
+            finally:
+                numba.set_num_threads(caller_threads)
 
     def stream(self, prompt, max_new_tokens=50, **options) -> TextStream:
         """The continuation of `prompt`, an iterator of text pieces (UTF-8 safe) as they come.

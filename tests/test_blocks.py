@@ -19,8 +19,8 @@ import textwrap
 
 import numpy as np
 import pytest
-from gpt2numba.weights import load_tensors
 
+from gpt2numba.weights import load_tensors
 from tests.support import reference
 
 RELATIVE_TOLERANCE = 1e-5

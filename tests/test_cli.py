@@ -19,10 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from gpt2numba.kernels._cache import all_cached
 
 from gpt2numba import GPT2
 from gpt2numba.blocks import FORWARD_KERNELS
+from gpt2numba.kernels._cache import all_cached
 from tests.support.cli import assert_one_error_line, cli_env, run_cli
 
 N_POSITIONS = 128   # of conftest's tiny_checkpoint

@@ -32,7 +32,8 @@ def test_bench_reports_cold_cached_and_warm_as_json(tiny_checkpoint, home):
                               "--json"], cli_env(home), timeout=600)
     assert code == 0, err
     report = json.loads(out)
-    assert report["threads"] == 1 and report["threading_layer"]
+    assert report["threads"] == 1 and report["threading_layer"] == "tbb"
+    assert report["load_average"] >= 0 and report["others_busy_cores"] >= 0
     # n_positions is 128 in this checkpoint: the 512 and 1024-token forwards are left out
     assert sorted(report["forward"], key=int) == ["16", "128"]
     for spread in report["forward"].values():

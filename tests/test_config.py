@@ -4,9 +4,9 @@ import json
 import shutil
 
 import pytest
-from gpt2numba.weights import WeightsError
 
 from gpt2numba.config import GPT2Config
+from gpt2numba.weights import WeightsError
 
 
 def test_config_is_read_and_typed(tiny_checkpoint):

@@ -13,8 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import gpt2numba.kernels
 import pytest
+
+import gpt2numba.kernels
 
 KERNELS_SOURCE = Path(gpt2numba.kernels.__file__).parent
 

@@ -7,8 +7,8 @@ weights are float32 softmax values, each within a few ulps).
 
 import numpy as np
 import pytest
-from gpt2numba.kernels import causal_self_attention
 
+from gpt2numba.kernels import causal_self_attention
 from tests.support import reference
 
 

@@ -9,8 +9,9 @@ import subprocess
 import sys
 import textwrap
 
-from gpt2numba.kernels._cache import compile_intervals, is_cached, recording_compiles
 from numba import njit
+
+from gpt2numba.kernels._cache import compile_intervals, is_cached, recording_compiles
 
 SQUARE = textwrap.dedent("""
     from numba import njit

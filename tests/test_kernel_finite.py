@@ -3,6 +3,7 @@ index), on sizes that are not multiples of the kernel's chunk, read-only arrays 
 
 import numpy as np
 import pytest
+
 from gpt2numba.kernels import first_nonfinite
 
 

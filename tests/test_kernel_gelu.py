@@ -8,8 +8,8 @@ cancels when tanh(u) is near -1, leaving it about 1e-16 |x| of resolution.
 
 import numpy as np
 import pytest
-from gpt2numba.kernels import gelu
 
+from gpt2numba.kernels import gelu
 from tests.support import reference
 
 

@@ -6,8 +6,8 @@ the variance and the scaling, a few ulps each.
 
 import numpy as np
 import pytest
-from gpt2numba.kernels import layernorm
 
+from gpt2numba.kernels import layernorm
 from tests.support import reference
 
 

@@ -7,9 +7,9 @@ the summation order), plus the float32 rounding of the bias.
 
 import numpy as np
 import pytest
+
 from gpt2numba.kernels import linear, linear_reference
 from gpt2numba.kernels.linear import NO_BIAS
-
 from tests.support import reference
 
 SHAPES = [  # (n, in, out): GPT-2's projections and head, then awkward sizes

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from gpt2numba.kernels import log_softmax_at
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

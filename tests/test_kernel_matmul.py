@@ -11,6 +11,7 @@ and the columns of a and b past `depth` must not be read (NaN there would spread
 
 import numpy as np
 import pytest
+
 from gpt2numba.kernels.matmul import matmul_block
 
 BLOCKS = [  # (n, m, k, i0, i1, j0, j1, depth)

@@ -6,10 +6,10 @@ a float32 sum of up to 50257 terms).
 
 import numpy as np
 import pytest
+
 from gpt2numba.kernels import softmax
 from gpt2numba.kernels._jit import helper
 from gpt2numba.kernels.exp import exp32
-
 from tests.support import reference
 
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from gpt2numba.weights.layout import (
     block_index,
     canonical_name,

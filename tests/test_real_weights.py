@@ -7,8 +7,9 @@ no network); elsewhere it is skipped and says how to make it run.
 from pathlib import Path
 
 import pytest
-from gpt2numba.weights import CHECKPOINT_FILES
 from huggingface_hub import try_to_load_from_cache
+
+from gpt2numba.weights import CHECKPOINT_FILES
 
 PROMPT = "Alan Turing theorized that computers would one day become"
 PUBLISHED = (" the most powerful machines on the planet.\n\nThe computer is a machine that can "

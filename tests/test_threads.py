@@ -11,8 +11,11 @@ import sys
 import threading
 import time
 
+import numba
 import numpy as np
 import pytest
+
+from gpt2numba import ArgumentError
 from gpt2numba.kernels._threads import ThreadCount
 
 IDS = [464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13]
@@ -92,3 +95,33 @@ def test_only_other_processes_time_counts_and_a_small_share_leaves_a_core_idle()
     assert count.others_busy_cores() == pytest.approx(1.0)
     assert count(most=64) == max(1, (os.cpu_count() or 1))
     assert count(most=64) == max(1, (os.cpu_count() or 1) - 1)
+
+
+@pytest.mark.parametrize("threads", [0, True, 1.5, 10_000])
+def test_a_thread_count_outside_what_numba_has_is_refused(tiny_model, threads):
+    with pytest.raises(ArgumentError, match="threads must be None or an integer"):
+        tiny_model.threads = threads
+
+
+def test_a_forward_leaves_the_callers_numba_threads_as_they_were(tiny_model):
+    numba.set_num_threads(1)
+    try:
+        for setting in (None, 2, 1):
+            tiny_model.threads = setting
+            tiny_model.logits(IDS)
+            assert numba.get_num_threads() == 1
+    finally:
+        tiny_model.threads = None
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+
+def test_bench_says_when_other_processes_were_busy():
+    from gpt2numba.bench import FreshStart, Report, format_report
+
+    start = FreshStart(0.1, 0.1, 0.1, 100.0, 0.5)
+    quiet = Report("m", 2, "tbb", {"numba": "", "numpy": "", "python": ""}, start, start,
+                   load_average=0.1, others_busy_cores=0.1)
+    busy = Report("m", 2, "tbb", {"numba": "", "numpy": "", "python": ""}, start, start,
+                  load_average=1.9, others_busy_cores=1.2)
+    assert "load average 0.10" in format_report(quiet) and "warning" not in format_report(quiet)
+    assert format_report(busy).splitlines()[-1].startswith("warning: other processes kept 1.2")

@@ -5,10 +5,10 @@ import shutil
 
 import numpy as np
 import pytest
-from gpt2numba.weights import WeightsError, load_tensors
 from safetensors.numpy import load_file, save_file
 
 from gpt2numba.config import GPT2Config
+from gpt2numba.weights import WeightsError, load_tensors
 from tests.support.checkpoints import make_checkpoint
 
 

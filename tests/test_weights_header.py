@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
-from gpt2numba.weights import WeightsError, read_header
 from safetensors import safe_open
 
+from gpt2numba.weights import WeightsError, read_header
 from tests.support.hub_server import REPO_ROOT
 
 

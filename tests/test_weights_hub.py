@@ -17,9 +17,9 @@ from threading import Thread
 
 import numpy as np
 import pytest
-from gpt2numba.weights import CHECKPOINT_FILES, TOKENIZER_FILES, load_tensors
 
 from gpt2numba.config import GPT2Config
+from gpt2numba.weights import CHECKPOINT_FILES, TOKENIZER_FILES, load_tensors
 from tests.support.checkpoints import make_checkpoint
 from tests.support.hub_server import FakeHub
 

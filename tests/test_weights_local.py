@@ -5,6 +5,8 @@ import shutil
 
 import numpy as np
 import pytest
+
+from gpt2numba.config import GPT2Config
 from gpt2numba.weights import (
     CHECKPOINT_FILES,
     TOKENIZER_FILES,
@@ -13,8 +15,6 @@ from gpt2numba.weights import (
     resolve,
     tensor_shapes,
 )
-
-from gpt2numba.config import GPT2Config
 from tests.support.checkpoints import make_checkpoint
 
 

@@ -7,6 +7,7 @@ hold each kernel beside its definition. Weights here are in the checkpoints' own
 """
 
 import numpy as np
+
 from gpt2numba.weights.layout import records, tensor_shapes
 
 
