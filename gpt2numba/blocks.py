@@ -45,12 +45,16 @@ def block(h, p, n_head, eps):                                # p: params.h[i]
     return h
 
 
-def gpt2(ids, params, n_head, eps, last_only=False):
-    """ids [n] int64 -> logits [n, vocab] float32; [1, vocab], the last position's, if last_only."""
+def gpt2(ids, params, n_head, eps, head_from=0):
+    """ids [n] int64 -> logits [n - head_from, vocab] float32 of positions head_from..n-1.
+
+    Every position is computed through the blocks; the head (ln_f and the vocabulary
+    projection, a quarter of a forward at 1024 tokens) only for the positions asked for:
+    generation needs the last one, scoring the ones its window scores.
+    """
     h = embedding(params.wte.weight, params.wpe.weight, ids)  # [n] -> [n, n_embd]
     for p in params.h:
         h = block(h, p, n_head, eps)                          # [n, n_embd] -> [n, n_embd]
-    if last_only:
-        h = h[-1:]                                            # [1, n_embd]: all generation needs
-    h = layer_norm(h, params.ln_f, eps)                       # [n, n_embd]
-    return linear(h, params.wte.weight, NO_BIAS)              # [n, n_embd] -> [n, vocab], no bias
+    h = h[head_from:]                                         # [m, n_embd], m = n - head_from
+    h = layer_norm(h, params.ln_f, eps)                       # [m, n_embd]
+    return linear(h, params.wte.weight, NO_BIAS)              # [m, n_embd] -> [m, vocab], no bias

@@ -130,22 +130,29 @@ class GPT2:
                                           f"0..{self.config.vocab_size - 1}")
         return ids.astype(np.int64)
 
-    def logits(self, ids) -> np.ndarray:
-        """ids [n] (1 <= n <= n_positions) -> float32 logits [n, vocab_size], every position."""
-        return self._forward(self.check_ids(ids), last_only=False)
+    def logits(self, ids, from_position=0) -> np.ndarray:
+        """ids [n] (1 <= n <= n_positions) -> float32 logits [n - from_position, vocab_size] of
+        positions from_position..n-1 (every position by default)."""
+        ids = self.check_ids(ids)
+        if (isinstance(from_position, bool) or not isinstance(from_position, (int, np.integer))
+                or not 0 <= from_position < ids.size):
+            raise ArgumentError("from_position", f"from_position must be an integer in "
+                                                 f"0..{ids.size - 1}, got {from_position!r}")
+        return self._forward(ids, int(from_position))
 
     def next_token_logits(self, ids) -> np.ndarray:
         """ids [n] -> float32 logits [vocab_size] of the last position only (the head on one
         row)."""
-        return self._forward(self.check_ids(ids), last_only=True)[0]
+        ids = self.check_ids(ids)
+        return self._forward(ids, ids.size - 1)[0]
 
-    def _forward(self, ids, last_only):
+    def _forward(self, ids, head_from):
         with _FORWARD_LOCK:
             caller_threads = numba.get_num_threads()
             numba.set_num_threads(self.threads or _IDLE_CORES(most=caller_threads))
             try:
                 return gpt2(ids, self.params, self.config.n_head, self.config.layer_norm_epsilon,
-                            last_only=last_only)
+                            head_from)
             finally:
                 numba.set_num_threads(caller_threads)
 

@@ -80,15 +80,16 @@ def windows(n_tokens, n_positions, stride):
 def score_in_windows(window_logits, ids, n_positions, stride, progress=None) -> Score:
     """Score ids [N] int64 (N >= 2, checked by ids_to_score) window by window.
 
-    window_logits(ids [n]) -> float32 logits [n, vocab] of every position (n <= n_positions);
-    one window's logits are alive at a time. progress(scored, total), if given, is called after
-    each window with the number of tokens scored so far and in all.
+    window_logits(ids [n], first) -> float32 logits [n - first, vocab] of positions first..n-1
+    (n <= n_positions), the ones the window scores; one window's logits are alive at a time.
+    progress(scored, total), if given, is called after each window with the number of tokens
+    scored so far and in all.
     """
     token_logprobs = np.empty(ids.size - 1, dtype=np.float64)   # [t - 1]: log p(ids[t])
     for begin, end, first in windows(ids.size, n_positions, stride):
-        logits = window_logits(ids[begin:end])                        # [end - begin, vocab]
+        logits = window_logits(ids[begin:end], first)                 # [end - begin - first, vocab]
         targets = ids[begin + first + 1:end + 1]                      # [end - begin - first]
-        token_logprobs[begin + first:end] = log_softmax_at(logits[first:], targets)
+        token_logprobs[begin + first:end] = log_softmax_at(logits, targets)
         del logits   # before the next window's are computed: one window's logits at a time
         if progress is not None:
             progress(end, token_logprobs.size)

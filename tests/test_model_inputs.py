@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
+from gpt2numba import ArgumentError
 from gpt2numba.generate import ContextFullWarning
 
 
@@ -99,3 +100,19 @@ def test_two_threads_at_once_get_correct_logits(tiny_model):
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_logits_from_a_position_are_the_tail_of_every_positions_logits(tiny_model):
+    ids = tiny_model.tokenizer.encode("The quick brown fox jumps over the lazy dog")
+    every = tiny_model.logits(ids)
+    for first in (0, 1, len(ids) // 2, len(ids) - 1):
+        # linear tiles the rows it is given in fours, so fewer rows sum some outputs in another
+        # order: equal to float32 rounding (1e-6 of the largest logit), not bit for bit.
+        np.testing.assert_allclose(tiny_model.logits(ids, from_position=first), every[first:],
+                                   rtol=0, atol=1e-6 * np.abs(every).max())
+
+
+@pytest.mark.parametrize("first", [-1, 10, True, 1.0])
+def test_from_position_outside_the_input_is_refused(tiny_model, first):
+    with pytest.raises(ArgumentError, match="from_position must be an integer in 0..9"):
+        tiny_model.logits(list(range(10)), from_position=first)
