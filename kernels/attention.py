@@ -42,9 +42,11 @@ def transposed(qkv, k0, head_dim):
     """[head_dim, n] float32 with [p, u] = qkv[u, k0 + p]: a head's k or v, transposed."""
     n = qkv.shape[0]
     kt = np.empty((head_dim, n), dtype=np.float32)
-    for u in range(n):
+    for block in range(0, n, 16):     # 16 rows of qkv in L1, written 16 floats at a time
+        u0, u1 = np.uint64(block), np.uint64(min(block + 16, n))
         for p in range(head_dim):
-            kt[p, u] = qkv[u, k0 + p]
+            for u in range(u0, u1):
+                kt[p, u] = qkv[u, k0 + p]
     return kt
 
 
