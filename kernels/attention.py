@@ -10,7 +10,7 @@ For each head h, with head_dim = d / n_head and q, k, v the head's columns of qk
 The heads are independent: they are the parallel loop. Within a head, k and v are copied once
 into kT and vT [head_dim, n] (contiguous along positions), and the query rows go by blocks of
 ROWS; each block is finished (scores, softmax, p v) before the next begins, so its scores
-([ROWS, n] floats: 32 KiB at n = 1024) stay in L1/L2. The masked half is never computed: a
+([ROWS, n] floats: 64 KiB at n = 1024) stay in L2. The masked half is never computed: a
 block's scores stop at its own last position i1, and row t's softmax stops at u = t (the few
 entries t < u < i1 are set to 0 before p v).
 
@@ -33,8 +33,8 @@ from .softmax import softmax_inplace
 
 ZERO = np.float32(0.0)
 ONE = np.float32(1.0)
-ROWS = 8     # query rows per block
-KEYS = 256   # keys per block of scores: ROWS x KEYS x 4 bytes = 8 KiB in L1
+ROWS = 16    # query rows per block
+KEYS = 256   # keys per block of scores: ROWS x KEYS x 4 bytes = 16 KiB in L1
 
 
 @helper
