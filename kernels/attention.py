@@ -7,23 +7,77 @@ For each head h, with head_dim = d / n_head and q, k, v the head's columns of qk
     p = softmax(scores) row by row
     out[:, head h] = p v                         [n, head_dim]
 
-The heads are independent: they are the parallel loop. Within a head, k and v are first
-copied out of qkv into contiguous rows (v transposed), so that both products are the
-row-by-row dot products of matmul.py; the masked half of the scores is never computed (each
-block of 4 query rows stops at its own last position), and the product with v sums only
-over the positions each row can see.
+The heads are independent: they are the parallel loop. Within a head, k and v are copied once
+into kT and vT [head_dim, n] (contiguous along positions), and the query rows go by blocks of
+ROWS; each block is finished (scores, softmax, p v) before the next begins, so its scores
+([ROWS, n] floats: 64 KiB at n = 1024) stay in L2. The masked half is never computed: a
+block's scores stop at its own last position i1, and row t's softmax stops at u = t (the few
+entries t < u < i1 are set to 0 before p v).
+
+- q k^T in "outer-product" form: scores[r, u] += q[r, p] * kT[p, u], eight p at a time (eight
+  multiply-adds per load and store of a score). The innermost loop runs along a contiguous row
+  of kT, so LLVM vectorises it with no horizontal sum (a dot product over head_dim = 64 would
+  pay one per score). Keys go by blocks of KEYS, so the block of scores being summed stays in
+  L1 while p runs over head_dim. Its bounds are unsigned: with a signed start Numba checks
+  every index for negative values, and that check alone keeps LLVM from vectorising the loop.
+- p v in "dot" form over the block's i1 positions (matmul.py's register tiles against vT): a
+  depth of up to n, long enough for the horizontal sums not to matter.
 """
 
 import numpy as np
 from numba import prange
 
-from ._jit import kernel
+from ._jit import helper, kernel
 from .matmul import matmul_block
 from .softmax import softmax_inplace
 
 ZERO = np.float32(0.0)
 ONE = np.float32(1.0)
-ROWS = 4  # query rows per block: the height of matmul's register tile
+ROWS = 16    # query rows per block
+KEYS = 256   # keys per block of scores: ROWS x KEYS x 4 bytes = 16 KiB in L1
+
+
+@helper
+def transposed(qkv, k0, head_dim):
+    """[head_dim, n] float32 with [p, u] = qkv[u, k0 + p]: a head's k or v, transposed."""
+    n = qkv.shape[0]
+    kt = np.empty((head_dim, n), dtype=np.float32)
+    for block in range(0, n, 16):     # 16 rows of qkv in L1, written 16 floats at a time
+        u0, u1 = np.uint64(block), np.uint64(min(block + 16, n))
+        for p in range(head_dim):
+            for u in range(u0, u1):
+                kt[p, u] = qkv[u, k0 + p]
+    return kt
+
+
+@helper
+def key_scores(qkv, q0, kt, scores, i0, i1, head_dim):
+    """scores[r, :i1] = q[i0 + r] . kT[:, :i1] for r < i1 - i0 (q = qkv[:, q0:q0 + head_dim])."""
+    p8 = head_dim // 8 * 8
+    for block in range(0, i1, KEYS):
+        # unsigned bounds: Numba then drops the negative-index check that blocks vectorising
+        j0, j1 = np.uint64(block), np.uint64(min(block + KEYS, i1))
+        for r in range(i1 - i0):
+            row = scores[r]
+            for u in range(j0, j1):
+                row[u] = ZERO
+        for p in range(0, p8, 8):
+            for r in range(i1 - i0):
+                q = i0 + r
+                s0, s1 = qkv[q, q0 + p], qkv[q, q0 + p + 1]
+                s2, s3 = qkv[q, q0 + p + 2], qkv[q, q0 + p + 3]
+                s4, s5 = qkv[q, q0 + p + 4], qkv[q, q0 + p + 5]
+                s6, s7 = qkv[q, q0 + p + 6], qkv[q, q0 + p + 7]
+                for u in range(j0, j1):
+                    scores[r, u] += (s0 * kt[p, u] + s1 * kt[p + 1, u]
+                                     + s2 * kt[p + 2, u] + s3 * kt[p + 3, u]
+                                     + s4 * kt[p + 4, u] + s5 * kt[p + 5, u]
+                                     + s6 * kt[p + 6, u] + s7 * kt[p + 7, u])
+        for p in range(p8, head_dim):
+            for r in range(i1 - i0):
+                s = qkv[i0 + r, q0 + p]
+                for u in range(j0, j1):
+                    scores[r, u] += s * kt[p, u]
 
 
 @kernel
@@ -34,24 +88,23 @@ def causal_self_attention(qkv, n_head):
     scale = ONE / np.sqrt(np.float32(head_dim))
     out = np.empty((n, d), dtype=np.float32)
     for h in prange(n_head):
-        q = np.ascontiguousarray(qkv[:, h * head_dim:(h + 1) * head_dim])               # [n, hd]
-        k = np.ascontiguousarray(qkv[:, d + h * head_dim:d + (h + 1) * head_dim])       # [n, hd]
-        v = qkv[:, 2 * d + h * head_dim:2 * d + (h + 1) * head_dim]
-        vt = np.ascontiguousarray(v.T)                                                  # [hd, n]
-        scores = np.empty((n, n), dtype=np.float32)
+        q0, k0, v0 = h * head_dim, d + h * head_dim, 2 * d + h * head_dim
+        kt = transposed(qkv, k0, head_dim)                              # [hd, n]
+        vt = transposed(qkv, v0, head_dim)                              # [hd, n]
+        scores = np.empty((ROWS, n), dtype=np.float32)
+        block_out = np.empty((ROWS, head_dim), dtype=np.float32)
         for i0 in range(0, n, ROWS):
             i1 = min(i0 + ROWS, n)
-            matmul_block(q, k, scores, i0, i1, 0, i1, head_dim)     # scores[i0:i1, :i1]
+            key_scores(qkv, q0, kt, scores, i0, i1, head_dim)           # scores[:, :i1]
             for t in range(i0, i1):
-                row = scores[t]
+                row = scores[t - i0]
                 for u in range(t + 1):
                     row[u] *= scale
                 softmax_inplace(row, t + 1)
                 for u in range(t + 1, i1):
-                    row[u] = ZERO                                     # the causal mask
-        head_out = np.empty((n, head_dim), dtype=np.float32)
-        for i0 in range(0, n, ROWS):
-            i1 = min(i0 + ROWS, n)
-            matmul_block(scores, vt, head_out, i0, i1, 0, head_dim, i1)  # sum over u < i1
-        out[:, h * head_dim:(h + 1) * head_dim] = head_out
+                    row[u] = ZERO                                       # the causal mask
+            matmul_block(scores, vt, block_out, 0, i1 - i0, 0, head_dim, i1)   # p v, u < i1
+            for t in range(i0, i1):
+                for j in range(head_dim):
+                    out[t, q0 + j] = block_out[t - i0, j]
     return out

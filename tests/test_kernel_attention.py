@@ -23,6 +23,8 @@ def check(qkv, n_head):
 @pytest.mark.parametrize("n,d,n_head", [
     (1, 768, 12), (7, 768, 12), (128, 768, 12), (1024, 768, 12), (5, 1600, 25), (13, 1280, 20),
     (1, 64, 1), (6, 64, 4), (33, 1024, 16),
+    (300, 192, 3),   # a partial last block of query rows, keys in blocks of 256 then 44
+    (9, 36, 3),      # head_dim 12: q k^T's depth is not a multiple of 8
 ])
 def test_matches_float64(n, d, n_head):
     rng = np.random.default_rng(n * 13 + d)

@@ -1,0 +1,98 @@
+"""Where the first run's compile time goes, kernel by kernel, in CPU seconds.
+
+    python benchmarks/compile_time.py [--threads 2]
+
+Runs a fresh process with an empty NUMBA_CACHE_DIR that imports the kernels and runs one
+forward of a tiny GPT-2 (sizes do not change the machine code: every kernel is compiled for
+the same types as at 124M), then a second fresh process on the now populated cache. The first
+prints, for every function Numba compiles, its CPU seconds (time.process_time: other
+processes on the machine disturb it less than wall time) excluding the functions it compiled
+on the way (the helpers compiled on first use by a kernel are listed under their own name),
+and the number of versions compiled; the forward must compile each kernel once. The second
+gives what loading the cached machine code costs instead.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+# The child: import, then one forward with every compile timed by Numba's compile events.
+CHILD = """
+import json, time
+start = time.process_time()
+import numpy as np
+from numba.core import event
+import gpt2numba.kernels  # noqa: F401  (the threading layer and the kernels' module code)
+from gpt2numba.blocks import gpt2
+from gpt2numba.config import GPT2Config
+from gpt2numba.model import params_from_tensors
+from gpt2numba.weights import tensor_shapes
+imported = time.process_time()
+
+class CompileTimes(event.Listener):
+    def __init__(self):
+        self.stack, self.seconds, self.versions = [], {}, {}
+
+    def on_start(self, ev):
+        self.stack.append([time.process_time(), 0.0])
+
+    def on_end(self, ev):
+        began, nested = self.stack.pop()
+        spent = time.process_time() - began
+        name = ev.data["dispatcher"].py_func.__qualname__
+        self.seconds[name] = self.seconds.get(name, 0.0) + spent - nested
+        self.versions[name] = self.versions.get(name, 0) + 1
+        if self.stack:
+            self.stack[-1][1] += spent
+
+config = GPT2Config(n_layer=1, n_head=2, n_embd=16, n_positions=8, vocab_size=11)
+rng = np.random.default_rng(0)
+tensors = {name: rng.standard_normal(shape, dtype=np.float32)
+           for name, shape in tensor_shapes(config).items()}
+params = params_from_tensors(tensors, config)
+times = CompileTimes()
+event.register("numba:compile", times)
+before = time.process_time()
+gpt2(np.arange(5), params, config.n_head, config.layer_norm_epsilon, last_only=True)
+forward = time.process_time() - before
+print(json.dumps({"import": imported - start, "forward": forward,
+                  "seconds": times.seconds, "versions": times.versions}))
+"""
+
+
+def run_child(cache_dir, threads):
+    """One fresh process on cache_dir: its JSON report."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, NUMBA_NUM_THREADS=str(threads))
+    done = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True,
+                          text=True, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def main(argv=None):
+    """Print the per-function compile table, then the cached start for comparison."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="gpt2numba-compile-time-") as cache_dir:
+        cold = run_child(cache_dir, args.threads)
+        warm = run_child(cache_dir, args.threads)
+    print(f"empty JIT cache, {args.threads} threads: CPU seconds per compiled function "
+          f"(excluding what it compiled on the way)")
+    print(f"  {'function':40} {'CPU s':>7} {'versions':>9}")
+    for name, seconds in sorted(cold["seconds"].items(), key=lambda item: -item[1]):
+        print(f"  {name:40} {seconds:7.2f} {cold['versions'][name]:>9}")
+    compiled = sum(cold["seconds"].values())
+    print(f"  {'all compiles':40} {compiled:7.2f}")
+    print(f"  {'first forward (compiles and runs)':40} {cold['forward']:7.2f}")
+    print(f"  {'import of the package':40} {cold['import']:7.2f}")
+    print(f"populated JIT cache: first forward {warm['forward']:.2f} CPU s, "
+          f"import {warm['import']:.2f} CPU s; cold / cached first forward "
+          f"{cold['forward'] / warm['forward']:.1f}")
+
+
+if __name__ == "__main__":
+    main()
