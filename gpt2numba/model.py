@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from gpt2numba.blocks import gpt2
+from gpt2numba.compiling import notice_first_compile
 from gpt2numba.config import GPT2Config
 from gpt2numba.errors import ArgumentError
 from gpt2numba.generate import Generation, TextStream
@@ -110,6 +111,7 @@ class GPT2:
     def logits(self, ids) -> np.ndarray:
         """ids [n] (1 <= n <= n_positions) -> float32 logits [n, vocab_size], every position."""
         ids = self.check_ids(ids)
+        notice_first_compile()
         with _FORWARD_LOCK:
             return gpt2(ids, self.params, self.config.n_head, self.config.layer_norm_epsilon)
 
@@ -117,6 +119,7 @@ class GPT2:
         """ids [n] -> float32 logits [vocab_size] of the last position only (the head on one
         row)."""
         ids = self.check_ids(ids)
+        notice_first_compile()
         with _FORWARD_LOCK:
             return gpt2(ids, self.params, self.config.n_head, self.config.layer_norm_epsilon,
                         last_only=True)[0]
