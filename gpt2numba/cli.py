@@ -248,28 +248,52 @@ def run(ctx, prompt_argument, prompt, prompt_file, model, revision, max_new_toke
               help="Timed runs per warm forward (median, min and max are reported).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report as JSON instead of a table.")
-def bench(model, revision, threads, repeats, as_json):
+@click.option("--plot", metavar="FILE.png", type=click.Path(dir_okay=False, writable=True),
+              help="Also draw the timings into this PNG (needs matplotlib).")
+def bench(model, revision, threads, repeats, as_json, plot):
     """Time import, load, JIT cold / cached / warm forwards and generation.
 
     JIT cold is a fresh process with an empty Numba cache (compile included), JIT cached a
     fresh process with that cache populated; both use a temporary NUMBA_CACHE_DIR, so your own
     cache is not touched. Warm: one forward of 16, 128, 512 and 1024 tokens (last-row logits),
     and greedy generation of 64 tokens after a 16-token prompt (ids 1000..1015), no KV cache.
-    Takes a minute or two (the cold start compiles every kernel). Example:
+    Takes a minute or two (the cold start compiles every kernel). --plot draws cold, cached and
+    warm times to the first token and the warm forward against tokens, beside transformers if
+    it is installed (needs matplotlib: pip install 'gpt2numba[plot]'). Example:
 
     \b
-        gpt2numba bench --model gpt2 --threads 2
+        gpt2numba bench --model gpt2 --threads 2 --plot bench.png
     """
     from gpt2numba import WeightsError
     from gpt2numba.bench import format_report, run_benchmark
 
+    if plot is not None:
+        from gpt2numba.bench_plot import plot_report, require_matplotlib
+
+        try:
+            require_matplotlib()
+        except ImportError as error:
+            raise click.BadParameter(str(error), param_hint="'--plot'") from None
     _set_threads(threads)
+    compiling = CompileProgress()
+
+    def stage(line):
+        compiling.finish()   # the cold process's compile, when it was shown
+        click.echo(f"gpt2numba: {line}", err=True)
+
     try:
-        report = run_benchmark(model, revision, threads, repeats,
-                               progress=lambda line: click.echo(f"gpt2numba: {line}", err=True))
+        report = run_benchmark(model, revision, threads, repeats, progress=stage,
+                               compile_progress=compiling, before_warm=compile_kernels,
+                               with_transformers=plot is not None)
     except (WeightsError, RuntimeError) as error:
         raise RunError(str(error)) from None
     click.echo(report.to_json() if as_json else format_report(report))
+    if plot is not None:
+        try:
+            plot_report(report, plot)
+        except OSError as error:
+            raise RunError(f"cannot write {plot}: {error.strerror or error}") from None
+        click.echo(f"gpt2numba: plot written to {plot}", err=True)
 
 
 @main.command(short_help="Fetch a model and compile the kernels, for offline use.")
@@ -417,23 +441,24 @@ def summary_line(stream, phases, wall_start) -> str:
     return "gpt2numba: " + ", ".join(parts)
 
 
-def compile_kernels():
-    """gpt2numba.compile() with its progress on stderr when any kernel is not in Numba's cache:
-    a bar redrawn in place on a terminal, else a line per kernel; then the time it took."""
-    from gpt2numba.compiling import COMPILE_ESTIMATE_SECONDS, KERNELS, compile
-    from gpt2numba.kernels._cache import all_cached
+class CompileProgress:
+    """Progress of compiling kernel k of n on stderr: a bar redrawn in place on a terminal,
+    else a line per kernel; `finish` says how long it took."""
 
-    if all_cached(KERNELS):
-        compile()   # loads them from the cache: a fraction of a second
-        return
-    terminal = sys.stderr is not None and sys.stderr.isatty()
-    start = time.perf_counter()
-    if not terminal:
-        click.echo(f"gpt2numba: compiling kernels (first run only, about "
-                   f"{COMPILE_ESTIMATE_SECONDS} s)...", err=True)
+    def __init__(self):
+        self.terminal = sys.stderr is not None and sys.stderr.isatty()
+        self.start = None
 
-    def progress(k, n, name):
-        if terminal:
+    def __call__(self, k, n, name):
+        """Show that kernel k of n, `name`, is being compiled."""
+        from gpt2numba.compiling import COMPILE_ESTIMATE_SECONDS
+
+        if self.start is None:
+            self.start = time.perf_counter()
+            if not self.terminal:
+                click.echo(f"gpt2numba: compiling kernels (first run only, about "
+                           f"{COMPILE_ESTIMATE_SECONDS} s)...", err=True)
+        if self.terminal:
             filled = PROGRESS_BAR_WIDTH * (k - 1) // n
             bar = "#" * filled + "." * (PROGRESS_BAR_WIDTH - filled)
             click.echo(f"\r\x1b[Kgpt2numba: compiling kernels (first run only) [{bar}] "
@@ -441,10 +466,28 @@ def compile_kernels():
         else:
             click.echo(f"gpt2numba: compiling kernel {k} of {n} ({name})", err=True)
 
+    def finish(self):
+        """The closing line, once something was shown."""
+        if self.start is not None:
+            end = "\r\x1b[K" if self.terminal else ""
+            click.echo(f"{end}gpt2numba: compiled the kernels in "
+                       f"{time.perf_counter() - self.start:.1f} s (cached for the next runs)",
+                       err=True)
+            self.start = None
+
+
+def compile_kernels():
+    """gpt2numba.compile(), with CompileProgress when any kernel is not in Numba's cache (else
+    it loads them from the cache in a fraction of a second, silently)."""
+    from gpt2numba.compiling import KERNELS, compile
+    from gpt2numba.kernels._cache import all_cached
+
+    if all_cached(KERNELS):
+        compile()
+        return
+    progress = CompileProgress()
     compile(progress)
-    end = "\r\x1b[K" if terminal else ""
-    click.echo(f"{end}gpt2numba: compiled the kernels in {time.perf_counter() - start:.1f} s "
-               f"(cached for the next runs)", err=True)
+    progress.finish()
 
 
 PROGRESS_SECONDS = 5     # how often `score` reports progress when stderr is not a terminal
