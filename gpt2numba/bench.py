@@ -46,23 +46,38 @@ print(json.dumps({"import_s": imported - start, "load_s": loaded - imported,
       flush=True)
 """
 
-# The same in transformers (torch), for the plot; compile_s is 0: PyTorch's CPU kernels are
-# compiled ahead, into its libraries.
+# The same in transformers (torch), for the plot, then the median warm forward of each length
+# (argv[3], comma-separated; argv[4] repeats), use_cache=False as gpt2numba. compile_s is 0:
+# PyTorch's CPU kernels are compiled ahead, into its libraries. A process of its own, so that
+# neither library's idle worker threads slow the other's.
 _THEIR_FRESH_PROCESS = """
 import json, sys, time
 start = time.perf_counter()
 import torch
 torch.set_num_threads(int(sys.argv[2]))
 from transformers import GPT2LMHeadModel
+from transformers.utils import logging
 imported = time.perf_counter()
+logging.disable_progress_bar()
 model = GPT2LMHeadModel.from_pretrained(sys.argv[1]).eval()
 loaded = time.perf_counter()
 with torch.no_grad():
     model(torch.tensor([list(range(1000, 1016))]), use_cache=False).logits[0, -1].argmax()
 first = time.perf_counter()
+first_token_at = time.time()
+forward = {}
+with torch.no_grad():
+    for n in map(int, sys.argv[3].split(",")):
+        ids = torch.tensor([[1000 + i % 40000 for i in range(n)]])
+        seconds = []
+        for _ in range(int(sys.argv[4]) + 1):   # the first is a warm-up
+            begin = time.perf_counter()
+            model(ids, use_cache=False).logits[0, -1]
+            seconds.append(time.perf_counter() - begin)
+        forward[n] = sorted(seconds[1:])[len(seconds[1:]) // 2]
 print(json.dumps({"import_s": imported - start, "load_s": loaded - imported, "compile_s": 0.0,
                   "first_forward_s": first - loaded, "peak_rss_mib": 0.0,
-                  "first_token_at": time.time()}), flush=True)
+                  "first_token_at": first_token_at, "forward": forward}), flush=True)
 """
 
 
@@ -134,18 +149,16 @@ def forward_flops(config, n):
     return projections + attention + 2 * d * config.vocab_size
 
 
-def fresh_start(folder, threads, cache_dir, compile_progress=None,
-                code=_FRESH_PROCESS) -> FreshStart:
-    """Start a new Python process with NUMBA_CACHE_DIR=cache_dir and time it to the first token
-    of the checkpoint in `folder` (resolved beforehand: a fresh process never downloads).
+def run_fresh(code, args, cache_dir=None, compile_progress=None) -> tuple[dict, float]:
+    """Run `code` in a new Python process (NUMBA_CACHE_DIR=cache_dir when given) with `args`;
+    return the JSON line it prints and the seconds from its start to its `first_token_at`.
 
     compile_progress(k, n, name) is called as the process compiles kernel k of n.
     """
     env = dict(os.environ, **({} if cache_dir is None else {"NUMBA_CACHE_DIR": cache_dir}))
     start_at = time.time()
-    with subprocess.Popen([sys.executable, "-c", code, str(folder), str(threads)],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True) as child:
+    with subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
         errors = []
         for line in child.stderr:   # until the child ends; its stdout is one short line
             if line.startswith(PROGRESS):
@@ -159,8 +172,15 @@ def fresh_start(folder, threads, cache_dir, compile_progress=None,
             last = ("".join(errors).strip().splitlines() or ["no output"])[-1]
             raise RuntimeError(f"the benchmark's fresh process failed: {last}")
     times = json.loads(line)
-    return FreshStart(**{k: v for k, v in times.items() if k != "first_token_at"},
-                      to_first_token_s=times["first_token_at"] - start_at)
+    return times, times.pop("first_token_at") - start_at
+
+
+def fresh_start(folder, threads, cache_dir, compile_progress=None) -> FreshStart:
+    """Start a new Python process with NUMBA_CACHE_DIR=cache_dir and time it to the first token
+    of the checkpoint in `folder` (resolved beforehand: a fresh process never downloads)."""
+    times, to_first_token = run_fresh(_FRESH_PROCESS, [folder, threads], cache_dir,
+                                      compile_progress)
+    return FreshStart(**times, to_first_token_s=to_first_token)
 
 
 def time_calls(function, repeats):
@@ -215,7 +235,7 @@ def run_benchmark(model_name, revision=None, threads=None, repeats=5, lengths=W1
     report.threading_layer = numba.threading_layer()
     if with_transformers and transformers_installed():
         progress("transformers: fresh process and warm forwards...")
-        report.transformers = time_transformers(folder, threads, repeats, report.forward)
+        report.transformers = time_transformers(folder, threads, repeats, list(report.forward))
     return report
 
 
@@ -227,21 +247,16 @@ def transformers_installed() -> bool:
 
 
 def time_transformers(folder, threads, repeats, lengths) -> dict:
-    """transformers on the checkpoint in `folder`: a fresh process to the first token, and the
-    median warm forward (use_cache=False, as gpt2numba) of each of `lengths` tokens."""
-    import torch
+    """transformers on the checkpoint in `folder`, in a process of its own: a fresh start to the
+    first token, and the median warm forward of each of `lengths` tokens."""
     import transformers
 
-    fresh = fresh_start(folder, threads, None, code=_THEIR_FRESH_PROCESS)
-    torch.set_num_threads(threads)
-    model = transformers.GPT2LMHeadModel.from_pretrained(folder).eval()
-    forward = {}
-    with torch.no_grad():
-        for n in lengths:
-            ids = torch.tensor([[1000 + i % 40000 for i in range(n)]])
-            forward[n] = time_calls(lambda: model(ids, use_cache=False).logits[0, -1],
-                                    repeats).median
-    return {"version": transformers.__version__, "fresh": asdict(fresh), "forward": forward}
+    times, to_first_token = run_fresh(_THEIR_FRESH_PROCESS,
+                                      [folder, threads, ",".join(map(str, lengths)), repeats])
+    forward = {int(n): seconds for n, seconds in times.pop("forward").items()}
+    return {"version": transformers.__version__,
+            "fresh": asdict(FreshStart(**times, to_first_token_s=to_first_token)),
+            "forward": forward}
 
 
 def format_report(report: Report) -> str:

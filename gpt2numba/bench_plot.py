@@ -6,6 +6,8 @@ bars of import, load, compile and forward. Right: a warm forward's time against 
 tokens. transformers beside gpt2numba in both when the report has it.
 """
 
+from pathlib import Path
+
 PHASES = (("import", "import_s", "#9e9e9e"), ("load", "load_s", "#4c72b0"),
           ("compile", "compile_s", "#dd8452"), ("forward", "first_forward_s", "#55a868"))
 
@@ -54,12 +56,14 @@ def plot_report(report, path):
         lines.plot(their_tokens, [theirs["forward"][n] * 1e3 for n in their_tokens], "s--",
                    label=f"transformers {theirs['version']}")
     lines.set_xscale("log", base=2)
+    lines.set_yscale("log")
     lines.set_xticks(tokens, [str(n) for n in tokens])
     lines.set_xlabel("tokens")
     lines.set_ylabel("ms per forward (warm, last-row logits)")
     lines.set_title("Warm forward time")
     lines.legend()
-    figure.suptitle(f"gpt2numba bench: {report.model}, {report.threads} threads", fontsize=10)
+    model = Path(report.model).name if Path(report.model).is_dir() else report.model
+    figure.suptitle(f"gpt2numba bench: {model}, {report.threads} threads", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, format="png")
     plt.close(figure)

@@ -497,7 +497,8 @@ PROGRESS_BAR_WIDTH = 30
 @main.command(short_help="Score texts: tokens, log-likelihood and perplexity.")
 @click.argument("files", nargs=-1, metavar="[FILES]...",
                 type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@click.option("--model", default="gpt2", show_default=True, metavar="NAME_OR_PATH",
+@click.option("-m", "--model", default="gpt2", show_default=True, metavar="NAME_OR_PATH",
+              callback=_non_empty,
               help="gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, a Hub repo id or a folder.")
 @click.option("--revision", metavar="REV", show_default="main", help="Branch, tag or commit sha.")
 @click.option("--stride", metavar="N", type=click.IntRange(min=1),
