@@ -4,6 +4,9 @@
     model = GPT2.from_pretrained("gpt2")
     print(model.generate("Alan Turing theorized that", max_new_tokens=40))
 
+`gpt2numba.compile()` compiles the kernels ahead (the first forward would, 10-15 s once per
+machine).
+
 The names below are imported on first use (PEP 562), not with the package: importing NumPy
 and Numba takes most of a second, and the command line must be able to catch Ctrl-C from its
 first moment, which it can only do once its own (small) module is running.
@@ -19,6 +22,7 @@ _HOMES = {
     "SamplingSettings": "gpt2numba.sampling",
     "Tokenizer": "gpt2numba.tokenizer",
     "WeightsError": "gpt2numba.weights",
+    "compile": "gpt2numba.compiling",
 }
 
 __all__ = list(_HOMES)

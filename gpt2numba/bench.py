@@ -24,24 +24,62 @@ W2_NEW_TOKENS = 64
 # Other processes' load, in cores, above which the report says the machine was busy.
 BUSY_CORES = 0.5
 
-# Runs in a fresh process: times import, load and the first forward (the W2 prompt, whose
-# argmax is the first generated token), then reports them with the peak RSS as one JSON line.
+# Runs in a fresh process: times import, load, compile (gpt2numba.compile: compiling, or loading
+# the kernels from the cache; its progress on stderr as PROGRESS lines) and the first forward
+# (the W2 prompt, whose argmax is the first generated token), then reports them with the peak
+# RSS and the wall-clock time of the first token as one JSON line.
+PROGRESS = "progress:"
 _FRESH_PROCESS = """
 import json, sys, time
 start = time.perf_counter()
-import numba
-numba.set_num_threads(int(sys.argv[2]))
+import gpt2numba
 from gpt2numba import GPT2
-from gpt2numba.bench import peak_rss_bytes
+from gpt2numba.bench import PROGRESS, peak_rss_bytes
 imported = time.perf_counter()
 model = GPT2.from_pretrained(sys.argv[1], threads=int(sys.argv[2]))
 loaded = time.perf_counter()
+gpt2numba.compile(lambda k, n, name: print(PROGRESS, k, n, name, file=sys.stderr, flush=True))
+compiled = time.perf_counter()
 model.next_token_logits(list(range(1000, 1016)))
 first = time.perf_counter()
 print(json.dumps({"import_s": imported - start, "load_s": loaded - imported,
-                  "first_forward_s": first - loaded,
-                  "peak_rss_mib": peak_rss_bytes() / 2**20}),
+                  "compile_s": compiled - loaded, "first_forward_s": first - compiled,
+                  "peak_rss_mib": peak_rss_bytes() / 2**20, "first_token_at": time.time()}),
       flush=True)
+"""
+
+# The same in transformers (torch), for the plot, then the median warm forward of each length
+# (argv[3], comma-separated; argv[4] repeats), use_cache=False as gpt2numba. compile_s is 0:
+# PyTorch's CPU kernels are compiled ahead, into its libraries. A process of its own, so that
+# neither library's idle worker threads slow the other's.
+_THEIR_FRESH_PROCESS = """
+import json, sys, time
+start = time.perf_counter()
+import torch
+torch.set_num_threads(int(sys.argv[2]))
+from transformers import GPT2LMHeadModel
+from transformers.utils import logging
+imported = time.perf_counter()
+logging.disable_progress_bar()
+model = GPT2LMHeadModel.from_pretrained(sys.argv[1]).eval()
+loaded = time.perf_counter()
+with torch.no_grad():
+    model(torch.tensor([list(range(1000, 1016))]), use_cache=False).logits[0, -1].argmax()
+first = time.perf_counter()
+first_token_at = time.time()
+forward = {}
+with torch.no_grad():
+    for n in map(int, sys.argv[3].split(",")):
+        ids = torch.tensor([[1000 + i % 40000 for i in range(n)]])
+        seconds = []
+        for _ in range(int(sys.argv[4]) + 1):   # the first is a warm-up
+            begin = time.perf_counter()
+            model(ids, use_cache=False).logits[0, -1]
+            seconds.append(time.perf_counter() - begin)
+        forward[n] = sorted(seconds[1:])[len(seconds[1:]) // 2]
+print(json.dumps({"import_s": imported - start, "load_s": loaded - imported, "compile_s": 0.0,
+                  "first_forward_s": first - loaded, "peak_rss_mib": 0.0,
+                  "first_token_at": first_token_at, "forward": forward}), flush=True)
 """
 
 
@@ -66,6 +104,7 @@ class FreshStart:
     outside."""
     import_s: float
     load_s: float
+    compile_s: float          # gpt2numba.compile(): compiling, or loading from the cache
     first_forward_s: float
     peak_rss_mib: float
     to_first_token_s: float
@@ -99,6 +138,7 @@ class Report:
     generate_tokens_per_s: float = 0.0
     load_average: float = 0.0        # the machine's 1-minute load average at the end
     others_busy_cores: float = 0.0   # cores other processes kept busy during the warm runs
+    transformers: dict | None = None   # with --plot: {"version", "fresh", "forward": {n: s}}
 
     def to_json(self):
         """The report as indented JSON, for `gpt2numba bench --json`."""
@@ -113,21 +153,38 @@ def forward_flops(config, n):
     return projections + attention + 2 * d * config.vocab_size
 
 
-def fresh_start(folder, threads, cache_dir) -> FreshStart:
+def run_fresh(code, args, cache_dir=None, compile_progress=None) -> tuple[dict, float]:
+    """Run `code` in a new Python process (NUMBA_CACHE_DIR=cache_dir when given) with `args`;
+    return the JSON line it prints and the seconds from its start to its `first_token_at`.
+
+    compile_progress(k, n, name) is called as the process compiles kernel k of n.
+    """
+    env = dict(os.environ, **({} if cache_dir is None else {"NUMBA_CACHE_DIR": cache_dir}))
+    start_at = time.time()
+    with subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+        errors = []
+        for line in child.stderr:   # until the child ends; its stdout is one short line
+            if line.startswith(PROGRESS):
+                k, n, name = line.split()[1:]
+                if compile_progress is not None:
+                    compile_progress(int(k), int(n), name)
+            else:
+                errors.append(line)
+        line = child.stdout.readline()
+        if child.wait() != 0 or not line:
+            last = ("".join(errors).strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"the benchmark's fresh process failed: {last}")
+    times = json.loads(line)
+    return times, times.pop("first_token_at") - start_at
+
+
+def fresh_start(folder, threads, cache_dir, compile_progress=None) -> FreshStart:
     """Start a new Python process with NUMBA_CACHE_DIR=cache_dir and time it to the first token
     of the checkpoint in `folder` (resolved beforehand: a fresh process never downloads)."""
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    start = time.perf_counter()
-    with subprocess.Popen([sys.executable, "-c", _FRESH_PROCESS, str(folder), str(threads)],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True) as child:
-        line = child.stdout.readline()
-        to_first_token = time.perf_counter() - start
-        stderr = child.stderr.read()
-        if child.wait() != 0 or not line:
-            last = (stderr.strip().splitlines() or ["no output"])[-1]
-            raise RuntimeError(f"the benchmark's fresh process failed: {last}")
-    return FreshStart(**json.loads(line), to_first_token_s=to_first_token)
+    times, to_first_token = run_fresh(_FRESH_PROCESS, [folder, threads], cache_dir,
+                                      compile_progress)
+    return FreshStart(**times, to_first_token_s=to_first_token)
 
 
 def time_calls(function, repeats):
@@ -142,8 +199,13 @@ def time_calls(function, repeats):
 
 
 def run_benchmark(model_name, revision=None, threads=None, repeats=5, lengths=W1_LENGTHS,
-                  progress=lambda message: None) -> Report:
-    """Measure everything `gpt2numba bench` reports; `progress` is called with a line per stage."""
+                  progress=lambda message: None, compile_progress=None,
+                  before_warm=lambda: None, with_transformers=False) -> Report:
+    """Measure everything `gpt2numba bench` reports; `progress` is called with a line per stage,
+    compile_progress(k, n, name) as the cold process compiles kernel k of n; before_warm() before
+    this process's own warm runs (which use the user's JIT cache). with_transformers:
+    also time transformers (a fresh process, warm forwards) on the same checkpoint, when it is
+    installed."""
     from gpt2numba import GPT2
     from gpt2numba.weights import resolve
 
@@ -152,9 +214,10 @@ def run_benchmark(model_name, revision=None, threads=None, repeats=5, lengths=W1
     folder = resolve(model_name, revision=revision)   # download once, fail early and clearly
     with tempfile.TemporaryDirectory(prefix="gpt2numba-bench-cache-") as cache_dir:
         progress("fresh process, empty JIT cache (compiles every kernel)...")
-        cold = fresh_start(folder, threads, cache_dir)
+        cold = fresh_start(folder, threads, cache_dir, compile_progress)
         progress("fresh process, populated JIT cache...")
         cached = fresh_start(folder, threads, cache_dir)
+    before_warm()
     model = GPT2.from_pretrained(folder, threads=threads)
     others = ThreadCount()   # from here on, what other processes use is measured
     report = Report(model=str(model_name), threads=threads, threading_layer="",
@@ -177,7 +240,30 @@ def run_benchmark(model_name, revision=None, threads=None, repeats=5, lengths=W1
     report.threading_layer = numba.threading_layer()
     report.others_busy_cores = others.others_busy_cores()
     report.load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if with_transformers and transformers_installed():
+        progress("transformers: fresh process and warm forwards...")
+        report.transformers = time_transformers(folder, threads, repeats, list(report.forward))
     return report
+
+
+def transformers_installed() -> bool:
+    """True when transformers and torch can be imported (the comparison is optional)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) for name in ("torch", "transformers"))
+
+
+def time_transformers(folder, threads, repeats, lengths) -> dict:
+    """transformers on the checkpoint in `folder`, in a process of its own: a fresh start to the
+    first token, and the median warm forward of each of `lengths` tokens."""
+    import transformers
+
+    times, to_first_token = run_fresh(_THEIR_FRESH_PROCESS,
+                                      [folder, threads, ",".join(map(str, lengths)), repeats])
+    forward = {int(n): seconds for n, seconds in times.pop("forward").items()}
+    return {"version": transformers.__version__,
+            "fresh": asdict(FreshStart(**times, to_first_token_s=to_first_token)),
+            "forward": forward}
 
 
 def format_report(report: Report) -> str:
@@ -188,6 +274,7 @@ def format_report(report: Report) -> str:
             f"python {report.versions['python']}, load average {report.load_average:.2f}",
             f"{'':34}{'empty JIT cache':>18}{'populated cache':>18}"]
     for label, key in [("import", "import_s"), ("load (weights opened)", "load_s"),
+                       ("compile (or load from the cache)", "compile_s"),
                        ("first forward (16 tokens)", "first_forward_s"),
                        ("fresh process to first token", "to_first_token_s")]:
         cold, cached = getattr(report.cold, key), getattr(report.cached, key)

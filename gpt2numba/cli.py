@@ -8,6 +8,7 @@ subcommand is a `@main.command()`. Every error ends the process with one line on
 failure at run time (unknown model, offline and not cached, prompt too long), 130 for Ctrl-C.
 """
 
+import math
 import os
 import sys
 import time
@@ -15,10 +16,10 @@ import warnings
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
-# What a cold compile of the forward's kernels took on a 2-core x86-64 machine (12-15 s);
-# only used to tell the user roughly how long the first run will pause.
-COMPILE_ESTIMATE_SECONDS = 15
+PROMPT_LIMIT_BYTES = 16 * 2**20   # prompts are read up to this size: /dev/zero is not a prompt
+DOWNLOAD_SHOWN_SECONDS = 0.1      # resolving a cached or local model takes milliseconds
 SIGPIPE_EXIT = 141   # 128 + SIGPIPE: what a shell reports for a Unix tool cut off by `| head`
 SIGINT_EXIT = 130    # 128 + SIGINT
 
@@ -83,36 +84,63 @@ def main():
     """
 
 
-@main.command()
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and infinities (FloatRange lets nan through)."""
+
+    def convert(self, value, param, ctx):
+        """The float, or click's one-line failure naming the option."""
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number", param, ctx)
+        return number
+
+
+def _non_empty(ctx, param, value):
+    """A click callback: refuse an empty string (or an empty one among repeated values)."""
+    values = value if isinstance(value, tuple) else (value,)
+    if any(v == "" for v in values):
+        why = {"model": "pass a model name such as gpt2, or a folder ('.' for this one)",
+               "stop": "an empty stop string would end generation before its first token; "
+                       "pass some text"}[param.name]
+        raise click.BadParameter(f"must not be empty: {why}", ctx=ctx, param=param)
+    return value
+
+
+SAMPLING_ONLY = ("top_k", "top_p", "seed")   # options that mean nothing in greedy decoding
+
+
+@main.command(short_help="Continue a prompt with GPT-2 and print the text as it comes.")
+@click.argument("prompt_argument", metavar="[PROMPT]", required=False)
 @click.option("--prompt", metavar="TEXT",
-              help="The text to continue; '-' reads it from stdin. An empty prompt conditions "
-                   "on <|endoftext|>, as GPT-2's unconditional samples do.")
+              help="The text to continue (instead of PROMPT); '-' reads it from stdin. An empty "
+                   "prompt conditions on <|endoftext|>, as GPT-2's unconditional samples do.")
 @click.option("--prompt-file", metavar="PATH",
               type=click.Path(exists=True, dir_okay=False, readable=True, allow_dash=True),
-              help="Read the prompt from this UTF-8 file ('-' = stdin) instead of --prompt. One "
-                   "trailing newline is dropped.")
-@click.option("--model", default="gpt2", show_default=True, metavar="NAME_OR_PATH",
+              help="Read the prompt from this UTF-8 file ('-' = stdin) instead. One trailing "
+                   "newline is dropped. Prompts from stdin or a file: at most 16 MiB.")
+@click.option("-m", "--model", default="gpt2", show_default=True, metavar="NAME_OR_PATH",
+              callback=_non_empty,
               help="gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, a Hub repo id "
                    "(owner/name) or a local folder.")
 @click.option("--revision", metavar="REV", show_default="main",
               help="Branch, tag or commit sha of a Hub repo.")
-@click.option("--max-new-tokens", metavar="N", type=click.IntRange(min=0), default=50,
+@click.option("-n", "--max-new-tokens", metavar="N", type=click.IntRange(min=0), default=50,
               show_default=True, help="Tokens to generate at most.")
-@click.option("--temperature", metavar="T", type=click.FloatRange(min=0), default=0.0,
+@click.option("-t", "--temperature", metavar="T", type=FiniteFloatRange(min=0), default=0.0,
               show_default=True,
               help="Sampling temperature; 0 is greedy (always the most likely token).")
 @click.option("--top-k", metavar="K", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Sample only among the k most likely tokens; 0 is off.")
-@click.option("--top-p", metavar="P", type=click.FloatRange(0, 1, min_open=True), default=1.0,
+              help="Sample only among the k most likely tokens; 0 is off. Needs -t > 0.")
+@click.option("--top-p", metavar="P", type=FiniteFloatRange(0, 1, min_open=True), default=1.0,
               show_default=True,
               help="Nucleus sampling: only the most likely tokens whose probabilities add up to "
-                   "p; 1 is off.")
-@click.option("--repetition-penalty", metavar="R", type=click.FloatRange(min=0, min_open=True),
-              default=1.0, show_default=True,
+                   "p; 1 is off. Needs -t > 0.")
+@click.option("--repetition-penalty", metavar="R",
+              type=FiniteFloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Divide the logits of tokens already in the text by this (CTRL); 1 is off.")
-@click.option("--seed", metavar="N", type=int, show_default="random",
-              help="Seed of the sampler: the same seed gives the same text.")
-@click.option("--stop", multiple=True, metavar="TEXT",
+@click.option("-s", "--seed", metavar="N", type=click.IntRange(min=0), show_default="random",
+              help="Seed of the sampler: the same seed gives the same text. Needs -t > 0.")
+@click.option("--stop", multiple=True, metavar="TEXT", callback=_non_empty,
               help="End generation when the continuation contains TEXT (not printed). "
                    "Repeatable.")
 @click.option("--slide", is_flag=True,
@@ -122,36 +150,51 @@ def main():
               help="Stop when the model writes <|endoftext|>.")
 @click.option("--threads", metavar="N", type=click.IntRange(min=1),
               show_default="Numba's default, NUMBA_NUM_THREADS",
-              help="Threads for the kernels (numba.set_num_threads).")
+              help="Threads for the kernels; by default, the cores other processes leave idle.")
 @click.option("--no-color", is_flag=True,
               help="Print the continuation without colour (also when NO_COLOR is set or "
                    "stdout is not a terminal).")
-def run(prompt, prompt_file, model, revision, max_new_tokens, temperature, top_k, top_p,
-        repetition_penalty, seed, stop, slide, eos_stop, threads, no_color):
+@click.pass_context
+def run(ctx, prompt_argument, prompt, prompt_file, model, revision, max_new_tokens, temperature,
+        top_k, top_p, repetition_penalty, seed, stop, slide, eos_stop, threads, no_color):
     """Continue a prompt with GPT-2 and print the text as it comes.
 
     Prints the prompt, then the continuation piece by piece (in cyan on a terminal), then a
-    newline; a one-line summary of tokens, speed, load and compile times and why generation
-    stopped goes to stderr. Greedy by default; --temperature above 0 samples. Example:
+    newline; a one-line summary of tokens, speed, download, load and compile times and why
+    generation stopped goes to stderr. Greedy by default; --temperature above 0 samples.
+    Example:
 
     \b
-        gpt2numba run --prompt "Alan Turing theorized that" --max-new-tokens 40
-        echo "The meaning of life is" | gpt2numba run --prompt - --temperature 0.8 --seed 1
+        gpt2numba run "Alan Turing theorized that" -n 40
+        echo "The meaning of life is" | gpt2numba run --prompt - -t 0.8 -s 1
     """
     from gpt2numba import GPT2, ArgumentError, ContextFullWarning, WeightsError
-    from gpt2numba.blocks import FORWARD_KERNELS
-    from gpt2numba.kernels._cache import all_cached, recording_compiles
+    from gpt2numba.kernels._cache import recording_compiles
+    from gpt2numba.sampling import NonFiniteLogitsError
+    from gpt2numba.weights import resolve
 
-    text = _read_prompt(prompt, prompt_file)
-    _set_threads(threads)
+    if prompt_argument is not None and (prompt is not None or prompt_file is not None):
+        raise click.UsageError("pass the prompt once: as PROMPT, --prompt or --prompt-file")
+    text = _read_prompt(prompt if prompt_argument is None else prompt_argument, prompt_file)
+    _check_threads(threads)
+    given = [name for name in SAMPLING_ONLY
+             if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+    if given and temperature == 0:
+        options = ", ".join("--" + name.replace("_", "-") for name in given)
+        click.echo(f"gpt2numba: {options} {'has' if len(given) == 1 else 'have'} no effect in "
+                   f"greedy decoding (temperature 0); add --temperature 0.8 (say) to sample",
+                   err=True)
 
     with recording_compiles() as compiles:
-        start = time.perf_counter()
         try:
-            gpt = GPT2.from_pretrained(model, revision=revision, threads=threads)
+            start = time.perf_counter()
+            folder = resolve(model, revision=revision)
+            download_seconds = time.perf_counter() - start
+            load_start = time.time()
+            gpt = GPT2.from_pretrained(folder, threads=threads)
+            load_end = time.time()
         except (WeightsError, ValueError, OSError) as error:
             raise RunError(str(error)) from None
-        load_seconds = time.perf_counter() - start
 
         n_positions = gpt.config.n_positions
         try:
@@ -162,13 +205,10 @@ def run(prompt, prompt_file, model, revision, max_new_tokens, temperature, top_k
             if error.argument == "prompt":
                 raise RunError(f"{error}; shorten the prompt, or pass --slide to continue its "
                                f"last {n_positions} tokens") from None
-            # what click's ranges cannot express, e.g. nan
             option = "--" + error.argument.replace("_", "-")
             raise click.BadParameter(str(error), param_hint=f"'{option}'") from None
 
-        if not all_cached(FORWARD_KERNELS):
-            click.echo(f"gpt2numba: compiling kernels (first run only, about "
-                       f"{COMPILE_ESTIMATE_SECONDS} s)...", err=True)
+        compile_kernels()
         color = _use_color(no_color)
         try:
             _write(text)
@@ -178,6 +218,9 @@ def run(prompt, prompt_file, model, revision, max_new_tokens, temperature, top_k
                 for piece in stream:
                     _write(click.style(piece, fg="cyan") if color else piece)
             _write("\n")
+        except NonFiniteLogitsError as error:
+            _write("\n")
+            raise RunError(str(error)) from None
         except BrokenPipeError:  # `| head` closed the pipe: stop quietly
             _silence_stdout()
             sys.exit(SIGPIPE_EXIT)
@@ -186,13 +229,17 @@ def run(prompt, prompt_file, model, revision, max_new_tokens, temperature, top_k
             raise RunError(f"cannot write to stdout ({error.strerror or error}); check where "
                            f"the output goes") from None
 
+    in_load = sum(max(0.0, min(end, load_end) - max(begin, load_start))
+                  for begin, end in compiles)
+    times = Phases(download_seconds, load_end - load_start - in_load, compiles)
     if stream.stop_reason == "context":
         click.echo(f"gpt2numba: {stream.context_full_message(slide='--slide')}", err=True)
-    click.echo(summary_line(stream, load_seconds, compiles, generation_wall_start), err=True)
+    click.echo(summary_line(stream, times, generation_wall_start), err=True)
 
 
-@main.command()
-@click.option("--model", default="gpt2", show_default=True, metavar="NAME_OR_PATH",
+@main.command(short_help="Time import, load, JIT cold / cached / warm, tokens/s.")
+@click.option("-m", "--model", default="gpt2", show_default=True, metavar="NAME_OR_PATH",
+              callback=_non_empty,
               help="gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, a Hub repo id or a folder.")
 @click.option("--revision", metavar="REV", show_default="main", help="Branch, tag or commit sha.")
 @click.option("--threads", metavar="N", type=click.IntRange(min=1),
@@ -201,38 +248,64 @@ def run(prompt, prompt_file, model, revision, max_new_tokens, temperature, top_k
               help="Timed runs per warm forward (median, min and max are reported).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report as JSON instead of a table.")
-def bench(model, revision, threads, repeats, as_json):
+@click.option("--plot", metavar="FILE.png", type=click.Path(dir_okay=False, writable=True),
+              help="Also draw the timings into this PNG (needs matplotlib).")
+def bench(model, revision, threads, repeats, as_json, plot):
     """Time import, load, JIT cold / cached / warm forwards and generation.
 
     JIT cold is a fresh process with an empty Numba cache (compile included), JIT cached a
     fresh process with that cache populated; both use a temporary NUMBA_CACHE_DIR, so your own
     cache is not touched. Warm: one forward of 16, 128, 512 and 1024 tokens (last-row logits),
     and greedy generation of 64 tokens after a 16-token prompt (ids 1000..1015), no KV cache.
-    Takes a minute or two (the cold start compiles every kernel). Example:
+    Takes a minute or two (the cold start compiles every kernel). --plot draws cold, cached and
+    warm times to the first token and the warm forward against tokens, beside transformers if
+    it is installed (needs matplotlib: pip install 'gpt2numba[plot]'). Example:
 
     \b
-        gpt2numba bench --model gpt2 --threads 2
+        gpt2numba bench --model gpt2 --threads 2 --plot bench.png
     """
     from gpt2numba import WeightsError
     from gpt2numba.bench import format_report, run_benchmark
 
-    _set_threads(threads)
+    if plot is not None:
+        from gpt2numba.bench_plot import plot_report, require_matplotlib
+
+        try:
+            require_matplotlib()
+        except ImportError as error:
+            raise click.BadParameter(str(error), param_hint="'--plot'") from None
+    _check_threads(threads)
+    compiling = CompileProgress()
+
+    def stage(line):
+        compiling.finish()   # the cold process's compile, when it was shown
+        click.echo(f"gpt2numba: {line}", err=True)
+
     try:
-        report = run_benchmark(model, revision, threads, repeats,
-                               progress=lambda line: click.echo(f"gpt2numba: {line}", err=True))
+        report = run_benchmark(model, revision, threads, repeats, progress=stage,
+                               compile_progress=compiling, before_warm=compile_kernels,
+                               with_transformers=plot is not None)
     except (WeightsError, RuntimeError) as error:
         raise RunError(str(error)) from None
     click.echo(report.to_json() if as_json else format_report(report))
+    if plot is not None:
+        try:
+            plot_report(report, plot)
+        except OSError as error:
+            raise RunError(f"cannot write {plot}: {error.strerror or error}") from None
+        click.echo(f"gpt2numba: plot written to {plot}", err=True)
 
 
-@main.command()
+@main.command(short_help="Fetch a model and compile the kernels, for offline use.")
 @click.argument("name")
 @click.option("--revision", metavar="REV", show_default="main", help="Branch, tag or commit sha.")
 def download(name, revision):
-    """Fetch a model into the Hugging Face cache and print the folder it is in.
+    """Fetch a model into the Hugging Face cache, compile the kernels, print the model's folder.
 
     NAME is gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2 or a Hub repo id. Afterwards
-    the model works offline (HF_HUB_OFFLINE=1). Example:
+    the model works offline (HF_HUB_OFFLINE=1), and the kernels are in Numba's cache (beside
+    the package, or NUMBA_CACHE_DIR), so the first run does not compile: `RUN gpt2numba
+    download gpt2` in a container image makes it start warm. Example:
 
     \b
         gpt2numba download gpt2-medium
@@ -241,17 +314,23 @@ def download(name, revision):
     from gpt2numba.weights import resolve
 
     try:
-        click.echo(resolve(name, revision=revision))
+        folder = resolve(name, revision=revision)
     except WeightsError as error:
         raise RunError(str(error)) from None
+    compile_kernels()
+    click.echo(folder)
 
 
 def _read_prompt(prompt, prompt_file) -> str:
-    """The prompt text from --prompt, --prompt - (stdin) or --prompt-file; UsageError if not one."""
+    """The prompt text from --prompt, --prompt - (stdin) or --prompt-file; UsageError if not one.
+
+    stdin and files are read up to PROMPT_LIMIT_BYTES + 1 bytes, so that /dev/zero or an endless
+    pipe is refused once past the limit instead of filling memory.
+    """
     if prompt is not None and prompt_file is not None:
         raise click.UsageError("pass either --prompt or --prompt-file, not both")
     if prompt is None and prompt_file is None:
-        raise click.UsageError("no prompt: pass --prompt TEXT, --prompt - (read stdin) or "
+        raise click.UsageError("no prompt: pass PROMPT, --prompt - (read stdin) or "
                                "--prompt-file PATH")
     if prompt is not None and prompt != "-":
         return prompt
@@ -260,12 +339,19 @@ def _read_prompt(prompt, prompt_file) -> str:
     name = "stdin" if source == "-" else source
     try:
         if source == "-":
-            data = sys.stdin.buffer.read() if sys.stdin is not None else b""
+            if sys.stdin is not None and sys.stdin.isatty():
+                click.echo("gpt2numba: type the prompt, then press Ctrl-D on a line of its own "
+                           "to end it (Ctrl-Z then Enter on Windows)", err=True)
+            data = sys.stdin.buffer.read(PROMPT_LIMIT_BYTES + 1) if sys.stdin is not None else b""
         else:
-            data = Path(source).read_bytes()
+            with open(source, "rb") as file:
+                data = file.read(PROMPT_LIMIT_BYTES + 1)
     except OSError as error:
         raise click.BadParameter(f"cannot read {name}: {error.strerror or error}",
                                  param_hint=option) from None
+    if len(data) > PROMPT_LIMIT_BYTES:
+        raise click.BadParameter(f"{name} holds more than {PROMPT_LIMIT_BYTES // 2**20} MiB, the "
+                                 f"limit for a prompt; pass a shorter text", param_hint=option)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -274,8 +360,12 @@ def _read_prompt(prompt, prompt_file) -> str:
     return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")  # final newline
 
 
-def _set_threads(threads):
-    """numba.set_num_threads(threads), or a BadParameter naming the range Numba allows."""
+def _check_threads(threads):
+    """A BadParameter unless `threads` is None or within the range Numba allows.
+
+    The count itself goes to the model (GPT2.threads), never to numba.set_num_threads here:
+    that would start Numba's threads before the kernels choose the threading layer.
+    """
     if threads is None:
         return
     import numba
@@ -285,7 +375,6 @@ def _set_threads(threads):
         raise click.BadParameter(f"{threads} is more than the {most} threads Numba can use here "
                                  f"(NUMBA_NUM_THREADS={most}); pass 1..{most}",
                                  param_hint="'--threads'")
-    numba.set_num_threads(threads)
 
 
 def _write(text):
@@ -314,15 +403,28 @@ def _silence_stdout():
         os.close(devnull)
 
 
-def summary_line(stream, load_seconds, intervals, wall_start) -> str:
-    """The stderr footer, e.g. `gpt2numba: 50 tokens in 2.31 s (21.6 tokens/s), first token
-    0.35 s, load 0.8 s, compile 12.3 s, stopped: max_new_tokens reached`.
+class Phases:
+    """How long a run spent before generating: download (resolving the model name), load and
+    compile. `compiles`: Numba's (start, end) intervals (time.time()), from recording_compiles,
+    over the whole run; `load_seconds` excludes those that fell in the load."""
 
-    `stream` is the finished TextStream. Generation and first-token times exclude the time Numba
-    spent compiling (`intervals`, wall-clock, from recording_compiles); the compile time is its
-    own item, or "kernels cached" when nothing was compiled. `wall_start` is time.time() when
-    the generation began.
+    def __init__(self, download_seconds, load_seconds, compiles):
+        self.download_seconds = download_seconds
+        self.load_seconds = load_seconds
+        self.compiles = compiles
+
+
+def summary_line(stream, phases, wall_start) -> str:
+    """The stderr footer, e.g. `gpt2numba: 50 tokens in 2.31 s (21.6 tokens/s), first token
+    0.35 s, download 4.0 s, load 0.8 s, compile 12.3 s, stopped: max_new_tokens reached`.
+
+    `stream` is the finished TextStream, `phases` the Phases before it. Generation and
+    first-token times exclude the time Numba spent compiling; the compile time is its own item,
+    or "kernels cached" when nothing was compiled. The download appears when resolving the
+    model took DOWNLOAD_SHOWN_SECONDS or more (a cached or local model takes milliseconds).
+    `wall_start` is time.time() when the generation began.
     """
+    intervals = phases.compiles
     compiled = sum(end - start for start, end in intervals)
     in_generation = sum(end - start for start, end in intervals if start >= wall_start)
     n = len(stream.new_ids)
@@ -334,20 +436,72 @@ def summary_line(stream, load_seconds, intervals, wall_start) -> str:
         before_first = sum(max(0.0, min(end, first_end) - start) for start, end in intervals
                            if start >= wall_start)
         parts.append(f"first token {max(stream.first_token_seconds - before_first, 0.0):.2f} s")
-    parts.append(f"load {load_seconds:.1f} s")
+    if phases.download_seconds >= DOWNLOAD_SHOWN_SECONDS:
+        parts.append(f"download {phases.download_seconds:.1f} s")
+    parts.append(f"load {phases.load_seconds:.1f} s")
     parts.append(f"compile {compiled:.1f} s" if intervals else "kernels cached")
     parts.append(f"stopped: {stream.stopped_because}")
     return "gpt2numba: " + ", ".join(parts)
+
+
+class CompileProgress:
+    """Progress of compiling kernel k of n on stderr: a bar redrawn in place on a terminal,
+    else a line per kernel; `finish` says how long it took."""
+
+    def __init__(self):
+        self.terminal = sys.stderr is not None and sys.stderr.isatty()
+        self.start = None
+
+    def __call__(self, k, n, name):
+        """Show that kernel k of n, `name`, is being compiled."""
+        from gpt2numba.compiling import COMPILE_ESTIMATE_SECONDS
+
+        if self.start is None:
+            self.start = time.perf_counter()
+            if not self.terminal:
+                click.echo(f"gpt2numba: compiling kernels (first run only, about "
+                           f"{COMPILE_ESTIMATE_SECONDS} s)...", err=True)
+        if self.terminal:
+            filled = PROGRESS_BAR_WIDTH * (k - 1) // n
+            bar = "#" * filled + "." * (PROGRESS_BAR_WIDTH - filled)
+            click.echo(f"\r\x1b[Kgpt2numba: compiling kernels (first run only) [{bar}] "
+                       f"{k}/{n} {name}", err=True, nl=False)
+        else:
+            click.echo(f"gpt2numba: compiling kernel {k} of {n} ({name})", err=True)
+
+    def finish(self):
+        """The closing line, once something was shown."""
+        if self.start is not None:
+            end = "\r\x1b[K" if self.terminal else ""
+            click.echo(f"{end}gpt2numba: compiled the kernels in "
+                       f"{time.perf_counter() - self.start:.1f} s (cached for the next runs)",
+                       err=True)
+            self.start = None
+
+
+def compile_kernels():
+    """gpt2numba.compile(), with CompileProgress when any kernel is not in Numba's cache (else
+    it loads them from the cache in a fraction of a second, silently)."""
+    from gpt2numba.compiling import KERNELS, compile
+    from gpt2numba.kernels._cache import all_cached
+
+    if all_cached(KERNELS):
+        compile()
+        return
+    progress = CompileProgress()
+    compile(progress)
+    progress.finish()
 
 
 PROGRESS_SECONDS = 5     # how often `score` reports progress when stderr is not a terminal
 PROGRESS_BAR_WIDTH = 30
 
 
-@main.command()
+@main.command(short_help="Score texts: tokens, log-likelihood and perplexity.")
 @click.argument("files", nargs=-1, metavar="[FILES]...",
                 type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@click.option("--model", default="gpt2", show_default=True, metavar="NAME_OR_PATH",
+@click.option("-m", "--model", default="gpt2", show_default=True, metavar="NAME_OR_PATH",
+              callback=_non_empty,
               help="gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, a Hub repo id or a folder.")
 @click.option("--revision", metavar="REV", show_default="main", help="Branch, tag or commit sha.")
 @click.option("--stride", metavar="N", type=click.IntRange(min=1),

@@ -8,6 +8,7 @@ tokens are held back until complete, and text that may be the start of a stop st
 back until it is known not to be.
 """
 
+import numbers
 import time
 import warnings
 
@@ -41,9 +42,12 @@ class Generation:
 
     def __init__(self, next_logits, prompt_ids, *, n_positions, eos_id, max_new_tokens=50,
                  stop_at_eos=True, slide=False, **sampling):
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        # NumPy integers are numbers.Integral; bool is too, but True is no count of tokens
+        if (not isinstance(max_new_tokens, numbers.Integral) or isinstance(max_new_tokens, bool)
+                or max_new_tokens < 0):
             raise ArgumentError("max_new_tokens", f"max_new_tokens must be an integer >= 0, got "
                                                   f"{max_new_tokens!r}")
+        max_new_tokens = int(max_new_tokens)
         self.sampler = Sampler(SamplingSettings(**sampling))
         self.next_logits = next_logits
         ids = list(prompt_ids) or [eos_id]

@@ -8,6 +8,7 @@ import numba
 import numpy as np
 
 from gpt2numba.blocks import gpt2
+from gpt2numba.compiling import notice_first_compile
 from gpt2numba.config import GPT2Config
 from gpt2numba.errors import ArgumentError
 from gpt2numba.generate import Generation, TextStream
@@ -147,6 +148,7 @@ class GPT2:
         return self._forward(ids, ids.size - 1)[0]
 
     def _forward(self, ids, head_from):
+        notice_first_compile()
         with _FORWARD_LOCK:
             caller_threads = numba.get_num_threads()
             numba.set_num_threads(self.threads or _IDLE_CORES(most=caller_threads))

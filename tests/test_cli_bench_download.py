@@ -27,9 +27,11 @@ def test_download_of_an_unknown_repo_is_one_error_line(hub):
     assert_one_error_line(code, err, 1, "someone/no-such-model")
 
 
-def test_bench_reports_cold_cached_and_warm_as_json(tiny_checkpoint, home):
+def test_bench_reports_cold_cached_and_warm_as_json_and_a_plot(tiny_checkpoint, home,
+                                                               tmp_path):
+    plot = tmp_path / "bench.png"
     code, out, err = run_cli(["bench", "--model", tiny_checkpoint, "--repeats", 2, "--threads", 1,
-                              "--json"], cli_env(home), timeout=600)
+                              "--json", "--plot", plot], cli_env(home), timeout=600)
     assert code == 0, err
     report = json.loads(out)
     assert report["threads"] == 1 and report["threading_layer"] == "tbb"
@@ -43,8 +45,26 @@ def test_bench_reports_cold_cached_and_warm_as_json(tiny_checkpoint, home):
         assert report[start]["to_first_token_s"] >= report[start]["first_forward_s"] > 0
         assert report[start]["peak_rss_mib"] > 0
     # the cold start compiles every kernel (tens of seconds); the cached one only loads them
-    assert report["cold"]["first_forward_s"] > report["cached"]["first_forward_s"]
+    assert report["cold"]["compile_s"] > report["cached"]["compile_s"]
     assert "fresh process, empty JIT cache" in err
+    assert "compiling kernel 1 of" in err   # the cold process's progress, passed on
+    # transformers is installed with the test extra: the plot compares against it
+    assert sorted(report["transformers"]["forward"], key=int) == ["16", "128"]
+    data = plot.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and 10_000 < len(data) < 200_000
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (800, 320)
+
+
+def test_bench_plot_without_matplotlib_is_one_line_before_any_work(tmp_path, home):
+    hidden = tmp_path / "no-matplotlib" / "matplotlib"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError(\"No module named 'matplotlib'\")\n")
+    env = cli_env(home, PYTHONPATH=hidden.parent)
+    code, out, err = run_cli(["bench", "--model", "/no/such/folder", "--plot", tmp_path / "b.png"],
+                             env)
+    assert_one_error_line(code, err, 2, "--plot", "matplotlib", "gpt2numba[plot]")
+    assert not (tmp_path / "b.png").exists()
 
 
 def test_bench_errors_are_one_line(home):

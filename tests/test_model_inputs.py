@@ -116,3 +116,15 @@ def test_logits_from_a_position_are_the_tail_of_every_positions_logits(tiny_mode
 def test_from_position_outside_the_input_is_refused(tiny_model, first):
     with pytest.raises(ArgumentError, match="from_position must be an integer in 0..9"):
         tiny_model.logits(list(range(10)), from_position=first)
+
+
+def test_counts_accept_numpy_integers_and_refuse_bools(tiny_model):
+    """issue 10: max_new_tokens=np.int64(2) was refused while True was taken as 1."""
+    assert len(tiny_model.generate_ids([464, 3290], np.int64(2), stop_at_eos=False)) == 2
+    with pytest.raises(ValueError, match="max_new_tokens") as refused:
+        tiny_model.generate_ids([464, 3290], True)
+    assert refused.value.argument == "max_new_tokens"
+    ids = list(range(1000, 1010))
+    assert tiny_model.score_ids(ids, np.int64(4)).tokens == 9
+    with pytest.raises(ValueError, match="stride"):
+        tiny_model.score_ids(ids, True)

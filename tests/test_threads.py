@@ -118,7 +118,8 @@ def test_a_forward_leaves_the_callers_numba_threads_as_they_were(tiny_model):
 def test_bench_says_when_other_processes_were_busy():
     from gpt2numba.bench import FreshStart, Report, format_report
 
-    start = FreshStart(0.1, 0.1, 0.1, 100.0, 0.5)
+    start = FreshStart(import_s=0.1, load_s=0.1, compile_s=0.1, first_forward_s=0.1,
+                       peak_rss_mib=100.0, to_first_token_s=0.5)
     quiet = Report("m", 2, "tbb", {"numba": "", "numpy": "", "python": ""}, start, start,
                    load_average=0.1, others_busy_cores=0.1)
     busy = Report("m", 2, "tbb", {"numba": "", "numpy": "", "python": ""}, start, start,

@@ -1,0 +1,246 @@
+"""What a user expects of `gpt2numba run`, `download` and the help (issue 13), and options and
+prompts checked before anything is loaded (issue 10): each in a fresh process, as a user runs it.
+
+Runs that must compile (the progress display, `download` warming the cache) use an empty
+NUMBA_CACHE_DIR of their own; the others share the session's, warmed once by `compiled`.
+"""
+
+import os
+import pty
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+import gpt2numba
+from gpt2numba.cli import Phases, summary_line
+from gpt2numba.compiling import KERNELS
+from tests.support.cli import assert_one_error_line, cli_env, run_cli
+
+MIB = 2**20
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """The kernels in the session's Numba cache, so that runs print no compile progress."""
+    gpt2numba.compile()
+
+
+@pytest.fixture(scope="module")
+def greedy(tiny_model):
+    return "Hello" + tiny_model.generate("Hello", 4) + "\n"
+
+
+def test_the_prompt_can_be_an_argument_and_options_short(tiny_checkpoint, home, compiled,
+                                                         greedy):
+    code, out, err = run_cli(["run", "Hello", "-m", tiny_checkpoint, "-n", 4], cli_env(home))
+    assert code == 0, err
+    assert out == greedy
+    code, sampled, err = run_cli(["run", "-m", tiny_checkpoint, "-n", 4, "-t", 1.0, "-s", 3,
+                                  "Hello"], cli_env(home))
+    code_long, sampled_long, _ = run_cli(["run", "--model", tiny_checkpoint, "--prompt", "Hello",
+                                          "--max-new-tokens", 4, "--temperature", 1.0,
+                                          "--seed", 3], cli_env(home))
+    assert code == code_long == 0, err
+    assert sampled == sampled_long
+
+
+def test_the_prompt_given_twice_is_one_usage_line(tiny_checkpoint, home):
+    for extra in (["--prompt", "Bye"], ["--prompt-file", "-"]):
+        code, out, err = run_cli(["run", "Hello", *extra, "-m", tiny_checkpoint], cli_env(home))
+        assert_one_error_line(code, err, 2, "PROMPT", "--prompt")
+        assert out == ""
+
+
+def test_sampling_flags_without_a_temperature_say_so_and_run_greedy(tiny_checkpoint, home,
+                                                                    compiled, greedy):
+    code, out, err = run_cli(["run", "Hello", "-m", tiny_checkpoint, "-n", 4, "--top-k", 40,
+                              "--seed", 1], cli_env(home))
+    assert code == 0, err
+    assert out == greedy
+    notice = [line for line in err.splitlines() if "no effect" in line]
+    assert len(notice) == 1, err
+    assert "--top-k" in notice[0] and "--seed" in notice[0] and "--temperature" in notice[0]
+    code, _, err = run_cli(["run", "Hello", "-m", tiny_checkpoint, "-n", 2, "-t", 0.7,
+                            "--top-k", 40], cli_env(home))
+    assert code == 0 and "no effect" not in err
+
+
+# The model is a folder that does not exist: an option checked only after loading would get
+# the model's error instead of its own.
+CHECKED_BEFORE_LOADING = {
+    "negative seed": (["--seed", -1], "--seed"),
+    "nan temperature": (["--temperature", "nan"], "--temperature"),
+    "inf temperature": (["-t", "inf"], "--temperature"),
+    "nan top_p": (["--top-p", "nan"], "--top-p"),
+    "nan repetition penalty": (["--repetition-penalty", "nan"], "--repetition-penalty"),
+    "empty stop string": (["--stop", "end", "--stop", ""], "--stop"),
+}
+
+
+@pytest.mark.parametrize("name", CHECKED_BEFORE_LOADING)
+def test_options_are_checked_before_the_model_loads(home, name):
+    args, option = CHECKED_BEFORE_LOADING[name]
+    code, out, err = run_cli(["run", "Hi", "--model", "/no/such/model", *args], cli_env(home))
+    assert_one_error_line(code, err, 2, option)
+    assert "/no/such/model" not in err and out == ""
+
+
+def test_an_empty_model_name_is_refused_not_the_current_folder(home, tmp_path):
+    code, out, err = run_cli(["run", "Hi", "--model", ""], cli_env(home))
+    assert_one_error_line(code, err, 2, "--model", "empty")
+
+
+def test_help_summaries_are_whole(home):
+    code, out, _ = run_cli(["--help"], cli_env(home))
+    assert code == 0
+    commands = out[out.index("Commands:"):].splitlines()[1:]
+    assert len(commands) == 4 and not any(line.rstrip().endswith("...") for line in commands)
+    code, out, _ = run_cli(["run", "--help"], cli_env(home))
+    assert "[PROMPT]" in out and "-m, --model" in out and "-s, --seed" in out
+    assert "16 MiB" in out
+
+
+# The CLI in a child that records its own peak resident memory (VmHWM) into argv[1] on exit.
+WITH_PEAK_RSS = textwrap.dedent("""
+    import atexit, sys
+    def peak():
+        with open("/proc/self/status") as status, open(out_file, "w") as out:
+            out.write(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+    atexit.register(peak)
+    out_file, sys.argv = sys.argv[1], ["gpt2numba", *sys.argv[2:]]
+    from gpt2numba.__main__ import main
+    main()
+""")
+PEAK_BOUND_KIB = 200 * 1024   # Python, click, the 16 MiB read and its copy: about 80 MiB
+
+
+def run_with_peak(args, env, stdin, tmp_path):
+    peak_file = tmp_path / "peak"
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", WITH_PEAK_RSS, str(peak_file), *map(str, args)],
+                          env=env, stdin=stdin, capture_output=True, timeout=60)
+    return (done.returncode, done.stderr.decode(), time.perf_counter() - start,
+            int(peak_file.read_text()))
+
+
+def test_endless_prompts_are_refused_in_seconds_within_bounded_memory(tiny_checkpoint, home,
+                                                                      tmp_path):
+    code, err, seconds, peak = run_with_peak(
+        ["run", "--prompt-file", "/dev/zero", "-m", tiny_checkpoint], cli_env(home),
+        subprocess.DEVNULL, tmp_path)
+    assert_one_error_line(code, err, 2, "--prompt-file", "16 MiB")
+    assert seconds < 20 and peak < PEAK_BOUND_KIB
+    yes = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
+    try:
+        code, err, seconds, peak = run_with_peak(
+            ["run", "--prompt", "-", "-m", tiny_checkpoint], cli_env(home), yes.stdout, tmp_path)
+    finally:
+        yes.kill()
+        yes.wait()
+    assert_one_error_line(code, err, 2, "--prompt", "16 MiB")
+    assert seconds < 20 and peak < PEAK_BOUND_KIB
+
+
+def test_a_prompt_of_exactly_the_limit_is_read(tiny_checkpoint, home, tmp_path):
+    """16 MiB is accepted (then refused as longer than the context, which is another matter)."""
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"a " * (8 * MIB))
+    code, _, err = run_cli(["run", "--prompt-file", big, "-m", tiny_checkpoint, "-n", 1],
+                           cli_env(home))
+    assert "16 MiB" not in err and "context" in err and code == 1, err
+
+
+def test_reading_the_prompt_from_a_terminal_says_how_to_end_it(tiny_checkpoint, home, compiled):
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "gpt2numba", "run", "--prompt", "-",
+                                 "-m", str(tiny_checkpoint), "-n", "2"], env=cli_env(home),
+                                stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        os.close(slave)
+        os.write(master, b"Hello\n\x04")   # a line, then Ctrl-D at the start of the next
+        out, err = proc.communicate(timeout=120)
+    finally:
+        os.close(master)
+    assert proc.returncode == 0, err
+    assert "Ctrl-D" in err.decode().splitlines()[0]
+    assert out.decode().startswith("Hello")
+
+
+def test_nan_logits_are_one_error_line(tiny_checkpoint, home, tmp_path, compiled):
+    """ln_f's gain at float32's largest value: every weight finite, every logit inf or NaN."""
+    folder = tmp_path / "overflowing"
+    folder.mkdir()
+    for name in ("config.json", "vocab.json", "merges.txt"):
+        (folder / name).write_bytes((tiny_checkpoint / name).read_bytes())
+    tensors = load_file(tiny_checkpoint / "model.safetensors")
+    tensors["transformer.ln_f.weight"][:] = np.finfo(np.float32).max
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    for sampling in ([], ["-t", 1, "-s", 0]):
+        code, out, err = run_cli(["run", "Hello", "-m", folder, "-n", 3, *sampling],
+                                 cli_env(home))
+        assert_one_error_line(code, err, 1, "not finite")
+        assert out == "Hello\n"
+
+
+def test_the_summary_times_download_load_and_compile_apart():
+    class Stream:
+        new_ids, seconds, first_token_seconds = [1, 2], 0.5, 0.1
+        stopped_because = "max_new_tokens reached"
+
+    start = time.time()
+    line = summary_line(Stream, Phases(4.04, 0.8, [(start - 13, start - 1)]), start)
+    assert ", download 4.0 s, load 0.8 s, compile 12.0 s, " in line
+    assert "download" not in summary_line(Stream, Phases(0.002, 0.8, []), start)
+
+
+# -- compiling: progress, and download warming the cache ------------------------------------------
+
+def test_compile_progress_on_a_terminal_is_a_bar(tiny_checkpoint, home, tmp_path):
+    master, slave = pty.openpty()
+    env = cli_env(home, NUMBA_CACHE_DIR=tmp_path / "cache")
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "gpt2numba", "run", "Hi", "-m",
+                                 str(tiny_checkpoint), "-n", "1"], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.communicate(timeout=300)
+    finally:
+        os.close(master)
+    terminal = b"".join(chunks).decode()
+    assert proc.returncode == 0, terminal
+    assert "\r\x1b[Kgpt2numba: compiling kernels" in terminal
+    n = len(KERNELS)
+    for k, kernel in enumerate(KERNELS, start=1):
+        assert f"] {k}/{n} {kernel.__name__}" in terminal
+    assert "compiled the kernels in" in terminal
+
+
+def test_download_compiles_the_kernels_with_progress_lines(hub, tiny_checkpoint, tmp_path):
+    hub.add_repo("someone/tiny-gpt2", tiny_checkpoint)
+    cache = tmp_path / "cache"
+    code, out, err = run_cli(["download", "someone/tiny-gpt2"], hub.env(NUMBA_CACHE_DIR=cache))
+    assert code == 0, err
+    n = len(KERNELS)
+    lines = [line for line in err.splitlines() if "compiling kernel " in line]
+    assert lines == [f"gpt2numba: compiling kernel {k} of {n} ({kernel.__name__})"
+                     for k, kernel in enumerate(KERNELS, start=1)]
+    assert "\r" not in err and "\x1b[" not in err
+    code, out, err = run_cli(["run", "Hi", "-m", "someone/tiny-gpt2", "-n", 2],
+                             hub.env(offline=True, NUMBA_CACHE_DIR=cache))
+    assert code == 0, err
+    assert "compiling" not in err and err.rstrip().endswith("kernels cached, stopped: "
+                                                            "max_new_tokens reached")
