@@ -17,7 +17,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 import gpt2numba
-from gpt2numba.cli import Phases, summary_line
+from gpt2numba.cli.run import Phases, summary_line
 from gpt2numba.compiling import KERNELS
 from tests.support.cli import assert_one_error_line, cli_env, run_cli
 

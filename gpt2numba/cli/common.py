@@ -1,0 +1,130 @@
+"""What the commands of the command line share: the run-time error, option checks, writing to
+stdout, and the progress of compiling."""
+
+import math
+import os
+import sys
+import time
+
+import click
+
+SIGPIPE_EXIT = 141   # 128 + SIGPIPE: what a shell reports for a Unix tool cut off by `| head`
+PROGRESS_BAR_WIDTH = 30
+
+
+class RunError(click.ClickException):
+    """A failure at run time (exit status 1): the message is the whole story, no traceback."""
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and infinities (FloatRange lets nan through)."""
+
+    def convert(self, value, param, ctx):
+        """The float, or click's one-line failure naming the option."""
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number", param, ctx)
+        return number
+
+
+def non_empty(ctx, param, value):
+    """A click callback: refuse an empty string (or an empty one among repeated values)."""
+    values = value if isinstance(value, tuple) else (value,)
+    if any(v == "" for v in values):
+        why = {"model": "pass a model name such as gpt2, or a folder ('.' for this one)",
+               "stop": "an empty stop string would end generation before its first token; "
+                       "pass some text"}[param.name]
+        raise click.BadParameter(f"must not be empty: {why}", ctx=ctx, param=param)
+    return value
+
+
+def check_threads(threads):
+    """A BadParameter unless `threads` is None or within the range Numba allows.
+
+    The count itself goes to the model (GPT2.threads), never to numba.set_num_threads here:
+    that would start Numba's threads before the kernels choose the threading layer.
+    """
+    if threads is None:
+        return
+    import numba
+
+    most = numba.config.NUMBA_NUM_THREADS
+    if threads > most:
+        raise click.BadParameter(f"{threads} is more than the {most} threads Numba can use here "
+                                 f"(NUMBA_NUM_THREADS={most}); pass 1..{most}",
+                                 param_hint="'--threads'")
+
+
+def write(text):
+    """Write `text` to stdout as it is (click.echo would strip escapes in it) and flush."""
+    if sys.stdout is None:  # Python's stdout when the process started with descriptor 1 closed
+        raise RunError("stdout is closed, so the text cannot be printed; redirect it to a file "
+                       "or to /dev/null")
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def use_color(no_color) -> bool:
+    """Colour only on a terminal, without --no-color, and without NO_COLOR (no-color.org)."""
+    return (not no_color and not os.environ.get("NO_COLOR") and sys.stdout is not None
+            and sys.stdout.isatty())
+
+
+def silence_stdout():
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
+
+
+class CompileProgress:
+    """Progress of compiling kernel k of n on stderr: a bar redrawn in place on a terminal,
+    else a line per kernel; `finish` says how long it took."""
+
+    def __init__(self):
+        self.terminal = sys.stderr is not None and sys.stderr.isatty()
+        self.start = None
+
+    def __call__(self, k, n, name):
+        """Show that kernel k of n, `name`, is being compiled."""
+        from gpt2numba.compiling import COMPILE_ESTIMATE_SECONDS
+
+        if self.start is None:
+            self.start = time.perf_counter()
+            if not self.terminal:
+                click.echo(f"gpt2numba: compiling kernels (first run only, about "
+                           f"{COMPILE_ESTIMATE_SECONDS} s)...", err=True)
+        if self.terminal:
+            filled = PROGRESS_BAR_WIDTH * (k - 1) // n
+            bar = "#" * filled + "." * (PROGRESS_BAR_WIDTH - filled)
+            click.echo(f"\r\x1b[Kgpt2numba: compiling kernels (first run only) [{bar}] "
+                       f"{k}/{n} {name}", err=True, nl=False)
+        else:
+            click.echo(f"gpt2numba: compiling kernel {k} of {n} ({name})", err=True)
+
+    def finish(self):
+        """The closing line, once something was shown."""
+        if self.start is not None:
+            end = "\r\x1b[K" if self.terminal else ""
+            click.echo(f"{end}gpt2numba: compiled the kernels in "
+                       f"{time.perf_counter() - self.start:.1f} s (cached for the next runs)",
+                       err=True)
+            self.start = None
+
+
+def compile_kernels():
+    """gpt2numba.compile(), with CompileProgress when any kernel is not in Numba's cache (else
+    it loads them from the cache in a fraction of a second, silently)."""
+    from gpt2numba.compiling import KERNELS, compile
+    from gpt2numba.kernels._cache import all_cached
+
+    if all_cached(KERNELS):
+        compile()
+        return
+    progress = CompileProgress()
+    compile(progress)
+    progress.finish()

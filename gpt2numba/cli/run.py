@@ -1,0 +1,232 @@
+"""`gpt2numba run`: continue a prompt and print the text as it comes, then a summary line."""
+
+import sys
+import time
+import warnings
+
+import click
+from click.core import ParameterSource
+
+from gpt2numba.cli.common import (
+    SIGPIPE_EXIT,
+    FiniteFloatRange,
+    RunError,
+    check_threads,
+    compile_kernels,
+    non_empty,
+    silence_stdout,
+    use_color,
+    write,
+)
+
+PROMPT_LIMIT_BYTES = 16 * 2**20   # prompts are read up to this size: /dev/zero is not a prompt
+DOWNLOAD_SHOWN_SECONDS = 0.1      # resolving a cached or local model takes milliseconds
+SAMPLING_ONLY = ("top_k", "top_p", "seed")   # options that mean nothing in greedy decoding
+
+
+@click.command(short_help="Continue a prompt with GPT-2 and print the text as it comes.")
+@click.argument("prompt_argument", metavar="[PROMPT]", required=False)
+@click.option("--prompt", metavar="TEXT",
+              help="The text to continue (instead of PROMPT); '-' reads it from stdin. An empty "
+                   "prompt conditions on <|endoftext|>, as GPT-2's unconditional samples do.")
+@click.option("--prompt-file", metavar="PATH",
+              type=click.Path(exists=True, dir_okay=False, readable=True, allow_dash=True),
+              help="Read the prompt from this UTF-8 file ('-' = stdin) instead. One trailing "
+                   "newline is dropped. Prompts from stdin or a file: at most 16 MiB.")
+@click.option("-m", "--model", default="gpt2", show_default=True, metavar="NAME_OR_PATH",
+              callback=non_empty,
+              help="gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, a Hub repo id "
+                   "(owner/name) or a local folder.")
+@click.option("--revision", metavar="REV", show_default="main",
+              help="Branch, tag or commit sha of a Hub repo.")
+@click.option("-n", "--max-new-tokens", metavar="N", type=click.IntRange(min=0), default=50,
+              show_default=True, help="Tokens to generate at most.")
+@click.option("-t", "--temperature", metavar="T", type=FiniteFloatRange(min=0), default=0.0,
+              show_default=True,
+              help="Sampling temperature; 0 is greedy (always the most likely token).")
+@click.option("--top-k", metavar="K", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Sample only among the k most likely tokens; 0 is off. Needs -t > 0.")
+@click.option("--top-p", metavar="P", type=FiniteFloatRange(0, 1, min_open=True), default=1.0,
+              show_default=True,
+              help="Nucleus sampling: only the most likely tokens whose probabilities add up to "
+                   "p; 1 is off. Needs -t > 0.")
+@click.option("--repetition-penalty", metavar="R",
+              type=FiniteFloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Divide the logits of tokens already in the text by this (CTRL); 1 is off.")
+@click.option("-s", "--seed", metavar="N", type=click.IntRange(min=0), show_default="random",
+              help="Seed of the sampler: the same seed gives the same text. Needs -t > 0.")
+@click.option("--stop", multiple=True, metavar="TEXT", callback=non_empty,
+              help="End generation when the continuation contains TEXT (not printed). "
+                   "Repeatable.")
+@click.option("--slide", is_flag=True,
+              help="When prompt and continuation fill the context (n_positions, 1024 for GPT-2), "
+                   "keep going on the last n_positions tokens instead of stopping.")
+@click.option("--eos-stop/--no-eos-stop", default=True, show_default=True,
+              help="Stop when the model writes <|endoftext|>.")
+@click.option("--threads", metavar="N", type=click.IntRange(min=1),
+              show_default="Numba's default, NUMBA_NUM_THREADS",
+              help="Threads for the kernels; by default, the cores other processes leave idle.")
+@click.option("--no-color", is_flag=True,
+              help="Print the continuation without colour (also when NO_COLOR is set or "
+                   "stdout is not a terminal).")
+@click.pass_context
+def run(ctx, prompt_argument, prompt, prompt_file, model, revision, max_new_tokens, temperature,
+        top_k, top_p, repetition_penalty, seed, stop, slide, eos_stop, threads, no_color):
+    """Continue a prompt with GPT-2 and print the text as it comes.
+
+    Prints the prompt, then the continuation piece by piece (in cyan on a terminal), then a
+    newline; a one-line summary of tokens, speed, download, load and compile times and why
+    generation stopped goes to stderr. Greedy by default; --temperature above 0 samples.
+    Example:
+
+    \b
+        gpt2numba run "Alan Turing theorized that" -n 40
+        echo "The meaning of life is" | gpt2numba run --prompt - -t 0.8 -s 1
+    """
+    from gpt2numba import GPT2, ArgumentError, ContextFullWarning, WeightsError
+    from gpt2numba.kernels._cache import recording_compiles
+    from gpt2numba.sampling import NonFiniteLogitsError
+    from gpt2numba.weights import resolve
+
+    if prompt_argument is not None and (prompt is not None or prompt_file is not None):
+        raise click.UsageError("pass the prompt once: as PROMPT, --prompt or --prompt-file")
+    text = _read_prompt(prompt if prompt_argument is None else prompt_argument, prompt_file)
+    check_threads(threads)
+    given = [name for name in SAMPLING_ONLY
+             if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+    if given and temperature == 0:
+        options = ", ".join("--" + name.replace("_", "-") for name in given)
+        click.echo(f"gpt2numba: {options} {'has' if len(given) == 1 else 'have'} no effect in "
+                   f"greedy decoding (temperature 0); add --temperature 0.8 (say) to sample",
+                   err=True)
+
+    with recording_compiles() as compiles:
+        try:
+            start = time.perf_counter()
+            folder = resolve(model, revision=revision)
+            download_seconds = time.perf_counter() - start
+            load_start = time.time()
+            gpt = GPT2.from_pretrained(folder, threads=threads)
+            load_end = time.time()
+        except (WeightsError, ValueError, OSError) as error:
+            raise RunError(str(error)) from None
+
+        n_positions = gpt.config.n_positions
+        try:
+            stream = gpt.stream(text, max_new_tokens, temperature=temperature, top_k=top_k,
+                                top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
+                                stop=stop, stop_at_eos=eos_stop, slide=slide)
+        except ArgumentError as error:
+            if error.argument == "prompt":
+                raise RunError(f"{error}; shorten the prompt, or pass --slide to continue its "
+                               f"last {n_positions} tokens") from None
+            option = "--" + error.argument.replace("_", "-")
+            raise click.BadParameter(str(error), param_hint=f"'{option}'") from None
+
+        compile_kernels()
+        color = use_color(no_color)
+        try:
+            write(text)
+            generation_wall_start = time.time()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ContextFullWarning)  # said below, with --slide
+                for piece in stream:
+                    write(click.style(piece, fg="cyan") if color else piece)
+            write("\n")
+        except NonFiniteLogitsError as error:
+            write("\n")
+            raise RunError(str(error)) from None
+        except BrokenPipeError:  # `| head` closed the pipe: stop quietly
+            silence_stdout()
+            sys.exit(SIGPIPE_EXIT)
+        except OSError as error:  # /dev/full, a failing disk
+            silence_stdout()
+            raise RunError(f"cannot write to stdout ({error.strerror or error}); check where "
+                           f"the output goes") from None
+
+    in_load = sum(max(0.0, min(end, load_end) - max(begin, load_start))
+                  for begin, end in compiles)
+    times = Phases(download_seconds, load_end - load_start - in_load, compiles)
+    if stream.stop_reason == "context":
+        click.echo(f"gpt2numba: {stream.context_full_message(slide='--slide')}", err=True)
+    click.echo(summary_line(stream, times, generation_wall_start), err=True)
+
+
+def _read_prompt(prompt, prompt_file) -> str:
+    """The prompt text from --prompt, --prompt - (stdin) or --prompt-file; UsageError if not one.
+
+    stdin and files are read up to PROMPT_LIMIT_BYTES + 1 bytes, so that /dev/zero or an endless
+    pipe is refused once past the limit instead of filling memory.
+    """
+    if prompt is not None and prompt_file is not None:
+        raise click.UsageError("pass either --prompt or --prompt-file, not both")
+    if prompt is None and prompt_file is None:
+        raise click.UsageError("no prompt: pass PROMPT, --prompt - (read stdin) or "
+                               "--prompt-file PATH")
+    if prompt is not None and prompt != "-":
+        return prompt
+    source = prompt_file if prompt_file is not None else "-"
+    option = "'--prompt-file'" if prompt_file is not None else "'--prompt'"
+    name = "stdin" if source == "-" else source
+    try:
+        if source == "-":
+            if sys.stdin is not None and sys.stdin.isatty():
+                click.echo("gpt2numba: type the prompt, then press Ctrl-D on a line of its own "
+                           "to end it (Ctrl-Z then Enter on Windows)", err=True)
+            data = sys.stdin.buffer.read(PROMPT_LIMIT_BYTES + 1) if sys.stdin is not None else b""
+        else:
+            with open(source, "rb") as file:
+                data = file.read(PROMPT_LIMIT_BYTES + 1)
+    except OSError as error:
+        raise click.BadParameter(f"cannot read {name}: {error.strerror or error}",
+                                 param_hint=option) from None
+    if len(data) > PROMPT_LIMIT_BYTES:
+        raise click.BadParameter(f"{name} holds more than {PROMPT_LIMIT_BYTES // 2**20} MiB, the "
+                                 f"limit for a prompt; pass a shorter text", param_hint=option)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise click.BadParameter(f"{name} is not UTF-8 text (byte 0x{data[error.start]:02x} at "
+                                 f"offset {error.start})", param_hint=option) from None
+    return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")  # final newline
+
+
+class Phases:
+    """How long a run spent before generating: download (resolving the model name), load and
+    compile. `compiles`: Numba's (start, end) intervals (time.time()), from recording_compiles,
+    over the whole run; `load_seconds` excludes those that fell in the load."""
+
+    def __init__(self, download_seconds, load_seconds, compiles):
+        self.download_seconds = download_seconds
+        self.load_seconds = load_seconds
+        self.compiles = compiles
+
+
+def summary_line(stream, phases, wall_start) -> str:
+    """The stderr footer, e.g. `gpt2numba: 50 tokens in 2.31 s (21.6 tokens/s), first token
+    0.35 s, download 4.0 s, load 0.8 s, compile 12.3 s, stopped: max_new_tokens reached`.
+
+    `stream` is the finished TextStream, `phases` the Phases before it. Generation and
+    first-token times exclude the time Numba spent compiling; the compile time is its own item,
+    or "kernels cached" when nothing was compiled. The download appears when resolving the
+    model took DOWNLOAD_SHOWN_SECONDS or more (a cached or local model takes milliseconds).
+    `wall_start` is time.time() when the generation began.
+    """
+    intervals = phases.compiles
+    compiled = sum(end - start for start, end in intervals)
+    in_generation = sum(end - start for start, end in intervals if start >= wall_start)
+    n = len(stream.new_ids)
+    seconds = max(stream.seconds - in_generation, 0.0)
+    parts = [f"{n} token{'' if n == 1 else 's'} in {seconds:.2f} s"
+             + (f" ({n / seconds:.1f} tokens/s)" if n and seconds > 0 else "")]
+    if stream.first_token_seconds is not None:
+        first_end = wall_start + stream.first_token_seconds
+        before_first = sum(max(0.0, min(end, first_end) - start) for start, end in intervals
+                           if start >= wall_start)
+        parts.append(f"first token {max(stream.first_token_seconds - before_first, 0.0):.2f} s")
+    if phases.download_seconds >= DOWNLOAD_SHOWN_SECONDS:
+        parts.append(f"download {phases.download_seconds:.1f} s")
+    parts.append(f"load {phases.load_seconds:.1f} s")
+    parts.append(f"compile {compiled:.1f} s" if intervals else "kernels cached")
+    parts.append(f"stopped: {stream.stopped_because}")
+    return "gpt2numba: " + ", ".join(parts)

@@ -1,0 +1,194 @@
+"""`gpt2numba score`: tokens, log-likelihood and perplexity of texts, per file and in total."""
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from gpt2numba.cli.common import (
+    PROGRESS_BAR_WIDTH,
+    SIGPIPE_EXIT,
+    RunError,
+    non_empty,
+    silence_stdout,
+    write,
+)
+
+PROGRESS_SECONDS = 5     # how often `score` reports progress when stderr is not a terminal
+
+
+@click.command(short_help="Score texts: tokens, log-likelihood and perplexity.")
+@click.argument("files", nargs=-1, metavar="[FILES]...",
+                type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("-m", "--model", default="gpt2", show_default=True, metavar="NAME_OR_PATH",
+              callback=non_empty,
+              help="gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, a Hub repo id or a folder.")
+@click.option("--revision", metavar="REV", show_default="main", help="Branch, tag or commit sha.")
+@click.option("--stride", metavar="N", type=click.IntRange(min=1),
+              show_default="n_positions / 2, 512 for GPT-2",
+              help="A window of n_positions tokens starts every N tokens; 1..n_positions. Smaller "
+                   "gives each token more context and costs more.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per file (JSON Lines) instead of the table.")
+@click.option("--per-token", is_flag=True,
+              help="Print every scored token with its log-probability: TSV, or arrays in --json.")
+def score(files, model, revision, stride, as_json, per_token):
+    """Score texts: tokens, negative log-likelihood (nats) and perplexity of each file.
+
+    Each FILE ('-' = stdin, the default) is one UTF-8 text. Every token but the first is scored
+    once, given the tokens before it in windows of n_positions tokens that start every --stride
+    tokens. Prints a row per file and, for several files, the total (perplexity of the corpus:
+    exp(total nll / total tokens)). With --json or --per-token, stdout carries only those and
+    the table goes to stderr. Example:
+
+    \b
+        gpt2numba score --stride 512 chapter1.txt chapter2.txt
+        gpt2numba score --per-token essay.txt > tokens.tsv
+    """
+    import json
+
+    from gpt2numba.model import GPT2
+    from gpt2numba.score import check_stride, ids_to_score
+    from gpt2numba.weights import WeightsError
+
+    sources = files or ("-",)
+    if sources.count("-") > 1:
+        raise click.BadParameter("stdin ('-') can be read only once", param_hint="'[FILES]...'")
+    texts = [_read_text(source) for source in sources]
+    try:
+        gpt = GPT2.from_pretrained(model, revision=revision)
+    except (WeightsError, ValueError, OSError) as error:
+        raise RunError(str(error)) from None
+    try:
+        stride = check_stride(stride, gpt.config.n_positions)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'--stride'") from None
+    all_ids = []
+    for source, text in zip(sources, texts):
+        try:
+            all_ids.append(ids_to_score(gpt.tokenizer.encode(text), gpt.config.vocab_size))
+        except ValueError as error:
+            raise RunError(f"{_source_name(source)}: {error}") from None
+
+    names = [_source_name(source) for source in sources]
+    table = _ScoreTable(names, to_stderr=as_json or per_token)
+    if per_token and not as_json:
+        write("file\tposition\tid\ttoken\tlogprob\n")
+    try:
+        for name, ids in zip(names, all_ids):
+            several_windows = ids.size > gpt.config.n_positions + 1
+            progress = _ScoreProgress(name) if several_windows else None
+            result = gpt.score_ids(ids, stride, progress=progress)
+            if progress is not None:
+                progress.finish()
+            table.add(name, result)
+            if as_json:
+                record = {"file": name, "tokens": result.tokens, "nll": result.nll,
+                          "perplexity": result.perplexity}
+                if per_token:
+                    record.update(ids=ids[1:].tolist(),
+                                  token_logprobs=result.token_logprobs.tolist())
+                write(json.dumps(record) + "\n")
+            elif per_token:
+                write("".join(f"{name}\t{t}\t{token_id}\t{_tsv_token(gpt.tokenizer, token_id)}\t"
+                               f"{logprob!r}\n" for t, token_id, logprob in
+                               zip(range(1, ids.size), ids[1:].tolist(),
+                                   result.token_logprobs.tolist())))
+        table.finish()
+    except BrokenPipeError:  # `| head` closed the pipe: stop quietly
+        silence_stdout()
+        sys.exit(SIGPIPE_EXIT)
+
+
+def _source_name(source) -> str:
+    return "stdin" if source == "-" else source
+
+
+def _read_text(source) -> str:
+    """The UTF-8 text of a file or of stdin ('-'), as it is; BadParameter if unreadable."""
+    name = _source_name(source)
+    try:
+        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    except OSError as error:
+        raise click.BadParameter(f"cannot read {name}: {error.strerror or error}",
+                                 param_hint="'[FILES]...'") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise click.BadParameter(f"{name} is not UTF-8 text (byte 0x{data[error.start]:02x} at "
+                                 f"offset {error.start})", param_hint="'[FILES]...'") from None
+
+
+def _tsv_token(tokenizer, token_id) -> str:
+    """A token's text for a TSV field: backslash, tab, newline and carriage return written as
+    \\\\, \\t, \\n, \\r, and bytes that are not whole UTF-8 characters as \\xHH."""
+    raw = tokenizer.decode_bytes([token_id]).replace(b"\\", b"\\\\")
+    text = raw.decode("utf-8", errors="backslashreplace")
+    return text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+class _ScoreTable:
+    """Per-file rows of tokens, nll and perplexity, then the corpus total for several files."""
+
+    def __init__(self, names, to_stderr):
+        self.width = max(len("total"), len("file"), *map(len, names))
+        self.to_stderr = to_stderr
+        self.rows = 0
+        self.tokens = 0
+        self.nll = 0.0
+        self._line(f"{'file':<{self.width}}  {'tokens':>10}  {'nll':>16}  {'perplexity':>12}")
+
+    def _line(self, text):
+        if self.to_stderr:
+            click.echo(text, err=True)
+        else:
+            write(text + "\n")
+
+    def _row(self, name, tokens, nll):
+        from gpt2numba.score import perplexity
+
+        self._line(f"{name:<{self.width}}  {tokens:>10}  {nll:>16.4f}  "
+                   f"{perplexity(nll, tokens):>12.6g}")
+
+    def add(self, name, result):
+        self._row(name, result.tokens, result.nll)
+        self.rows += 1
+        self.tokens += result.tokens
+        self.nll += result.nll
+
+    def finish(self):
+        if self.rows > 1:
+            self._row("total", self.tokens, self.nll)
+
+
+class _ScoreProgress:
+    """Progress of one text on stderr: a bar redrawn in place on a terminal; elsewhere a line
+    every PROGRESS_SECONDS. Ends with the tokens scored, the time and tokens/s."""
+
+    def __init__(self, name):
+        self.name = name
+        self.start = time.perf_counter()
+        self.last_line = self.start
+        self.terminal = sys.stderr.isatty()
+        self.scored = 0
+
+    def __call__(self, scored, total):
+        self.scored = scored
+        now = time.perf_counter()
+        rate = scored / max(now - self.start, 1e-9)
+        if self.terminal:
+            filled = PROGRESS_BAR_WIDTH * scored // total
+            bar = "#" * filled + "." * (PROGRESS_BAR_WIDTH - filled)
+            click.echo(f"\rgpt2numba: {self.name} [{bar}] {scored}/{total} tokens, "
+                       f"{rate:.0f} tokens/s", err=True, nl=False)
+        elif now - self.last_line >= PROGRESS_SECONDS and scored < total:
+            click.echo(f"gpt2numba: {self.name}: {scored}/{total} tokens, {rate:.0f} tokens/s",
+                       err=True)
+            self.last_line = now
+
+    def finish(self):
+        seconds = time.perf_counter() - self.start
+        end = "\r\x1b[K" if self.terminal else ""
+        click.echo(f"{end}gpt2numba: {self.name}: scored {self.scored} tokens in {seconds:.2f} s "
+                   f"({self.scored / max(seconds, 1e-9):.0f} tokens/s)", err=True)
