@@ -64,8 +64,8 @@ SAMPLING_ONLY = ("top_k", "top_p", "seed")   # options that mean nothing in gree
 @click.option("--eos-stop/--no-eos-stop", default=True, show_default=True,
               help="Stop when the model writes <|endoftext|>.")
 @click.option("--threads", metavar="N", type=click.IntRange(min=1),
-              show_default="Numba's default, NUMBA_NUM_THREADS",
-              help="Threads for the kernels; by default, the cores other processes leave idle.")
+              show_default="the cores other processes leave idle",
+              help="Threads for the kernels.")
 @click.option("--no-color", is_flag=True,
               help="Print the continuation without colour (also when NO_COLOR is set or "
                    "stdout is not a terminal).")
