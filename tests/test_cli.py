@@ -25,7 +25,7 @@ from gpt2numba.blocks import FORWARD_KERNELS
 from gpt2numba.compiling import KERNELS
 from gpt2numba.kernels import first_nonfinite
 from gpt2numba.kernels._cache import all_cached
-from tests.support.cli import assert_one_error_line, cli_env, run_cli
+from tests.support.cli import assert_one_error_line, cli_env, read_terminal, run_cli
 
 N_POSITIONS = 128   # of conftest's tiny_checkpoint
 SUMMARY = re.compile(r"gpt2numba: (?P<n>\d+) tokens? in \d+\.\d\d s( \(\d+\.\d tokens/s\))?, "
@@ -162,20 +162,12 @@ def run_on_terminal(args, env):
         proc = subprocess.Popen([sys.executable, "-m", "gpt2numba", *map(str, args)], env=env,
                                 stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE)
         os.close(slave)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
+        output = read_terminal(master)
         proc.communicate(timeout=120)
         assert proc.returncode == 0
     finally:
         os.close(master)
-    return b"".join(chunks).decode("utf-8")
+    return output.decode("utf-8")
 
 
 def test_ctrl_c_exits_130_and_a_closed_pipe_exits_quietly(tiny_checkpoint, home, first_run):

@@ -19,7 +19,7 @@ from safetensors.numpy import load_file, save_file
 import gpt2numba
 from gpt2numba.cli.run import Phases, summary_line
 from gpt2numba.compiling import KERNELS
-from tests.support.cli import assert_one_error_line, cli_env, run_cli
+from tests.support.cli import assert_one_error_line, cli_env, read_terminal, run_cli
 
 MIB = 2**20
 
@@ -208,19 +208,11 @@ def test_compile_progress_on_a_terminal_is_a_bar(tiny_checkpoint, home, tmp_path
                                  str(tiny_checkpoint), "-n", "1"], env=env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
         os.close(slave)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
+        output = read_terminal(master)
         proc.communicate(timeout=300)
     finally:
         os.close(master)
-    terminal = b"".join(chunks).decode()
+    terminal = output.decode()
     assert proc.returncode == 0, terminal
     assert "\r\x1b[Kgpt2numba: compiling kernels" in terminal
     n = len(KERNELS)

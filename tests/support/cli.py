@@ -34,3 +34,18 @@ def assert_one_error_line(code, stderr, expected_code, *words):
     for word in words:
         assert word in lines[0], f"{word!r} not in {lines[0]!r}"
     assert code == expected_code, (code, stderr)
+
+
+def read_terminal(master) -> bytes:
+    """Everything written to a pseudo-terminal (pty.openpty's master side) until the child
+    process closes its side."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
