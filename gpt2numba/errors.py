@@ -1,4 +1,9 @@
-"""The library's error for a bad argument, which a caller can point back at its own input."""
+"""Bad arguments to the library's face: the error that names them, and the checks that more
+than one entry point makes."""
+
+import numbers
+
+import numpy as np
 
 
 class ArgumentError(ValueError):
@@ -11,3 +16,16 @@ class ArgumentError(ValueError):
     def __init__(self, argument: str, message: str):
         super().__init__(message)
         self.argument = argument
+
+
+def is_count(value) -> bool:
+    """True for a Python or NumPy integer; a bool is an int to Python, but never a count here."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def check_in_vocabulary(ids, vocab_size, argument="ids"):
+    """ArgumentError naming the first of `ids` (an integer array) outside 0..vocab_size-1."""
+    bad = ids[(ids < 0) | (ids >= vocab_size)]
+    if bad.size:
+        raise ArgumentError(argument, f"token id {int(bad[0])} is out of range: ids must be in "
+                                      f"0..{vocab_size - 1}")

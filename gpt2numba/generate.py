@@ -8,11 +8,10 @@ tokens are held back until complete, and text that may be the start of a stop st
 back until it is known not to be.
 """
 
-import numbers
 import time
 import warnings
 
-from gpt2numba.errors import ArgumentError
+from gpt2numba.errors import ArgumentError, is_count
 from gpt2numba.sampling import Sampler, SamplingSettings
 
 STOP_REASONS = {
@@ -42,9 +41,7 @@ class Generation:
 
     def __init__(self, next_logits, prompt_ids, *, n_positions, eos_id, max_new_tokens=50,
                  stop_at_eos=True, slide=False, **sampling):
-        # NumPy integers are numbers.Integral; bool is too, but True is no count of tokens
-        if (not isinstance(max_new_tokens, numbers.Integral) or isinstance(max_new_tokens, bool)
-                or max_new_tokens < 0):
+        if not (is_count(max_new_tokens) and max_new_tokens >= 0):
             raise ArgumentError("max_new_tokens", f"max_new_tokens must be an integer >= 0, got "
                                                   f"{max_new_tokens!r}")
         max_new_tokens = int(max_new_tokens)

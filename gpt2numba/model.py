@@ -10,7 +10,7 @@ import numpy as np
 from gpt2numba.blocks import gpt2
 from gpt2numba.compiling import notice_first_compile
 from gpt2numba.config import GPT2Config
-from gpt2numba.errors import ArgumentError
+from gpt2numba.errors import ArgumentError, check_in_vocabulary, is_count
 from gpt2numba.generate import Generation, TextStream
 from gpt2numba.kernels import first_nonfinite
 from gpt2numba.kernels._threads import ThreadCount
@@ -85,8 +85,7 @@ class GPT2:
     @threads.setter
     def threads(self, threads):
         most = numba.config.NUMBA_NUM_THREADS
-        if threads is not None and (isinstance(threads, bool) or not isinstance(
-                threads, (int, np.integer)) or not 1 <= threads <= most):
+        if threads is not None and not (is_count(threads) and 1 <= threads <= most):
             raise ArgumentError("threads", f"threads must be None or an integer from 1 to {most} "
                                            f"(NUMBA_NUM_THREADS), got {threads!r}")
         self._threads = None if threads is None else int(threads)
@@ -125,18 +124,14 @@ class GPT2:
         if ids.size > self.config.n_positions:
             raise ArgumentError(argument, f"the input is {ids.size} tokens; the model's context "
                                           f"holds at most {self.config.n_positions} (n_positions)")
-        bad = ids[(ids < 0) | (ids >= self.config.vocab_size)]
-        if bad.size:
-            raise ArgumentError(argument, f"token id {int(bad[0])} is out of range: ids must be in "
-                                          f"0..{self.config.vocab_size - 1}")
+        check_in_vocabulary(ids, self.config.vocab_size, argument)
         return ids.astype(np.int64)
 
     def logits(self, ids, from_position=0) -> np.ndarray:
         """ids [n] (1 <= n <= n_positions) -> float32 logits [n - from_position, vocab_size] of
         positions from_position..n-1 (every position by default)."""
         ids = self.check_ids(ids)
-        if (isinstance(from_position, bool) or not isinstance(from_position, (int, np.integer))
-                or not 0 <= from_position < ids.size):
+        if not (is_count(from_position) and 0 <= from_position < ids.size):
             raise ArgumentError("from_position", f"from_position must be an integer in "
                                                  f"0..{ids.size - 1}, got {from_position!r}")
         return self._forward(ids, int(from_position))
@@ -206,8 +201,6 @@ class GPT2:
         at a time."""
         stride = check_stride(stride, self.config.n_positions)
         return [self.score(text, stride) for text in texts]
-
-
     def _stream(self, ids, argument, max_new_tokens, *, stop=(), **options) -> TextStream:
         generation = Generation(self.next_token_logits, ids, n_positions=self.config.n_positions,
                                 eos_id=self.tokenizer.eos_id, max_new_tokens=max_new_tokens,

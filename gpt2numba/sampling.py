@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gpt2numba.errors import ArgumentError
+from gpt2numba.errors import ArgumentError, is_count
 
 _FLOAT64_MAX = np.finfo(np.float64).max
 
@@ -52,7 +52,7 @@ class SamplingSettings:
         if temperature is None or not (math.isfinite(temperature) and temperature >= 0):
             raise ArgumentError("temperature", f"temperature must be a finite number >= 0 (0 "
                                                f"means greedy), got {self.temperature!r}")
-        if not (_is_count(self.top_k) and self.top_k >= 0):
+        if not (is_count(self.top_k) and self.top_k >= 0):
             raise ArgumentError("top_k", f"top_k must be an integer >= 0 (0 means off), got "
                                          f"{self.top_k!r}")
         top_p = _real(self.top_p)
@@ -64,7 +64,7 @@ class SamplingSettings:
             raise ArgumentError("repetition_penalty", f"repetition_penalty must be a finite "
                                                       f"number > 0 (1 means off), got "
                                                       f"{self.repetition_penalty!r}")
-        if not (self.seed is None or (_is_count(self.seed) and self.seed >= 0)):
+        if not (self.seed is None or (is_count(self.seed) and self.seed >= 0)):
             raise ArgumentError("seed", f"seed must be an integer >= 0 or None, got {self.seed!r}")
         for name, value in (("temperature", temperature), ("top_k", int(self.top_k)),
                             ("top_p", top_p), ("repetition_penalty", penalty),
@@ -80,11 +80,6 @@ def _real(value):
         return float(value)
     except OverflowError:  # an int of more than 308 digits
         return math.inf if value > 0 else -math.inf
-
-
-def _is_count(value) -> bool:
-    """A Python or NumPy integer; bools are integers to Python but never a count here."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def apply_repetition_penalty(logits, context_ids, penalty):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gpt2numba.errors import check_in_vocabulary, is_count
 from gpt2numba.kernels import log_softmax_at
 
 
@@ -42,8 +43,7 @@ def check_stride(stride, n_positions) -> int:
     """The stride to use: n_positions // 2 for None; ValueError outside 1..n_positions."""
     if stride is None:
         return n_positions // 2
-    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) \
-            or not 1 <= stride <= n_positions:
+    if not (is_count(stride) and 1 <= stride <= n_positions):
         raise ValueError(f"stride must be an integer in 1..{n_positions} (n_positions), "
                          f"got {stride!r}")
     return int(stride)
@@ -58,10 +58,7 @@ def ids_to_score(ids, vocab_size) -> np.ndarray:
         what = "empty" if ids.size == 0 else "a single token"
         raise ValueError(f"nothing to score: the text is {what}; the first token has no context "
                          f"and is not scored, so scoring needs at least 2 tokens")
-    bad = ids[(ids < 0) | (ids >= vocab_size)]
-    if bad.size:
-        raise ValueError(f"token id {int(bad[0])} is out of range: ids must be in "
-                         f"0..{vocab_size - 1}")
+    check_in_vocabulary(ids, vocab_size)
     return ids.astype(np.int64)
 
 
