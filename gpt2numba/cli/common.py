@@ -55,6 +55,36 @@ def check_threads(threads):
                                  param_hint="'--threads'")
 
 
+def source_name(source) -> str:
+    """How a file argument is named in messages: its path, or stdin for '-'."""
+    return "stdin" if source == "-" else source
+
+
+def read_source(source, option, limit=None) -> bytes:
+    """The bytes of a file, or of stdin for '-'; with a limit, at most limit + 1 of them (a pipe
+    or /dev/zero has no end). BadParameter naming `option` when it cannot be read."""
+    size = -1 if limit is None else limit + 1
+    try:
+        if source == "-":
+            return sys.stdin.buffer.read(size) if sys.stdin is not None else b""
+        with open(source, "rb") as file:
+            return file.read(size)
+    except OSError as error:
+        raise click.BadParameter(f"cannot read {source_name(source)}: "
+                                 f"{error.strerror or error}", param_hint=option) from None
+
+
+def decode_utf8(data, source, option) -> str:
+    """`data` read from `source` as UTF-8 text (a byte-order mark dropped); BadParameter naming
+    `option` and the first byte that is not UTF-8."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise click.BadParameter(f"{source_name(source)} is not UTF-8 text (byte "
+                                 f"0x{data[error.start]:02x} at offset {error.start})",
+                                 param_hint=option) from None
+
+
 def write(text):
     """Write `text` to stdout as it is (click.echo would strip escapes in it) and flush."""
     if sys.stdout is None:  # Python's stdout when the process started with descriptor 1 closed

@@ -13,8 +13,11 @@ from gpt2numba.cli.common import (
     RunError,
     check_threads,
     compile_kernels,
+    decode_utf8,
     non_empty,
+    read_source,
     silence_stdout,
+    source_name,
     use_color,
     write,
 )
@@ -167,27 +170,15 @@ def _read_prompt(prompt, prompt_file) -> str:
         return prompt
     source = prompt_file if prompt_file is not None else "-"
     option = "'--prompt-file'" if prompt_file is not None else "'--prompt'"
-    name = "stdin" if source == "-" else source
-    try:
-        if source == "-":
-            if sys.stdin is not None and sys.stdin.isatty():
-                click.echo("gpt2numba: type the prompt, then press Ctrl-D on a line of its own "
-                           "to end it (Ctrl-Z then Enter on Windows)", err=True)
-            data = sys.stdin.buffer.read(PROMPT_LIMIT_BYTES + 1) if sys.stdin is not None else b""
-        else:
-            with open(source, "rb") as file:
-                data = file.read(PROMPT_LIMIT_BYTES + 1)
-    except OSError as error:
-        raise click.BadParameter(f"cannot read {name}: {error.strerror or error}",
-                                 param_hint=option) from None
+    if source == "-" and sys.stdin is not None and sys.stdin.isatty():
+        click.echo("gpt2numba: type the prompt, then press Ctrl-D on a line of its own to end it "
+                   "(Ctrl-Z then Enter on Windows)", err=True)
+    data = read_source(source, option, limit=PROMPT_LIMIT_BYTES)
     if len(data) > PROMPT_LIMIT_BYTES:
-        raise click.BadParameter(f"{name} holds more than {PROMPT_LIMIT_BYTES // 2**20} MiB, the "
-                                 f"limit for a prompt; pass a shorter text", param_hint=option)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise click.BadParameter(f"{name} is not UTF-8 text (byte 0x{data[error.start]:02x} at "
-                                 f"offset {error.start})", param_hint=option) from None
+        raise click.BadParameter(f"{source_name(source)} holds more than "
+                                 f"{PROMPT_LIMIT_BYTES // 2**20} MiB, the limit for a prompt; "
+                                 f"pass a shorter text", param_hint=option)
+    text = decode_utf8(data, source, option)
     return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")  # final newline
 
 

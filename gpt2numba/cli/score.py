@@ -2,7 +2,6 @@
 
 import sys
 import time
-from pathlib import Path
 
 import click
 
@@ -10,8 +9,11 @@ from gpt2numba.cli.common import (
     PROGRESS_BAR_WIDTH,
     SIGPIPE_EXIT,
     RunError,
+    decode_utf8,
     non_empty,
+    read_source,
     silence_stdout,
+    source_name,
     write,
 )
 
@@ -69,9 +71,9 @@ def score(files, model, revision, stride, as_json, per_token):
         try:
             all_ids.append(ids_to_score(gpt.tokenizer.encode(text), gpt.config.vocab_size))
         except ValueError as error:
-            raise RunError(f"{_source_name(source)}: {error}") from None
+            raise RunError(f"{source_name(source)}: {error}") from None
 
-    names = [_source_name(source) for source in sources]
+    names = [source_name(source) for source in sources]
     table = _ScoreTable(names, to_stderr=as_json or per_token)
     if per_token and not as_json:
         write("file\tposition\tid\ttoken\tlogprob\n")
@@ -101,23 +103,9 @@ def score(files, model, revision, stride, as_json, per_token):
         sys.exit(SIGPIPE_EXIT)
 
 
-def _source_name(source) -> str:
-    return "stdin" if source == "-" else source
-
-
 def _read_text(source) -> str:
     """The UTF-8 text of a file or of stdin ('-'), as it is; BadParameter if unreadable."""
-    name = _source_name(source)
-    try:
-        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
-    except OSError as error:
-        raise click.BadParameter(f"cannot read {name}: {error.strerror or error}",
-                                 param_hint="'[FILES]...'") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise click.BadParameter(f"{name} is not UTF-8 text (byte 0x{data[error.start]:02x} at "
-                                 f"offset {error.start})", param_hint="'[FILES]...'") from None
+    return decode_utf8(read_source(source, "'[FILES]...'"), source, "'[FILES]...'")
 
 
 def _tsv_token(tokenizer, token_id) -> str:
