@@ -13,26 +13,16 @@ machine.
 """
 
 import argparse
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numba
 import numpy as np
+from random_checkpoint import checkpoint_folder
 
 from gpt2numba import GPT2, GPT2Config, model
 from gpt2numba.model import check_finite
-from gpt2numba.weights import load_tensors, resolve
-
-
-def checkpoint_folder(model, scratch):
-    if model:
-        return Path(resolve(model))
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the clone: tests/ writes it
-    from tests.support.checkpoints import SHAPES, make_checkpoint
-    print("writing a random-init 124M checkpoint with transformers...", flush=True)
-    return make_checkpoint(Path(scratch) / "gpt2-random", initializer_range=0.02, **SHAPES["gpt2"])
+from gpt2numba.weights import load_tensors
 
 
 def seconds(function):

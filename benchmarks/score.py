@@ -20,10 +20,9 @@ import os
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))   # tests.support.checkpoints writes the random checkpoint
+from random_checkpoint import checkpoint_folder
+
 SEED = 0
 
 
@@ -36,15 +35,6 @@ def parse_args(argv):
     parser.add_argument("--stride", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
     return parser.parse_args(argv)
-
-
-def checkpoint_folder(model, scratch):
-    if model:
-        from gpt2numba.weights import resolve
-        return Path(resolve(model))
-    from tests.support.checkpoints import SHAPES, make_checkpoint
-    print("writing a random-init 124M checkpoint with transformers...", flush=True)
-    return make_checkpoint(Path(scratch) / "gpt2-random", initializer_range=0.02, **SHAPES["gpt2"])
 
 
 def transformers_recipe(model, ids, n_positions, stride):

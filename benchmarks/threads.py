@@ -20,7 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
+
+from random_checkpoint import checkpoint_folder
 
 LAYERS = ("omp", "workqueue", "tbb")
 LENGTHS = (16, 128)
@@ -68,15 +69,6 @@ def measure(folder, layer, repeats, busy):
     return report["medians"]
 
 
-def checkpoint(scratch, model):
-    if model:
-        return Path(model)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.support.checkpoints import SHAPES, make_checkpoint
-    print("writing a random-init 124M checkpoint with transformers...", flush=True)
-    return make_checkpoint(Path(scratch) / "gpt2-random", initializer_range=0.02, **SHAPES["gpt2"])
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,7 +76,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gpt2numba-threads-") as scratch:
-        folder = checkpoint(scratch, args.model)
+        folder = checkpoint_folder(args.model, scratch)
         results = {(layer, busy): measure(folder, layer, args.repeats, busy)
                    for busy in (False, True) for layer in LAYERS}
     print(f"\nnext_token_logits medians, ms (load average now: {os.getloadavg()[0]:.2f})")

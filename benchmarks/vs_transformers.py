@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numba
 import numpy as np
+from random_checkpoint import checkpoint_folder
 
 from gpt2numba import GPT2
 from gpt2numba.bench import W1_LENGTHS, W2_NEW_TOKENS, W2_PROMPT, fresh_start, time_calls
@@ -42,16 +43,6 @@ def row(label, theirs, ours, unit="s"):
     scale = 1e3 if unit == "ms" else 1
     print(f"{label:44}{theirs * scale:>12.2f} {unit}{ours * scale:>12.2f} {unit}"
           f"{theirs / ours:>8.2f}x")
-
-
-def checkpoint_folder(model, scratch):
-    if model:
-        from gpt2numba.weights import resolve
-        return Path(resolve(model))
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the clone: tests/ writes it
-    from tests.support.checkpoints import SHAPES, make_checkpoint
-    print("writing a random-init 124M checkpoint with transformers...", flush=True)
-    return make_checkpoint(Path(scratch) / "gpt2-random", initializer_range=0.02, **SHAPES["gpt2"])
 
 
 # `gpt2numba run` as the console script runs it, then its own peak RSS (VmHWM) on the last line.

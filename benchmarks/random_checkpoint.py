@@ -1,0 +1,24 @@
+"""The checkpoint every benchmark runs on: --model's folder or Hub name when given, else a
+random-init 124M GPT-2 written by transformers (speed does not depend on the weights' values).
+
+The benchmarks import it as a sibling: Python puts a script's own folder first on sys.path.
+"""
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def checkpoint_folder(model, scratch) -> Path:
+    """The folder of `model` (a folder, short name or Hub repo id), or, for None, a random
+    124M checkpoint written into the folder `scratch`."""
+    if model:
+        from gpt2numba.weights import resolve
+
+        return Path(resolve(model))
+    sys.path.insert(0, str(REPO_ROOT))   # the clone's tests/support writes checkpoints
+    from tests.support.checkpoints import SHAPES, make_checkpoint
+
+    print("writing a random-init 124M checkpoint with transformers...", flush=True)
+    return make_checkpoint(Path(scratch) / "gpt2-random", initializer_range=0.02, **SHAPES["gpt2"])
