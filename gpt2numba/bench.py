@@ -209,8 +209,7 @@ def run_benchmark(model_name, revision=None, threads=None, repeats=5, lengths=W1
     from gpt2numba import GPT2
     from gpt2numba.weights import resolve
 
-    threads = threads or numba.get_num_threads()
-    numba.set_num_threads(threads)
+    threads = threads or numba.get_num_threads()   # the model below is given it, every forward
     folder = resolve(model_name, revision=revision)   # download once, fail early and clearly
     with tempfile.TemporaryDirectory(prefix="gpt2numba-bench-cache-") as cache_dir:
         progress("fresh process, empty JIT cache (compiles every kernel)...")

@@ -52,8 +52,9 @@ def _read_only(array, transpose):
 def check_finite(tensors, folder):
     """WeightsError naming the first tensor (canonical name) that holds a NaN or an infinity.
 
-    One parallel pass over the mapped weights: params_from_tensors reads them all right after,
-    so their pages are not read for nothing.
+    One parallel pass over the mapped weights, at memory speed. It is an extra read of the whole
+    file: the transposition right after reads the projections again, and wte, which the load
+    leaves mapped, is read only for this (`python benchmarks/finite_scan.py` measures the cost).
     """
     for name, tensor in tensors.items():
         flat = tensor.reshape(-1)

@@ -13,8 +13,8 @@ A NUMBA_THREADING_LAYER set by the user is left as it is.
 
 How many: a parallel region lasts as long as its slowest thread. When other processes keep
 cores busy, a thread that shares a core makes every region wait for it, and two threads end up
-slower than one. `threads_for_now` therefore counts the cores other processes used since it was
-last called (from /proc/stat, minus this process's own CPU time) and uses only the idle ones,
+slower than one. `ThreadCount` therefore counts the cores other processes used since it was
+last asked (from /proc/stat, minus this process's own CPU time) and uses only the idle ones,
 at least one. Where /proc/stat does not exist, it uses every thread Numba has.
 """
 

@@ -179,7 +179,7 @@ def _check_layout(path, entries, data_start, size):
     position, previous = data_start, None
     for name, entry in sorted(entries.items(), key=lambda item: (item[1]["begin"],
                                                                  item[1]["end"])):
-        if entry["begin"] > size or entry["end"] > size:
+        if entry["end"] > size:   # begin <= end: _check_entry made sure
             raise WeightsError(f"{path}: tensor {name!r} ends at byte {entry['end']} but the file "
                                f"has only {size} bytes; the file is truncated: download or copy "
                                f"it again")
@@ -257,9 +257,10 @@ def load_tensors(folder, config) -> dict:
 def _check_layers(path, entries, n_layer):
     """WeightsError unless the file's blocks are h.0 ... h.{n_layer - 1}: checked on the header
     alone, before anything is built per layer of config.json's n_layer."""
-    layers = {block_index(canonical_name(name)) for name in entries} - {None}
-    beyond = next((name for name in entries
-                   if (block_index(canonical_name(name)) or 0) >= n_layer), None)
+    layer_of = {name: block_index(canonical_name(name)) for name in entries}
+    layers = set(layer_of.values()) - {None}
+    beyond = next((name for name, layer in layer_of.items()
+                   if layer is not None and layer >= n_layer), None)
     if beyond is not None:
         raise WeightsError(f"{path} holds tensor {beyond!r} but config.json says "
                            f"n_layer={n_layer}; the weights and the config do not belong "
