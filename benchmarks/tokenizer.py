@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import os
 import statistics
 import sys
 import sysconfig
@@ -25,12 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-VOCAB_DIR = ROOT.parent / "shared" / "gpt2-vocab"
-R50K_PATTERN = (
-    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
-)
+sys.path.insert(0, str(ROOT))   # tests.support: the vocabulary and the tiktoken oracle
 
 
 def stdlib_dir() -> Path:
@@ -99,21 +93,6 @@ def code_text(n_bytes: int) -> str:
     return "".join(out)
 
 
-def local_tiktoken():
-    """tiktoken's GPT-2 encoding built from the local vocab files (no download)."""
-    import tiktoken
-    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
-
-    os.environ["TIKTOKEN_CACHE_DIR"] = ""  # read the local files, write no cache
-    ranks = data_gym_to_mergeable_bpe_ranks(
-        str(VOCAB_DIR / "merges.txt"), str(VOCAB_DIR / "vocab.json")
-    )
-    return tiktoken.Encoding(
-        name="gpt2-local", pat_str=R50K_PATTERN, mergeable_ranks=ranks,
-        special_tokens={"<|endoftext|>": 50256}, explicit_n_vocab=50257,
-    )
-
-
 def timed(fn, repeat: int) -> float:
     """Median wall time of `repeat` calls of fn()."""
     times = []
@@ -132,10 +111,12 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     from gpt2numba.tokenizer import Tokenizer
+    from tests.support.paths import VOCAB_DIR
+    from tests.support.tokenizer_corpus import oracle  # tiktoken from the local vocab files
 
     vocab, merges = VOCAB_DIR / "vocab.json", VOCAB_DIR / "merges.txt"
     load = timed(lambda: Tokenizer.from_files(vocab, merges), args.repeat)
-    enc = local_tiktoken()
+    enc = oracle()
 
     n = int(args.mb * 1_000_000)
     texts = {"english": english_text(n), "code": code_text(n)}
