@@ -17,19 +17,16 @@ import pytest
 LOAD_AND_MEASURE = """
 import json, sys, time
 from gpt2numba import GPT2, WeightsError
+from gpt2numba.bench import peak_rss_bytes
 
-def peak_kib():
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-
-before, start = peak_kib(), time.perf_counter()
+before, start = peak_rss_bytes() // 1024, time.perf_counter()
 try:
     GPT2.from_pretrained(sys.argv[1])
     error = None
 except WeightsError as e:
     error = str(e)
 print(json.dumps({"error": error, "seconds": time.perf_counter() - start,
-                  "grew_mib": (peak_kib() - before) / 1024}))
+                  "grew_mib": (peak_rss_bytes() // 1024 - before) / 1024}))
 """
 
 HOSTILE = {

@@ -81,17 +81,15 @@ PEAK_GROWTH = textwrap.dedent("""
     import json
     import numpy as np
     from gpt2numba.kernels import log_softmax_at
-
-    def peak_kib():
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    from gpt2numba.bench import peak_rss_bytes
 
     log_softmax_at(np.zeros((2, 3), np.float32), np.zeros(2, np.int64))
     logits = np.random.default_rng(0).standard_normal((1024, 50257), dtype=np.float32)
     targets = np.arange(1024, dtype=np.int64)
-    before = peak_kib()
+    before = peak_rss_bytes() // 1024
     log_softmax_at(logits, targets)
-    print(json.dumps({"before": before, "after": peak_kib(), "logits": logits.nbytes // 1024}))
+    print(json.dumps({"before": before, "after": peak_rss_bytes() // 1024,
+                      "logits": logits.nbytes // 1024}))
 """)
 
 

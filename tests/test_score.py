@@ -210,15 +210,12 @@ def test_bad_ids_are_refused(ours, ids, words):
 SCORE_AND_REPORT_PEAK = textwrap.dedent("""
     import sys
     from gpt2numba import GPT2
-
-    def peak_kib():
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    from gpt2numba.bench import peak_rss_bytes
 
     model = GPT2.from_pretrained(sys.argv[1])
     text = open(sys.argv[2], encoding="utf-8").read()
     score = model.score(text, stride=model.config.n_positions)
-    print(peak_kib(), score.tokens)
+    print(peak_rss_bytes() // 1024, score.tokens)
 """)
 
 
