@@ -22,6 +22,7 @@ from gpt2numba.kernels import (
     linear,
     log_softmax_at,
     residual,
+    transpose_checked,
 )
 from gpt2numba.kernels._cache import all_cached
 
@@ -37,7 +38,8 @@ _IDS = types.Array(types.int64, 1, "C")                       # GPT2.check_ids' 
 # Every kernel the model calls, in the order a run first calls it (the load's finiteness scan,
 # the forward, scoring), with the one signature the model calls it with.
 SIGNATURES = (
-    (first_nonfinite, (_VECTOR,)),                               # each weight, flattened
+    (transpose_checked, (_WEIGHT,)),                             # each Conv1D weight
+    (first_nonfinite, (_VECTOR,)),                               # the others, flattened
     (embedding, (_WEIGHT, _WEIGHT, _IDS)),                       # wte, wpe, ids
     (layernorm, (_ACTIVATION, _VECTOR, _VECTOR, types.float64)),  # x, gain, bias, eps
     (linear, (_ACTIVATION, _WEIGHT, _VECTOR)),                   # x, w [out, in], bias

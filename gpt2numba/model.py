@@ -1,6 +1,7 @@
 """GPT2: load a checkpoint, run the forward, generate text."""
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +13,7 @@ from gpt2numba.compiling import notice_first_compile
 from gpt2numba.config import GPT2Config
 from gpt2numba.errors import ArgumentError, check_in_vocabulary, is_count
 from gpt2numba.generate import Generation, TextStream
-from gpt2numba.kernels import first_nonfinite
+from gpt2numba.kernels import first_nonfinite, transpose_checked
 from gpt2numba.kernels._threads import ThreadCount
 from gpt2numba.score import Score, check_stride, ids_to_score, score_in_windows
 from gpt2numba.tokenizer import Tokenizer
@@ -27,43 +28,52 @@ _FORWARD_LOCK = threading.Lock()
 _IDLE_CORES = ThreadCount()
 
 
-def params_from_tensors(tensors, config: GPT2Config) -> SimpleNamespace:
-    """Checkpoint tensors (canonical names, Conv1D [in, out]) -> the records blocks.gpt2 reads.
+def params_from_tensors(tensors, config: GPT2Config, folder) -> SimpleNamespace:
+    """Checkpoint tensors (canonical names, Conv1D [in, out]) -> the records blocks.gpt2 reads,
+    every weight checked to be finite.
 
     The result is ``layout.records`` of the tensors, named like the checkpoint
     (params.h[i].attn.c_attn.weight, params.wte.weight, ...), with every Conv1D weight
-    transposed to [out, in]. Each is transposed into a new contiguous array and its
-    memory-mapped original released as soon as it is copied, so the peak is one file plus the
-    copies; the others (wte among them: the head reads it as it is) stay memory-mapped. Every
-    parameter is read-only, like the mapped ones: Numba compiles one version of a kernel per
-    argument type, and a writable and a read-only weight are two types (a second compile of
-    `linear` on the first run).
+    transposed to [out, in] by `transpose_checked`, which also finds its first NaN or infinity
+    in the same pass. Each copy's memory-mapped original is released as soon as it is copied, so
+    the peak is one file plus the copies. The other tensors stay memory-mapped and read-only;
+    the small ones are scanned here, and wte (a third of the file) by `check_wte_finite`, which
+    the load runs beside the tokenizer. Every parameter is read-only, like the mapped ones:
+    Numba compiles one version of a kernel per argument type, and a writable and a read-only
+    weight are two types (a second compile of `linear` on the first run).
     """
-    return records({name: _read_only(tensors.pop(name), transpose=is_conv1d_weight(name))
-                    for name in tensor_shapes(config)})
+    params = {}
+    for name in tensor_shapes(config):
+        tensor = tensors.pop(name)
+        if is_conv1d_weight(name):
+            params[name], first = transpose_checked(tensor)
+            params[name].flags.writeable = False
+        else:
+            params[name] = tensor
+            first = -1 if name == "wte.weight" else first_nonfinite(tensor.reshape(-1))
+        if first >= 0:
+            raise _not_finite(folder, name, tensor, first)
+    return records(params)
 
 
-def _read_only(array, transpose):
-    array = np.ascontiguousarray(array.T if transpose else array, dtype=np.float32)
-    array.flags.writeable = False
-    return array
+def check_wte_finite(wte, folder):
+    """WeightsError if wte [vocab, n_embd] holds a NaN or an infinity, found on one thread.
 
-
-def check_finite(tensors, folder):
-    """WeightsError naming the first tensor (canonical name) that holds a NaN or an infinity.
-
-    One parallel pass over the mapped weights, at memory speed. It is an extra read of the whole
-    file: the transposition right after reads the projections again, and wte, which the load
-    leaves mapped, is read only for this (`python benchmarks/finite_scan.py` measures the cost).
+    The load runs this beside the tokenizer's reading, which keeps one core busy in Python: the
+    scan takes the other core, and so adds almost nothing to the load's time
+    (`python benchmarks/finite_scan.py` measures it).
     """
-    for name, tensor in tensors.items():
-        flat = tensor.reshape(-1)
-        index = first_nonfinite(flat)
-        if index >= 0:
-            where = [int(i) for i in np.unravel_index(index, tensor.shape)]
-            raise WeightsError(f"{Path(folder) / 'model.safetensors'}: tensor {name!r} holds "
-                               f"{flat[index]} at {where}; GPT-2 weights are finite numbers, so "
-                               f"the file is corrupt: download or copy it again")
+    numba.set_num_threads(1)  # this thread's setting only
+    first = first_nonfinite(wte.reshape(-1))
+    if first >= 0:
+        raise _not_finite(folder, "wte.weight", wte, first)
+
+
+def _not_finite(folder, name, tensor, index):
+    where = [int(i) for i in np.unravel_index(index, tensor.shape)]
+    return WeightsError(f"{Path(folder) / 'model.safetensors'}: tensor {name!r} holds "
+                        f"{tensor.reshape(-1)[index]} at {where}; GPT-2 weights are finite "
+                        f"numbers, so the file is corrupt: download or copy it again")
 
 
 class GPT2:
@@ -104,9 +114,11 @@ class GPT2:
         folder = Path(resolve(name_or_path, revision=revision))
         config = GPT2Config.from_folder(folder)
         tensors = load_tensors(folder, config)
-        check_finite(tensors, folder)
-        params = params_from_tensors(tensors, config)
-        tokenizer = Tokenizer.from_files(folder / "vocab.json", folder / "merges.txt")
+        params = params_from_tensors(tensors, config, folder)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            wte_checked = pool.submit(check_wte_finite, params.wte.weight, folder)
+            tokenizer = Tokenizer.from_files(folder / "vocab.json", folder / "merges.txt")
+            wte_checked.result()
         tokenizer.check_model(config.vocab_size, folder / "config.json")
         return cls(config, params, tokenizer, name=str(name_or_path), threads=threads)
 

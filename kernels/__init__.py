@@ -9,6 +9,8 @@ from .linear import linear, linear_reference
 from .log_softmax import log_softmax_at
 from .residual import residual
 from .softmax import softmax
+from .transpose import transpose_checked
 
 __all__ = ["causal_self_attention", "embedding", "first_nonfinite", "gelu", "layernorm",
-           "linear", "linear_reference", "log_softmax_at", "residual", "softmax"]
+           "linear", "linear_reference", "log_softmax_at", "residual", "softmax",
+           "transpose_checked"]

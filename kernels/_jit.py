@@ -1,7 +1,8 @@
 """The one place that decides how kernels are compiled, and where their machine code is kept.
 
 Every kernel is float32 in, float32 out, over C-contiguous arrays. The policy:
-- `parallel=True` on the public kernels: their outer loop is a `prange`;
+- `parallel=True` on the public kernels: their outer loop is a `prange`; and `nogil=True`, so
+  that Python threads go on while a kernel runs (the load reads the tokenizer meanwhile);
 - fastmath with an explicit flag set that leaves out `nnan` and `ninf`, so that -inf and NaN
   keep their IEEE meaning (the causal mask and max-subtracted softmax rely on it) while
   reductions may still be reassociated and vectorised;
@@ -113,7 +114,7 @@ def _compile(function, **options):
 
 def kernel(function):
     """Compile a public kernel: parallel, cached, float32-safe fastmath."""
-    return _compile(function, parallel=True, fastmath=FASTMATH, error_model="numpy")
+    return _compile(function, parallel=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 
 
 def helper(function):
