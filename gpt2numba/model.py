@@ -9,7 +9,7 @@ import numba
 import numpy as np
 
 from gpt2numba.blocks import gpt2
-from gpt2numba.compiling import notice_first_compile
+from gpt2numba.compiling import before_first_forward, start_compiling
 from gpt2numba.config import GPT2Config
 from gpt2numba.errors import ArgumentError, check_in_vocabulary, is_count
 from gpt2numba.generate import Generation, TextStream
@@ -111,6 +111,7 @@ class GPT2:
         GPT2.threads. Raises weights.WeightsError with a one-sentence explanation when anything
         is missing or wrong.
         """
+        start_compiling()  # on a first run only: see compiling.py
         folder = Path(resolve(name_or_path, revision=revision))
         config = GPT2Config.from_folder(folder)
         tensors = load_tensors(folder, config)
@@ -156,7 +157,7 @@ class GPT2:
         return self._forward(ids, ids.size - 1)[0]
 
     def _forward(self, ids, head_from):
-        notice_first_compile()
+        before_first_forward()
         with _FORWARD_LOCK:
             caller_threads = numba.get_num_threads()
             numba.set_num_threads(self.threads or _IDLE_CORES(most=caller_threads))

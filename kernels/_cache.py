@@ -6,6 +6,7 @@ Numba has no public way to ask its cache what it holds; `_cache_index` is the on
 uses its private API, so a Numba upgrade that changes it breaks one function.
 """
 
+import os
 from contextlib import contextmanager
 
 from numba.core import event
@@ -38,6 +39,16 @@ def is_cached(dispatcher) -> bool:
 def all_cached(dispatchers) -> bool:
     """True when every one of `dispatchers` is_cached."""
     return all(is_cached(dispatcher) for dispatcher in dispatchers)
+
+
+def cache_is_writable(dispatchers) -> bool:
+    """True when every one of `dispatchers` has a disk cache in a folder this process may write
+    (not one kept in memory only, not a read-only NUMBA_CACHE_DIR)."""
+    for dispatcher in dispatchers:
+        path = getattr(getattr(dispatcher, "_cache", None), "cache_path", None)
+        if path is None or not os.access(path, os.W_OK):
+            return False
+    return True
 
 
 def compile_intervals(buffer) -> list[tuple[float, float]]:

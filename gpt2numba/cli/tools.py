@@ -85,8 +85,10 @@ def download(name, revision):
         gpt2numba download gpt2-medium
     """
     from gpt2numba import WeightsError
+    from gpt2numba.compiling import start_compiling
     from gpt2numba.weights import resolve
 
+    start_compiling()  # a first run compiles in a second process while the files download
     try:
         folder = resolve(name, revision=revision)
     except WeightsError as error:

@@ -1,0 +1,118 @@
+"""A first run compiles in two processes: the second compiles IN_SECOND_PROCESS into the disk
+cache while this one loads and compiles the rest; nothing depends on it succeeding, and it does
+not outlive this process. Each case runs in a fresh process with an empty NUMBA_CACHE_DIR."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import pytest
+
+from gpt2numba.compiling import IN_SECOND_PROCESS, KERNELS
+
+SECOND = sorted(kernel.__name__ for kernel in IN_SECOND_PROCESS)
+ALL = sorted(kernel.__name__ for kernel in KERNELS)
+
+# What this process compiled itself (Numba's compile events of the public kernels), whether
+# everything is cached afterwards, and the logits: the model's first forward after a cold load.
+FIRST_RUN = textwrap.dedent("""
+    import json, os, sys
+    from numba.core import event
+    from gpt2numba import GPT2, compiling
+    from gpt2numba.compiling import KERNELS
+    from gpt2numba.kernels._cache import all_cached
+
+    if sys.argv[2] == "one-core":
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    names = {kernel.__name__ for kernel in KERNELS}
+    compiled = set()
+    class Listener(event.Listener):
+        def on_start(self, ev):
+            name = ev.data["dispatcher"].py_func.__name__
+            if name in names:
+                compiled.add(name)
+        def on_end(self, ev):
+            pass
+    event.register("numba:compile", Listener())
+    model = GPT2.from_pretrained(sys.argv[1])
+    second = compiling._second_process
+    if sys.argv[2] == "kill-second" and second is not None:
+        second._process.kill()
+    logits = model.next_token_logits([464, 3290, 318])
+    print(json.dumps({"second": second is not None, "compiled": sorted(compiled),
+                      "cached": all_cached(KERNELS), "logits": logits[:5].tolist()}))
+""")
+
+EXIT_EARLY = textwrap.dedent("""
+    from gpt2numba import compiling
+    compiling.start_compiling()
+    print(compiling._second_process._process.pid, flush=True)
+""")
+
+
+def first_run(checkpoint, how):
+    with tempfile.TemporaryDirectory(prefix="gpt2numba-test-second-") as cache:
+        done = subprocess.run([sys.executable, "-c", FIRST_RUN, str(checkpoint), how],
+                              env=dict(os.environ, NUMBA_CACHE_DIR=cache), capture_output=True,
+                              text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def expected_logits(tiny_model):
+    return tiny_model.next_token_logits([464, 3290, 318])[:5].tolist()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_the_second_process_compiles_its_kernels_and_this_one_the_rest(tiny_checkpoint,
+                                                                        expected_logits):
+    run = first_run(tiny_checkpoint, "as-is")
+    assert run["second"] and run["cached"]
+    assert run["compiled"] == sorted(set(ALL) - set(SECOND))  # none of SECOND compiled here
+    assert run["logits"] == expected_logits
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_a_second_process_that_dies_leaves_its_kernels_to_this_one(tiny_checkpoint,
+                                                                    expected_logits):
+    run = first_run(tiny_checkpoint, "kill-second")
+    assert run["second"] and run["cached"]
+    assert set(SECOND) <= set(run["compiled"])
+    assert run["logits"] == expected_logits
+
+
+def test_one_core_compiles_everything_here(tiny_checkpoint, expected_logits):
+    run = first_run(tiny_checkpoint, "one-core")
+    assert not run["second"] and run["cached"]
+    assert run["compiled"] == ALL
+    assert run["logits"] == expected_logits
+
+
+def is_running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_the_second_process_ends_with_this_one():
+    with tempfile.TemporaryDirectory(prefix="gpt2numba-test-second-") as cache:
+        done = subprocess.run([sys.executable, "-c", EXIT_EARLY],
+                              env=dict(os.environ, NUMBA_CACHE_DIR=cache), capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        pid = int(done.stdout)
+        deadline = time.monotonic() + 5
+        while is_running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        running = is_running(pid)
+        if running:
+            os.kill(pid, 9)
+        assert not running
