@@ -73,7 +73,7 @@ def random_params(rng, config):
 
     tensors = {name: rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)
                for name, shape in tensor_shapes(config).items()}
-    return params_from_tensors(tensors, config)
+    return params_from_tensors(tensors, config, ".")
 
 
 def share_table(repeats, n=1024):

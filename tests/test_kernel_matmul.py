@@ -1,5 +1,6 @@
-"""matmul_block's edge tiles against float64 NumPy: blocks whose rows are not a multiple of 4,
-whose columns are not a multiple of 3, and a depth shorter than the rows.
+"""matmul_block's edge tiles against float64 NumPy: blocks whose rows are not a multiple of 4
+(or of 6, the AVX-512 tile's, on WIDE_MIN_ROWS rows or more), whose columns are not a multiple
+of 3 (or 4), and a depth shorter than the rows.
 
 `linear` and `causal_self_attention` reach the edges (the rows after the last 4-row tile, the
 columns after the last 3-column tile) only for some sizes, and attention's p @ v sums over a
@@ -23,6 +24,11 @@ BLOCKS = [  # (n, m, k, i0, i1, j0, j1, depth)
     (13, 20, 30, 2, 11, 5, 19, 29),     # an inner block: 8 + 1 rows, 12 + 2 columns
     (6, 7, 40, 1, 6, 3, 7, 1),          # depth 1
     (5, 5, 9, 1, 4, 2, 5, 0),           # depth 0: every sum is empty
+    (96, 8, 33, 0, 96, 0, 8, 33),       # WIDE_MIN_ROWS rows: the machine's tile, no row edge
+    (103, 11, 21, 0, 103, 0, 11, 21),   # 6 x 17 + 1 rows or 4 x 25 + 3, columns 8 + 3 or 9 + 2
+    (120, 14, 40, 3, 113, 1, 14, 39),   # an inner block of 110 rows (6 x 18 + 2; 4 x 27 + 2)
+    (100, 7, 9, 2, 99, 0, 7, 0),        # 97 rows, depth 0
+    (100, 9, 17, 0, 100, 0, 9, 17),     # 6 x 16 + a 4 x 3 row of tiles + 0; columns 8 + 1
 ]
 
 
