@@ -115,12 +115,12 @@ class GPT2:
         folder = Path(resolve(name_or_path, revision=revision))
         config = GPT2Config.from_folder(folder)
         tensors = load_tensors(folder, config)
-        params = params_from_tensors(tensors, config, folder)
         with ThreadPoolExecutor(max_workers=1) as pool:
-            wte_checked = pool.submit(check_wte_finite, params.wte.weight, folder)
+            wte_checked = pool.submit(check_wte_finite, tensors["wte.weight"], folder)
             tokenizer = Tokenizer.from_files(folder / "vocab.json", folder / "merges.txt")
             wte_checked.result()
         tokenizer.check_model(config.vocab_size, folder / "config.json")
+        params = params_from_tensors(tensors, config, folder)
         return cls(config, params, tokenizer, name=str(name_or_path), threads=threads)
 
     def __repr__(self):
