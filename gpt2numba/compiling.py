@@ -57,7 +57,7 @@ KERNELS = tuple(kernel for kernel, _ in SIGNATURES)
 # Compiled by the second process on a first run: about half of the compile time
 # (`python benchmarks/compile_time.py`), leaving this process the load's own two kernels and
 # its work of loading.
-IN_SECOND_PROCESS = (causal_self_attention, log_softmax_at, gelu, residual)
+IN_SECOND_PROCESS = (causal_self_attention, log_softmax_at, layernorm, gelu, residual)
 
 log = logging.getLogger("gpt2numba")
 _first_forward_checked = False

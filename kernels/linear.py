@@ -13,8 +13,9 @@ Two versions side by side:
 - `linear_reference`: one dot product per output. The algorithm, plainly.
 - `linear`: the same sums, scheduled for the caches and registers. The outputs are cut into
   panels of PANEL columns; a panel's weights (PANEL x in x 4 bytes: 288 KiB at in = 768)
-  stay in L2 while every row of x passes over them, and each panel is computed in 4 x 3
-  register tiles (see matmul.py). Panels are independent, so they are the parallel loop.
+  stay in L2 while every row of x passes over them, and each panel is computed in register
+  tiles chosen for the machine (see matmul.py: 4 x 3 on AVX2, 6 x 4 on AVX-512). Panels are
+  independent, so they are the parallel loop.
   `python benchmarks/bench_kernels.py` measures both beside OpenBLAS.
 """
 
@@ -22,7 +23,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel
-from .matmul import dot, matmul_block
+from .matmul import dot, matmul_wide
 
 PANEL = 96
 NO_BIAS = np.empty(0, dtype=np.float32)
@@ -50,7 +51,7 @@ def linear(x, w, b):
     for panel in prange((m + PANEL - 1) // PANEL):
         j0 = panel * PANEL
         j1 = min(j0 + PANEL, m)
-        matmul_block(x, w, out, 0, n, j0, j1, x.shape[1])
+        matmul_wide(x, w, out, 0, n, j0, j1, x.shape[1])
         if b.shape[0]:
             for i in range(n):
                 for j in range(j0, j1):

@@ -116,23 +116,13 @@ WIDE_MIN_ROWS = 96
 
 @helper
 def matmul_block(a, b, out, i0, i1, j0, j1, depth):
-    """out[i0:i1, j0:j1] = a[i0:i1, :depth] @ b[j0:j1, :depth].T: the machine's tiles (on
-    WIDE_MIN_ROWS rows or more), 4 x 3 tiles over the rows they leave, then one dot product per
-    remaining output.
+    """out[i0:i1, j0:j1] = a[i0:i1, :depth] @ b[j0:j1, :depth].T: 4 x 3 tiles, then the edges.
 
     a [n, k], b [m, k], out [n, m], float32, rows C-contiguous; depth <= k.
     """
-    i_tiles = i0 + (i1 - i0) // TILE_ROWS * TILE_ROWS if i1 - i0 >= WIDE_MIN_ROWS else i0
-    j_tiles = j0 + (j1 - j0) // TILE_COLS * TILE_COLS
-    for i in range(i0, i_tiles, TILE_ROWS):
-        for j in range(j0, j_tiles, TILE_COLS):
-            TILE(a, i, b, j, depth, out)
-        for j in range(j_tiles, j1):
-            for r in range(TILE_ROWS):
-                out[i + r, j] = dot(a, i + r, b, j, depth)
-    i4 = i_tiles + (i1 - i_tiles) // 4 * 4
+    i4 = i0 + (i1 - i0) // 4 * 4
     j3 = j0 + (j1 - j0) // 3 * 3
-    for i in range(i_tiles, i4, 4):
+    for i in range(i0, i4, 4):
         for j in range(j0, j3, 3):
             tile_4x3(a, i, b, j, depth, out)
         for j in range(j3, j1):
@@ -141,3 +131,21 @@ def matmul_block(a, b, out, i0, i1, j0, j1, depth):
     for i in range(i4, i1):
         for j in range(j0, j1):
             out[i, j] = dot(a, i, b, j, depth)
+
+
+@helper
+def matmul_wide(a, b, out, i0, i1, j0, j1, depth):
+    """matmul_block, with the machine's tile (TILE) over the block's first rows when it has
+    WIDE_MIN_ROWS rows or more; `linear` calls this one, while attention's blocks of 16 rows
+    call matmul_block and so do not compile the wide tile a second time."""
+    i_tiles = i0
+    if i1 - i0 >= WIDE_MIN_ROWS:
+        i_tiles = i0 + (i1 - i0) // TILE_ROWS * TILE_ROWS
+        j_tiles = j0 + (j1 - j0) // TILE_COLS * TILE_COLS
+        for i in range(i0, i_tiles, TILE_ROWS):
+            for j in range(j0, j_tiles, TILE_COLS):
+                TILE(a, i, b, j, depth, out)
+            for j in range(j_tiles, j1):
+                for r in range(TILE_ROWS):
+                    out[i + r, j] = dot(a, i + r, b, j, depth)
+    matmul_block(a, b, out, i_tiles, i1, j0, j1, depth)

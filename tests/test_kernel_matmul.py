@@ -1,6 +1,6 @@
-"""matmul_block's edge tiles against float64 NumPy: blocks whose rows are not a multiple of 4
-(or of 6, the AVX-512 tile's, on WIDE_MIN_ROWS rows or more), whose columns are not a multiple
-of 3 (or 4), and a depth shorter than the rows.
+"""matmul_block's and matmul_wide's edge tiles against float64 NumPy: blocks whose rows are not
+a multiple of 4 (or of 6, the AVX-512 tile's, which matmul_wide uses on WIDE_MIN_ROWS rows or
+more), whose columns are not a multiple of 3 (or 4), and a depth shorter than the rows.
 
 `linear` and `causal_self_attention` reach the edges (the rows after the last 4-row tile, the
 columns after the last 3-column tile) only for some sizes, and attention's p @ v sums over a
@@ -13,7 +13,7 @@ and the columns of a and b past `depth` must not be read (NaN there would spread
 import numpy as np
 import pytest
 
-from gpt2numba.kernels.matmul import matmul_block
+from gpt2numba.kernels.matmul import matmul_block, matmul_wide
 
 BLOCKS = [  # (n, m, k, i0, i1, j0, j1, depth)
     (4, 3, 8, 0, 4, 0, 3, 8),           # one whole tile, no edge
@@ -32,8 +32,9 @@ BLOCKS = [  # (n, m, k, i0, i1, j0, j1, depth)
 ]
 
 
+@pytest.mark.parametrize("matmul", [matmul_block, matmul_wide])
 @pytest.mark.parametrize("n,m,k,i0,i1,j0,j1,depth", BLOCKS)
-def test_block_matches_float64(n, m, k, i0, i1, j0, j1, depth):
+def test_block_matches_float64(matmul, n, m, k, i0, i1, j0, j1, depth):
     rng = np.random.default_rng(n * 1000 + m * 10 + depth)
     a = rng.standard_normal((n, k), dtype=np.float32)
     b = rng.standard_normal((m, k), dtype=np.float32)
@@ -41,7 +42,7 @@ def test_block_matches_float64(n, m, k, i0, i1, j0, j1, depth):
     b[:, depth:] = np.nan
     out = np.full((n, m), np.nan, dtype=np.float32)
 
-    matmul_block(a, b, out, i0, i1, j0, j1, depth)
+    matmul(a, b, out, i0, i1, j0, j1, depth)
 
     a64 = a[i0:i1, :depth].astype(np.float64)
     b64 = b[j0:j1, :depth].astype(np.float64)
