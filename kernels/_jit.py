@@ -31,13 +31,14 @@ import os
 from numba import config, njit
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, UserProvidedCacheLocator
 
-from ._threads import use_tbb
+from ._threads import start_threads_from_main_thread, use_tbb
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 log = logging.getLogger(__name__)
 _said = set()  # the log lines already written by this process, each said once
 use_tbb()
+start_threads_from_main_thread()
 
 
 def _say_once(message, *args):

@@ -21,9 +21,11 @@ at least one. Where /proc/stat does not exist, it uses every thread Numba has.
 import ctypes
 import importlib.metadata
 import os
+import threading
 import time
 
 import numba
+from numba.np.ufunc.parallel import _launch_threads
 
 # Another process's usage below this share of a core leaves the core counted as idle: a shell,
 # a logger or the desktop should not halve the speed of a quiet machine.
@@ -47,6 +49,18 @@ def use_tbb():
         return False
     numba.config.THREADING_LAYER = "tbb"
     return True
+
+
+def start_threads_from_main_thread():
+    """Start Numba's threading layer now, when the kernels are imported by the main thread.
+
+    Otherwise it starts at the first parallel call, in whichever thread makes it; and when that
+    thread is not the main one (the load's wte scan, a server's worker) and has ended, tbb waits
+    forever at the process's exit on a machine with one core (unload_tbb waits for a task that
+    no thread is left to run).
+    """
+    if threading.current_thread() is threading.main_thread():
+        _launch_threads()
 
 
 def _busy_seconds():

@@ -126,3 +126,28 @@ def test_bench_says_when_other_processes_were_busy():
                   load_average=1.9, others_busy_cores=1.2)
     assert "load average 0.10" in format_report(quiet) and "warning" not in format_report(quiet)
     assert format_report(busy).splitlines()[-1].startswith("warning: other processes kept 1.2")
+
+
+# On one core, a model loaded and run from a thread that then ends: the process must exit.
+FROM_A_THREAD_ON_ONE_CORE = """
+import os, sys, threading
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+from gpt2numba import GPT2
+results = []
+worker = threading.Thread(target=lambda: results.append(
+    GPT2.from_pretrained(sys.argv[1]).next_token_logits([464, 3290])))
+worker.start()
+worker.join()
+print(len(results), flush=True)
+"""
+
+
+def test_a_process_that_ran_the_model_in_a_thread_on_one_core_exits(tiny_checkpoint):
+    """tbb waited forever at exit when its threads were first started by a thread that ended."""
+    try:
+        done = subprocess.run([sys.executable, "-c", FROM_A_THREAD_ON_ONE_CORE,
+                               str(tiny_checkpoint)], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired as stuck:  # subprocess.run has killed it
+        pytest.fail(f"the process did not exit: {stuck.stdout!r}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "1\n"
