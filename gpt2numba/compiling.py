@@ -33,7 +33,7 @@ from gpt2numba.kernels._cache import all_cached, cache_is_writable
 
 # What a cold compile of every kernel takes on a 2-core x86-64 machine, in two processes; only
 # used to tell the user roughly how long the pause is.
-COMPILE_ESTIMATE_SECONDS = 8
+COMPILE_ESTIMATE_SECONDS = 10
 
 _WEIGHT = types.Array(types.float32, 2, "C", readonly=True)   # every parameter is read-only
 _VECTOR = types.Array(types.float32, 1, "C", readonly=True)   # biases, gains, NO_BIAS
