@@ -104,7 +104,7 @@ def main(argv=None):
           f"({cold['wall']:.2f} s wall)")
     print(f"  {'import of the package':40} {cold['import']:7.2f}")
     print(f"  functions compiled by the forward after compile(): {cold['forward_compiles']}")
-    print(f"empty JIT cache, as a first run compiles (a second process beside this one): "
+    print(f"empty JIT cache, as a first run compiles (in two other processes): "
           f"gpt2numba.compile() {two['wall']:.2f} s wall")
     print(f"populated JIT cache: gpt2numba.compile() {warm['compile']:.2f} CPU s "
           f"({warm['wall']:.2f} s wall), import {warm['import']:.2f} CPU s")

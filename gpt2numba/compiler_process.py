@@ -1,29 +1,39 @@
-"""A second process that compiles some kernels into Numba's disk cache while this one works.
+"""A child process that compiles some kernels into Numba's disk cache while this one works.
 
 Numba compiles on one core, and a machine's first run spends most of its wait compiling. With
-two cores, a child process compiles the heaviest kernels into the shared disk cache while this
-process downloads, loads and compiles the others; this process then loads the child's kernels
-from the cache. The child reports each kernel on its stdout, by name, once it is cached.
+two cores, two children (compiling.py says which kernels each) compile into the shared disk
+cache while this process downloads and loads the model; this process then loads their kernels
+from the cache. A child reports each kernel on its stdout, by name, once it is cached.
 
 Nothing depends on the child succeeding: if it cannot start, dies, or writes nothing, the
 kernels it did not report are compiled here as usual. It is stopped when this process exits.
 """
 
 import atexit
+import logging
 import os
 import subprocess
 import sys
 
 # The child: compile the named kernels of gpt2numba.compiling.SIGNATURES, in the order given,
-# reporting each one once it is in the cache.
+# reporting each one once it is in the cache, and relaying the package's log records (a damaged
+# cache entry, say) on the same pipe. Its stderr is discarded: any failure of its own shows up
+# again here, where the kernels it did not report are compiled.
 _CHILD = """
-import sys
+import logging, sys
 from gpt2numba.compiling import SIGNATURES
+
+class Relay(logging.Handler):
+    def emit(self, record):
+        print("log", record.name, record.getMessage().replace("\\n", " "), flush=True)
+
+logging.getLogger("gpt2numba").addHandler(Relay())
 for kernel, signature in SIGNATURES:
     if kernel.__name__ in sys.argv[1:]:
         kernel.compile(signature)
-        print(kernel.__name__, flush=True)
+        print("cached", kernel.__name__, flush=True)
 """
+_relayed = set()  # (logger name, message) of the children's records already said here
 
 
 class CompilerProcess:
@@ -47,16 +57,29 @@ class CompilerProcess:
             if not line:  # the child has ended
                 self.stop()
                 return False
-            self._done.add(line.strip())
+            self._take(line)
         return True
 
     def stop(self):
-        """Stop the child if it still runs, and reap it."""
+        """Stop the child if it still runs, say what it logged, and reap it."""
         if self._process.poll() is None:
             self._process.kill()
+        if not self._process.stdout.closed:
+            for line in self._process.stdout:
+                self._take(line)
+            self._process.stdout.close()
         self._process.wait()
-        self._process.stdout.close()  # closing twice is harmless
         atexit.unregister(self.stop)
+
+    def _take(self, line):
+        kind, _, rest = line.rstrip("\n").partition(" ")
+        if kind == "cached":
+            self._done.add(rest)
+        elif kind == "log":
+            logger, _, message = rest.partition(" ")
+            if (logger, message) not in _relayed:  # both children may say the same
+                _relayed.add((logger, message))
+                logging.getLogger(logger).warning("%s", message)
 
 
 def start(names) -> CompilerProcess | None:

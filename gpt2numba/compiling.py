@@ -8,9 +8,9 @@ shown, with the exact types the model passes: a kernel compiled for other types 
 weight where the model's are read-only) would be compiled again at the first forward.
 
 On a first run, `start_compiling` (called by GPT2.from_pretrained and by the command line
-before anything else) hands about half of the kernels to a second process
-(compiler_process.py), so that two cores compile at once, and the download and the load
-overlap with the compile; `compile` and the first forward then wait for that process.
+before anything else) hands the kernels to two processes (compiler_process.py), one per half,
+so that two cores compile at once while this process downloads and loads the model; `ready`
+waits for the ones the load needs, and `compile` and the first forward for the rest.
 """
 
 import logging
@@ -43,8 +43,8 @@ _IDS = types.Array(types.int64, 1, "C")                       # GPT2.check_ids' 
 # Every kernel the model calls, in the order a run first calls it (the load's finiteness scan,
 # the forward, scoring), with the one signature the model calls it with.
 SIGNATURES = (
+    (first_nonfinite, (_VECTOR,)),                               # weights not transposed
     (transpose_checked, (_WEIGHT,)),                             # each Conv1D weight
-    (first_nonfinite, (_VECTOR,)),                               # the others, flattened
     (embedding, (_WEIGHT, _WEIGHT, _IDS)),                       # wte, wpe, ids
     (layernorm, (_ACTIVATION, _VECTOR, _VECTOR, types.float64)),  # x, gain, bias, eps
     (linear, (_ACTIVATION, _WEIGHT, _VECTOR)),                   # x, w [out, in], bias
@@ -54,57 +54,70 @@ SIGNATURES = (
     (log_softmax_at, (_ACTIVATION, _IDS)),                       # logits, targets
 )
 KERNELS = tuple(kernel for kernel, _ in SIGNATURES)
-# Compiled by the second process on a first run: about half of the compile time
-# (`python benchmarks/compile_time.py`), leaving this process the load's own two kernels and
-# its work of loading.
-IN_SECOND_PROCESS = (causal_self_attention, log_softmax_at, layernorm, gelu, residual)
+# What each of the two compiling processes of a first run compiles, in this order: halves of
+# the compile time (`python benchmarks/compile_time.py`), the load's two kernels first.
+HALVES = ((first_nonfinite, transpose_checked, embedding, linear),
+          (causal_self_attention, log_softmax_at, layernorm, gelu, residual))
+LOAD_KERNELS = (first_nonfinite, transpose_checked)
 
 log = logging.getLogger("gpt2numba")
 _first_forward_checked = False
-_second_process = None
+_compilers = {}  # kernel name -> the CompilerProcess compiling it, on a first run
 
 
 def start_compiling():
-    """On a machine's first run (a kernel not in the disk cache, which can be written), start
-    the second process compiling IN_SECOND_PROCESS, once per process; else do nothing."""
-    global _second_process
-    if _second_process is None and not all_cached(KERNELS) and cache_is_writable(KERNELS):
-        _second_process = compiler_process.start([k.__name__ for k in IN_SECOND_PROCESS])
+    """On a machine's first run (a kernel not in the disk cache, which can be written) with two
+    cores or more, start the two processes compiling HALVES, once per process; else nothing."""
+    if _compilers or all_cached(KERNELS) or not cache_is_writable(KERNELS):
+        return
+    for half in HALVES:
+        compiler = compiler_process.start([kernel.__name__ for kernel in half])
+        if compiler is None:  # one core, or no process can be started: compile here
+            break
+        _compilers.update((name, compiler) for name in compiler.names)
+
+
+def ready(kernels):
+    """Make `kernels` (of KERNELS) callable without a pause: wait for the process compiling
+    each one, if any, then load it from the disk cache, or compile it here if that process
+    failed or there is none."""
+    signatures = dict(SIGNATURES)
+    for kernel in kernels:
+        compiler = _compilers.get(kernel.__name__)
+        if compiler is not None:
+            compiler.wait(kernel.__name__)
+        kernel.compile(signatures[kernel])
 
 
 def compile(progress=None):  # shadows the builtin here: named like Numba's own .compile
     """Compile every kernel the model's load, forward and scoring call, or load it from Numba's
     disk cache, so that the first forward does not pause.
 
-    Takes several seconds on a machine's first run (on two cores or more, two processes compile
-    at once: see start_compiling) and well under a second once cached. The kernels do not
-    depend on the model (all GPT-2 sizes use the same types), so no model is needed.
+    Takes several seconds on a machine's first run (on two cores or more, in two processes at
+    once: see start_compiling) and well under a second once cached. The kernels do not depend
+    on the model (all GPT-2 sizes use the same types), so no model is needed.
     `progress(k, n, name)`, if given, is called before kernel k of n (1-based) is compiled or
     waited for.
     """
-    global _first_forward_checked, _second_process
+    global _first_forward_checked
     start_compiling()
-    second, _second_process = _second_process, None
-    elsewhere = {k.__name__ for k in IN_SECOND_PROCESS} if second is not None else set()
-    order = ([s for s in SIGNATURES if s[0].__name__ not in elsewhere]
-             + [s for s in SIGNATURES if s[0].__name__ in elsewhere])
+    order = [kernel for half in HALVES for kernel in half]
     try:
-        for k, (kernel, signature) in enumerate(order, start=1):
+        for k, kernel in enumerate(order, start=1):
             if progress is not None:
                 progress(k, len(order), kernel.__name__)
-            if kernel.__name__ in elsewhere:
-                second.wait(kernel.__name__)  # if it failed, the next line compiles it here
-            kernel.compile(signature)
+            ready([kernel])
     finally:
-        if second is not None:
-            second.stop()
+        for compiler in set(_compilers.values()):
+            compiler.stop()
+        _compilers.clear()
     _first_forward_checked = True
 
 
 def before_first_forward():
     """Called before every forward; the first time only, when a kernel is not in Numba's cache,
-    log one INFO record on the `gpt2numba` logger and `compile`, which finishes the second
-    process's work if one was started (a forward would compile the rest on one core)."""
+    log one INFO record on the `gpt2numba` logger and `compile`, which waits for the compiling
+    processes if they were started (a forward would compile the rest on one core)."""
     global _first_forward_checked
     if _first_forward_checked:
         return

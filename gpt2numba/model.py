@@ -9,7 +9,7 @@ import numba
 import numpy as np
 
 from gpt2numba.blocks import gpt2
-from gpt2numba.compiling import before_first_forward, start_compiling
+from gpt2numba.compiling import LOAD_KERNELS, before_first_forward, ready, start_compiling
 from gpt2numba.config import GPT2Config
 from gpt2numba.errors import ArgumentError, check_in_vocabulary, is_count
 from gpt2numba.generate import Generation, TextStream
@@ -115,6 +115,7 @@ class GPT2:
         folder = Path(resolve(name_or_path, revision=revision))
         config = GPT2Config.from_folder(folder)
         tensors = load_tensors(folder, config)
+        ready(LOAD_KERNELS)  # on a first run, compiled meanwhile by another process
         with ThreadPoolExecutor(max_workers=1) as pool:
             wte_checked = pool.submit(check_wte_finite, tensors["wte.weight"], folder)
             tokenizer = Tokenizer.from_files(folder / "vocab.json", folder / "merges.txt")

@@ -1,6 +1,7 @@
-"""A first run compiles in two processes: the second compiles IN_SECOND_PROCESS into the disk
-cache while this one loads and compiles the rest; nothing depends on it succeeding, and it does
-not outlive this process. Each case runs in a fresh process with an empty NUMBA_CACHE_DIR."""
+"""A first run compiles in two processes, one per half of HALVES, into the disk cache while this
+process loads the model, and this one loads their kernels from the cache; nothing depends on
+them succeeding, and they do not outlive this process. Each case runs in a fresh process with an
+empty NUMBA_CACHE_DIR."""
 
 import json
 import os
@@ -12,9 +13,8 @@ import time
 
 import pytest
 
-from gpt2numba.compiling import IN_SECOND_PROCESS, KERNELS
+from gpt2numba.compiling import KERNELS
 
-SECOND = sorted(kernel.__name__ for kernel in IN_SECOND_PROCESS)
 ALL = sorted(kernel.__name__ for kernel in KERNELS)
 
 # What this process compiled itself (Numba's compile events of the public kernels), whether
@@ -38,21 +38,21 @@ FIRST_RUN = textwrap.dedent("""
         def on_end(self, ev):
             pass
     event.register("numba:compile", Listener())
-    if sys.argv[2] == "kill-second":  # before it has compiled anything (its imports take longer)
-        compiling.start_compiling()
-        compiling._second_process._process.kill()
-    second = compiling._second_process
+    compiling.start_compiling()
+    compilers = set(compiling._compilers.values())
+    if sys.argv[2] == "kill-compilers":  # before they have compiled anything (imports take longer)
+        for compiler in compilers:
+            compiler._process.kill()
     model = GPT2.from_pretrained(sys.argv[1])
-    second = second or compiling._second_process
     logits = model.next_token_logits([464, 3290, 318])
-    print(json.dumps({"second": second is not None, "compiled": sorted(compiled),
+    print(json.dumps({"compilers": len(compilers), "compiled": sorted(compiled),
                       "cached": all_cached(KERNELS), "logits": logits[:5].tolist()}))
 """)
 
 EXIT_EARLY = textwrap.dedent("""
     from gpt2numba import compiling
     compiling.start_compiling()
-    print(compiling._second_process._process.pid, flush=True)
+    print(*{compiler._process.pid for compiler in compiling._compilers.values()}, flush=True)
 """)
 
 
@@ -71,26 +71,25 @@ def expected_logits(tiny_model):
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
-def test_the_second_process_compiles_its_kernels_and_this_one_the_rest(tiny_checkpoint,
-                                                                        expected_logits):
+def test_two_processes_compile_every_kernel_and_this_one_none(tiny_checkpoint, expected_logits):
     run = first_run(tiny_checkpoint, "as-is")
-    assert run["second"] and run["cached"]
-    assert run["compiled"] == sorted(set(ALL) - set(SECOND))  # none of SECOND compiled here
+    assert run["compilers"] == 2 and run["cached"]
+    assert run["compiled"] == []
     assert run["logits"] == expected_logits
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
-def test_a_second_process_that_dies_leaves_its_kernels_to_this_one(tiny_checkpoint,
-                                                                    expected_logits):
-    run = first_run(tiny_checkpoint, "kill-second")
-    assert run["second"] and run["cached"]
+def test_compiling_processes_that_die_leave_their_kernels_to_this_one(tiny_checkpoint,
+                                                                       expected_logits):
+    run = first_run(tiny_checkpoint, "kill-compilers")
+    assert run["compilers"] == 2 and run["cached"]
     assert run["compiled"] == ALL
     assert run["logits"] == expected_logits
 
 
 def test_one_core_compiles_everything_here(tiny_checkpoint, expected_logits):
     run = first_run(tiny_checkpoint, "one-core")
-    assert not run["second"] and run["cached"]
+    assert run["compilers"] == 0 and run["cached"]
     assert run["compiled"] == ALL
     assert run["logits"] == expected_logits
 
@@ -104,17 +103,18 @@ def is_running(pid):
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
-def test_the_second_process_ends_with_this_one():
+def test_the_compiling_processes_end_with_this_one():
     with tempfile.TemporaryDirectory(prefix="gpt2numba-test-second-") as cache:
         done = subprocess.run([sys.executable, "-c", EXIT_EARLY],
                               env=dict(os.environ, NUMBA_CACHE_DIR=cache), capture_output=True,
                               text=True, timeout=120)
         assert done.returncode == 0, done.stderr
-        pid = int(done.stdout)
+        pids = [int(pid) for pid in done.stdout.split()]
+        assert len(pids) == 2
         deadline = time.monotonic() + 5
-        while is_running(pid) and time.monotonic() < deadline:
+        while any(map(is_running, pids)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        running = is_running(pid)
-        if running:
+        running = [pid for pid in pids if is_running(pid)]
+        for pid in running:
             os.kill(pid, 9)
-        assert not running
+        assert running == []

@@ -149,7 +149,7 @@ class CompileProgress:
 def compile_kernels():
     """gpt2numba.compile(), with CompileProgress when any kernel is not in Numba's cache (else
     it loads them from the cache in a fraction of a second, silently). Returns the (start, end)
-    time.time() of a compile (which may wait for the second process: compiling.py), or None
+    time.time() of a compile (which may wait for the compiling processes: compiling.py), or None
     when the kernels were cached."""
     from gpt2numba.compiling import KERNELS, compile
     from gpt2numba.kernels._cache import all_cached

@@ -106,7 +106,7 @@ def run(ctx, prompt_argument, prompt, prompt_file, model, revision, max_new_toke
 
     with recording_compiles() as compiles:
         try:
-            start_compiling()  # a first run compiles in a second process meanwhile
+            start_compiling()  # a first run compiles in two other processes meanwhile
             start = time.perf_counter()
             folder = resolve(model, revision=revision)
             download_seconds = time.perf_counter() - start
@@ -149,7 +149,7 @@ def run(ctx, prompt_argument, prompt, prompt_file, model, revision, max_new_toke
             raise RunError(f"cannot write to stdout ({error.strerror or error}); check where "
                            f"the output goes") from None
 
-    if compiled_here is not None:  # includes the wait for the second process
+    if compiled_here is not None:  # includes the wait for the compiling processes
         compiles.append(compiled_here)
     in_load = sum(max(0.0, min(end, load_end) - max(begin, load_start))
                   for begin, end in compiles)

@@ -88,7 +88,7 @@ def download(name, revision):
     from gpt2numba.compiling import start_compiling
     from gpt2numba.weights import resolve
 
-    start_compiling()  # a first run compiles in a second process while the files download
+    start_compiling()  # a first run compiles in two other processes during the download
     try:
         folder = resolve(name, revision=revision)
     except WeightsError as error:
