@@ -20,7 +20,7 @@ import time
 import numba
 import numpy as np
 from numba import njit, prange
-from random_checkpoint import checkpoint_folder
+from random_checkpoint import add_model_argument, checkpoint_folder
 
 from gpt2numba import GPT2, model
 from gpt2numba.kernels.transpose import BAND, TILE
@@ -64,8 +64,7 @@ def main(argv=None):
     """Print the median load with and without the checks, and what they add."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model",
-                        help="checkpoint folder or Hub name (default: a random 124M checkpoint)")
+    add_model_argument(parser)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args(argv)

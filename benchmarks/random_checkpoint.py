@@ -10,6 +10,12 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def add_model_argument(parser):
+    """--model, as checkpoint_folder reads it."""
+    parser.add_argument("--model",
+                        help="checkpoint folder or Hub name (default: a random 124M checkpoint)")
+
+
 def checkpoint_folder(model, scratch) -> Path:
     """The folder of `model` (a folder, short name or Hub repo id), or, for None, a random
     124M checkpoint written into the folder `scratch`."""

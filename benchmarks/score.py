@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from random_checkpoint import checkpoint_folder
+from random_checkpoint import add_model_argument, checkpoint_folder
 
 SEED = 0
 
@@ -29,8 +29,7 @@ SEED = 0
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="checkpoint folder or Hub name (default: a random 124M "
-                                        "checkpoint)")
+    add_model_argument(parser)
     parser.add_argument("--tokens", type=int, default=20_000, help="length of the text in tokens")
     parser.add_argument("--stride", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)

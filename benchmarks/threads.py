@@ -1,6 +1,6 @@
 """Numba's threading layers and thread counts, on a quiet machine and beside a busy process.
 
-    python benchmarks/threads.py [--model FOLDER] [--repeats 7]
+    python benchmarks/threads.py [--model FOLDER_OR_NAME] [--repeats 7]
 
 The measurement behind kernels/_threads.py: next_token_logits of a 124M GPT-2 at 16 and 128
 tokens, with the omp, workqueue and tbb layers (each in a fresh process: a process has one
@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from random_checkpoint import checkpoint_folder
+from random_checkpoint import add_model_argument, checkpoint_folder
 
 LAYERS = ("omp", "workqueue", "tbb")
 LENGTHS = (16, 128)
@@ -72,7 +72,7 @@ def measure(folder, layer, repeats, busy):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="a GPT-2 checkpoint folder (default: random 124M)")
+    add_model_argument(parser)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gpt2numba-threads-") as scratch:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numba
 import numpy as np
-from random_checkpoint import checkpoint_folder
+from random_checkpoint import add_model_argument, checkpoint_folder
 
 from gpt2numba import GPT2
 from gpt2numba.bench import W1_LENGTHS, W2_NEW_TOKENS, W2_PROMPT, fresh_start, time_calls
@@ -70,8 +70,7 @@ def main(argv=None):
     """Print every measurement for transformers and gpt2numba, side by side, with the ratio."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model",
-                        help="checkpoint folder or Hub name (default: a random 124M checkpoint)")
+    add_model_argument(parser)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3,
