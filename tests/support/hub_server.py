@@ -283,20 +283,23 @@ class _Handler(BaseHTTPRequestHandler):
                 "X-Error-Message": "Repository not found"})
         return repo
 
-    def _commit(self, repo, rev, body):
+    def _repo_commit(self, repo_id, rev, body):
+        """(repo, commit sha) of repo_id at rev, or None after answering the Hub's error."""
+        repo = self._repo(repo_id, body)
+        if repo is None:
+            return None
         sha = rev if rev in repo.commits else repo.refs.get(rev)
         if sha is None:
             self._reply(404, b"Invalid rev id", body, {
                 "X-Error-Code": "RevisionNotFound", "X-Error-Message": f"Invalid rev id: {rev}"})
-        return sha
+            return None
+        return repo, sha
 
     def _resolve(self, repo_id, rev, filename, body):
-        repo = self._repo(repo_id, body)
-        if repo is None:
+        found = self._repo_commit(repo_id, rev, body)
+        if found is None:
             return
-        sha = self._commit(repo, rev, body)
-        if sha is None:
-            return
+        repo, sha = found
         file = repo.commits[sha].get(filename)
         if file is None:
             return self._reply(404, b"Entry not found", body, {
@@ -330,12 +333,10 @@ class _Handler(BaseHTTPRequestHandler):
                     remaining -= len(chunk)
 
     def _api(self, repo_id, kind, rev, sub, body):
-        repo = self._repo(repo_id, body)
-        if repo is None:
+        found = self._repo_commit(repo_id, rev, body)
+        if found is None:
             return
-        sha = self._commit(repo, rev, body)
-        if sha is None:
-            return
+        repo, sha = found
         files = repo.commits[sha]
         if sub:  # a folder of the tree: only top-level files are served, so none exists
             return self._reply(404, b"Entry not found", body, {
