@@ -49,16 +49,15 @@ class CompilerProcess:
         self._done = set()
         atexit.register(self.stop)
 
-    def wait(self, name) -> bool:
-        """Block until the child reports kernel `name` cached (True), or ends without it
-        (False: the caller compiles it)."""
+    def wait(self, name):
+        """Block until the child reports kernel `name` cached, or ends without it (the caller
+        then compiles it: calling the kernel's compile is right in both cases)."""
         while name not in self._done:
             line = "" if self._process.stdout.closed else self._process.stdout.readline()
             if not line:  # the child has ended
                 self.stop()
-                return False
+                return
             self._take(line)
-        return True
 
     def stop(self):
         """Stop the child if it still runs, say what it logged, and reap it."""
