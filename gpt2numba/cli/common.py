@@ -111,6 +111,12 @@ def silence_stdout():
         os.close(devnull)
 
 
+def progress_bar(done, total) -> str:
+    """PROGRESS_BAR_WIDTH characters: '#' for the share `done` of `total`, '.' for the rest."""
+    filled = PROGRESS_BAR_WIDTH * done // total
+    return "#" * filled + "." * (PROGRESS_BAR_WIDTH - filled)
+
+
 class CompileProgress:
     """Progress of compiling kernel k of n on stderr: a bar redrawn in place on a terminal,
     else a line per kernel; `finish` says how long it took."""
@@ -129,8 +135,7 @@ class CompileProgress:
                 click.echo(f"gpt2numba: compiling kernels (first run only, about "
                            f"{COMPILE_ESTIMATE_SECONDS} s)...", err=True)
         if self.terminal:
-            filled = PROGRESS_BAR_WIDTH * (k - 1) // n
-            bar = "#" * filled + "." * (PROGRESS_BAR_WIDTH - filled)
+            bar = progress_bar(k - 1, n)
             click.echo(f"\r\x1b[Kgpt2numba: compiling kernels (first run only) [{bar}] "
                        f"{k}/{n} {name}", err=True, nl=False)
         else:

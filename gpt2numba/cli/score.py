@@ -6,11 +6,11 @@ import time
 import click
 
 from gpt2numba.cli.common import (
-    PROGRESS_BAR_WIDTH,
     SIGPIPE_EXIT,
     RunError,
     decode_utf8,
     non_empty,
+    progress_bar,
     read_source,
     silence_stdout,
     source_name,
@@ -166,10 +166,8 @@ class _ScoreProgress:
         now = time.perf_counter()
         rate = scored / max(now - self.start, 1e-9)
         if self.terminal:
-            filled = PROGRESS_BAR_WIDTH * scored // total
-            bar = "#" * filled + "." * (PROGRESS_BAR_WIDTH - filled)
-            click.echo(f"\rgpt2numba: {self.name} [{bar}] {scored}/{total} tokens, "
-                       f"{rate:.0f} tokens/s", err=True, nl=False)
+            click.echo(f"\rgpt2numba: {self.name} [{progress_bar(scored, total)}] "
+                       f"{scored}/{total} tokens, {rate:.0f} tokens/s", err=True, nl=False)
         elif now - self.last_line >= PROGRESS_SECONDS and scored < total:
             click.echo(f"gpt2numba: {self.name}: {scored}/{total} tokens, {rate:.0f} tokens/s",
                        err=True)
