@@ -216,6 +216,7 @@ class GPT2:
         at a time."""
         stride = check_stride(stride, self.config.n_positions)
         return [self.score(text, stride) for text in texts]
+
     def _stream(self, ids, argument, max_new_tokens, *, stop=(), **options) -> TextStream:
         generation = Generation(self.next_token_logits, ids, n_positions=self.config.n_positions,
                                 eos_id=self.tokenizer.eos_id, max_new_tokens=max_new_tokens,
