@@ -8,6 +8,11 @@ Every kernel is float32 in, float32 out, over C-contiguous arrays. The policy:
   reductions may still be reassociated and vectorised;
 - `error_model="numpy"`: division by zero gives inf instead of raising, so division does not
   carry a branch that blocks vectorisation;
+- LLVM's -O1 pipeline instead of Numba's default -O3: Numba runs its loop vectoriser at every
+  level, and for these kernels -O3's further passes only cost time: the same speed within 2%
+  on every kernel, for about 70% of the compile time of a machine's first run
+  (`python benchmarks/opt_level.py` compiles every kernel both ways and times them side by
+  side). A NUMBA_OPT set by the user is obeyed instead;
 - an on-disk cache, so that a second process loads the machine code instead of compiling
   again. It is Numba's own (`cache=True`) with three differences, because a cache must never
   stop the program:
@@ -25,15 +30,18 @@ Numba types Python float literals as float64, so kernels use the float32 constan
 module (`np.float32(...)`) to keep arithmetic in float32.
 """
 
+import functools
 import logging
 import os
 
 from numba import config, njit
+from numba.core.compiler_lock import global_compiler_lock
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, UserProvidedCacheLocator
 
 from ._threads import start_threads_from_main_thread, use_tbb
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+OPT_LEVEL = 1
 
 log = logging.getLogger(__name__)
 _said = set()  # the log lines already written by this process, each said once
@@ -99,11 +107,35 @@ class _KernelCache(FunctionCache):
                     pass
 
 
+def _at_opt_level(compile):
+    """A dispatcher's compile(signature), run with LLVM at OPT_LEVEL unless NUMBA_OPT is set.
+
+    Numba reads its optimisation level from its global config while it compiles; the global
+    compiler lock keeps any other compile (in another thread) from seeing the change, and the
+    level is restored afterwards, so other Numba code in the process compiles as it would
+    without gpt2numba. Helpers compiled on the way, as a kernel is typed, share its level.
+    """
+    @functools.wraps(compile)
+    def compile_at_opt_level(signature):
+        with global_compiler_lock:
+            config.reload_config()  # Numba re-reads NUMBA_* variables; do it before, not during
+            if "NUMBA_OPT" in os.environ:
+                return compile(signature)
+            numba_level, config.OPT = config.OPT, config._OptLevel(OPT_LEVEL)
+            try:
+                return compile(signature)
+            finally:
+                config.OPT = numba_level
+    return compile_at_opt_level
+
+
 def _compile(function, **options):
-    """njit(function, **options) with a _KernelCache, or with none where no folder can hold it."""
+    """njit(function, **options) at OPT_LEVEL with a _KernelCache, or with none where no folder
+    can hold it."""
     dispatcher = njit(**options)(function)
     if config.DISABLE_JIT:
         return dispatcher
+    dispatcher.compile = _at_opt_level(dispatcher.compile)
     try:
         dispatcher._cache = _KernelCache(function)  # what Dispatcher.enable_caching sets
     except RuntimeError:  # Numba: "cannot cache function ...: no locator available"
