@@ -4,25 +4,27 @@
 
 Without --model, a random-init 124M GPT-2 is written by transformers into a temporary folder.
 Loads GPT2.from_pretrained in this process (kernels compiled once before timing, the file's
-pages in the OS cache after the first load), alternately as it is and with every check
-removed: the projections transposed by `plain_transpose` below (transpose_checked's loops without
-the check), the other tensors and wte not scanned. Prints the medians and the difference as a
-share of the load (the target is under 5 %): the median of the differences within each pair,
-which a drifting machine disturbs less than the difference of the medians. Run it on a quiet
-machine.
+pages in the OS cache after the first load), in turn as it is, with every check removed (the
+projections transposed by `plain_transpose` below, transpose_checked's loops without the check,
+and no tensor scanned), and with NumPy's checks (numpy_checks: a machine's first run, before the
+kernels are compiled). Prints the medians and what the checks add as a share of the load (the
+target is under 5 %): the median of the differences within each round, which a drifting
+machine disturbs less than the difference of the medians. Run it on a quiet machine.
 """
 
 import argparse
 import contextlib
 import tempfile
 import time
+from types import SimpleNamespace
 
 import numba
 import numpy as np
 from numba import njit, prange
 from random_checkpoint import add_model_argument, checkpoint_folder
 
-from gpt2numba import GPT2, model
+import gpt2numba.kernels
+from gpt2numba import GPT2, model, numpy_checks
 from gpt2numba.kernels.transpose import BAND, TILE
 
 
@@ -42,22 +44,26 @@ def plain_transpose(w):
     return wt, -1
 
 
+NO_CHECKS = SimpleNamespace(transpose_checked=plain_transpose, first_nonfinite=lambda x: -1)
+LOADS = {"kernels": gpt2numba.kernels, "none": NO_CHECKS, "numpy": numpy_checks}
+
+
 @contextlib.contextmanager
-def checks_removed():
-    saved = model.transpose_checked, model.first_nonfinite, model.check_wte_finite
-    model.transpose_checked = plain_transpose
-    model.first_nonfinite = lambda x: -1
-    model.check_wte_finite = lambda wte, folder: None
+def loading_with(checks):
+    """GPT2.from_pretrained checks and transposes the weights with `checks` meanwhile."""
+    saved = model.load_checks
+    model.load_checks = lambda: checks
     try:
         yield
     finally:
-        model.transpose_checked, model.first_nonfinite, model.check_wte_finite = saved
+        model.load_checks = saved
 
 
-def load_seconds(folder):
-    start = time.perf_counter()
-    GPT2.from_pretrained(folder)
-    return time.perf_counter() - start
+def load_seconds(folder, checks):
+    with loading_with(checks):
+        start = time.perf_counter()
+        GPT2.from_pretrained(folder)
+        return time.perf_counter() - start
 
 
 def main(argv=None):
@@ -71,21 +77,21 @@ def main(argv=None):
     numba.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as scratch:
         folder = checkpoint_folder(args.model, scratch)
-        GPT2.from_pretrained(folder)  # compiles the kernels, warms the page cache
-        with checks_removed():
-            GPT2.from_pretrained(folder)  # compiles plain_transpose
-        checked, unchecked = [], []
+        for checks in LOADS.values():  # compiles the kernels, warms the page cache
+            load_seconds(folder, checks)
+        seconds = {name: [] for name in LOADS}
         for _ in range(args.repeats):
-            checked.append(load_seconds(folder))
-            with checks_removed():
-                unchecked.append(load_seconds(folder))
-    load, without = float(np.median(checked)), float(np.median(unchecked))
-    adds = float(np.median(np.subtract(checked, unchecked)))
+            for name, checks in LOADS.items():
+                seconds[name].append(load_seconds(folder, checks))
+    load, without, first_run = (float(np.median(seconds[name])) for name in LOADS)
+    adds = float(np.median(np.subtract(seconds["kernels"], seconds["none"])))
     print(f"{folder}, {args.threads} threads, median of {args.repeats}, loads interleaved")
     print(f"  GPT2.from_pretrained           {load * 1e3:8.1f} ms")
     print(f"  the same without any check     {without * 1e3:8.1f} ms")
     print(f"  what the checks add            {adds * 1e3:8.1f} ms  "
-          f"{100 * adds / load:5.1f} % of the load (median of the {args.repeats} pairs)")
+          f"{100 * adds / load:5.1f} % of the load (median of the {args.repeats} rounds)")
+    print(f"  with NumPy's checks (1st run)  {first_run * 1e3:8.1f} ms  "
+          f"{first_run / load:5.2f}x the load with the kernels")
 
 
 if __name__ == "__main__":

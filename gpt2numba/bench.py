@@ -24,8 +24,9 @@ W2_NEW_TOKENS = 64
 # Other processes' load, in cores, above which the report says the machine was busy.
 BUSY_CORES = 0.5
 
-# Runs in a fresh process: times import, load, compile (gpt2numba.compile: compiling, or loading
-# the kernels from the cache; its progress on stderr as PROGRESS lines) and the first forward
+# Runs in a fresh process: times import, load, compile (gpt2numba.compile of the forward's
+# kernels, which is what a first token waits for: compiling, or loading the kernels from the
+# cache; its progress on stderr as PROGRESS lines) and the first forward
 # (the W2 prompt, whose argmax is the first generated token), then reports them with the peak
 # RSS and the wall-clock time of the first token as one JSON line.
 PROGRESS = "progress:"
@@ -35,10 +36,12 @@ start = time.perf_counter()
 import gpt2numba
 from gpt2numba import GPT2
 from gpt2numba.bench import PROGRESS, peak_rss_bytes
+from gpt2numba.blocks import FORWARD_KERNELS
 imported = time.perf_counter()
 model = GPT2.from_pretrained(sys.argv[1], threads=int(sys.argv[2]))
 loaded = time.perf_counter()
-gpt2numba.compile(lambda k, n, name: print(PROGRESS, k, n, name, file=sys.stderr, flush=True))
+gpt2numba.compile(lambda k, n, name: print(PROGRESS, k, n, name, file=sys.stderr, flush=True),
+                  FORWARD_KERNELS)
 compiled = time.perf_counter()
 model.next_token_logits(list(range(1000, 1016)))
 first = time.perf_counter()

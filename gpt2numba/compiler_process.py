@@ -6,7 +6,9 @@ cache while this process downloads and loads the model; this process then loads 
 from the cache. A child reports each kernel on its stdout, by name, once it is cached.
 
 Nothing depends on the child succeeding: if it cannot start, dies, or writes nothing, the
-kernels it did not report are compiled here as usual. It is stopped when this process exits.
+kernels it did not report are compiled here as usual. It is stopped when this process exits;
+once this process has had the kernels it waited for (`wait_at_exit`), the exit first lets the
+child finish the rest (at most FINISH_SECONDS), so that the next runs find them all cached.
 """
 
 import atexit
@@ -34,6 +36,7 @@ for kernel, signature in SIGNATURES:
         print("cached", kernel.__name__, flush=True)
 """
 _relayed = set()  # (logger name, message) of the children's records already said here
+FINISH_SECONDS = 20  # a child's compile of its remaining kernels takes a few seconds
 
 
 class CompilerProcess:
@@ -47,7 +50,8 @@ class CompilerProcess:
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.names = tuple(names)
         self._done = set()
-        atexit.register(self.stop)
+        self.wait_at_exit = False
+        atexit.register(self.finish)
 
     def wait(self, name):
         """Block until the child reports kernel `name` cached, or ends without it (the caller
@@ -59,6 +63,16 @@ class CompilerProcess:
                 return
             self._take(line)
 
+    def finish(self):
+        """At exit: when wait_at_exit, let the child end its compile (at most FINISH_SECONDS;
+        Ctrl-C cuts the wait); then stop it."""
+        if self.wait_at_exit:
+            try:
+                self._process.wait(FINISH_SECONDS)
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                pass
+        self.stop()
+
     def stop(self):
         """Stop the child if it still runs, say what it logged, and reap it."""
         if self._process.poll() is None:
@@ -68,7 +82,7 @@ class CompilerProcess:
                 self._take(line)
             self._process.stdout.close()
         self._process.wait()
-        atexit.unregister(self.stop)
+        atexit.unregister(self.finish)
 
     def _take(self, line):
         kind, _, rest = line.rstrip("\n").partition(" ")

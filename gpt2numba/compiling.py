@@ -9,15 +9,19 @@ weight where the model's are read-only) would be compiled again at the first for
 
 On a first run, `start_compiling` (called by GPT2.from_pretrained and by the command line
 before anything else) hands the kernels to two processes (compiler_process.py), one per half,
-so that two cores compile at once while this process downloads and loads the model; `ready`
-waits for the ones the load needs, and `compile` and the first forward for the rest.
+so that two cores compile at once while this process downloads and loads the model. The first
+token waits only for the forward's kernels, which each process compiles first: the load uses
+NumPy's versions of its two kernels meanwhile (`load_checks`), and scoring waits for its kernel
+when it needs it (`ready`).
 """
 
 import logging
 
 from numba import types
 
-from gpt2numba import compiler_process
+import gpt2numba.kernels
+from gpt2numba import compiler_process, numpy_checks
+from gpt2numba.blocks import FORWARD_KERNELS
 from gpt2numba.kernels import (
     causal_self_attention,
     embedding,
@@ -54,10 +58,11 @@ SIGNATURES = (
     (log_softmax_at, (_ACTIVATION, _IDS)),                       # logits, targets
 )
 KERNELS = tuple(kernel for kernel, _ in SIGNATURES)
-# What each of the two compiling processes of a first run compiles, in this order: halves of
-# the compile time (`python benchmarks/compile_time.py`), the load's two kernels first.
-HALVES = ((first_nonfinite, transpose_checked, embedding, linear),
-          (causal_self_attention, log_softmax_at, layernorm, gelu, residual))
+# What each of the two compiling processes of a first run compiles, in this order: the
+# forward's kernels first, cut into halves of about equal compile time
+# (`python benchmarks/compile_time.py`), then those the first token does not wait for.
+HALVES = ((linear, embedding, layernorm, gelu, residual, first_nonfinite),
+          (causal_self_attention, transpose_checked, log_softmax_at))
 LOAD_KERNELS = (first_nonfinite, transpose_checked)
 
 log = logging.getLogger("gpt2numba")
@@ -80,18 +85,30 @@ def start_compiling():
 def ready(kernels):
     """Make `kernels` (of KERNELS) callable without a pause: wait for the process compiling
     each one, if any, then load it from the disk cache, or compile it here if that process
-    failed or there is none."""
+    failed or there is none. A process is reaped once all it compiles is ready here."""
     signatures = dict(SIGNATURES)
     for kernel in kernels:
-        compiler = _compilers.get(kernel.__name__)
+        compiler = _compilers.pop(kernel.__name__, None)
         if compiler is not None:
             compiler.wait(kernel.__name__)
+            if compiler not in _compilers.values():
+                compiler.stop()
         kernel.compile(signatures[kernel])
 
 
-def compile(progress=None):  # shadows the builtin here: named like Numba's own .compile
-    """Compile every kernel the model's load, forward and scoring call, or load it from Numba's
-    disk cache, so that the first forward does not pause.
+def load_checks():
+    """What the load checks and transposes the weights with: the kernels module when Numba's
+    cache holds both of the load's kernels, else numpy_checks, their NumPy versions (a first
+    run, or no writable cache), so that the load waits for no compile."""
+    if all_cached(LOAD_KERNELS):
+        ready(LOAD_KERNELS)
+        return gpt2numba.kernels
+    return numpy_checks
+
+
+def compile(progress=None, kernels=KERNELS):  # shadows the builtin: named like Numba's .compile
+    """Compile every kernel the model's load, forward and scoring call (or those of `kernels`),
+    or load it from Numba's disk cache, so that the first forward does not pause.
 
     Takes several seconds on a machine's first run (on two cores or more, in two processes at
     once: see start_compiling) and well under a second once cached. The kernels do not depend
@@ -101,28 +118,29 @@ def compile(progress=None):  # shadows the builtin here: named like Numba's own 
     """
     global _first_forward_checked
     start_compiling()
-    order = [kernel for half in HALVES for kernel in half]
-    try:
-        for k, kernel in enumerate(order, start=1):
-            if progress is not None:
-                progress(k, len(order), kernel.__name__)
-            ready([kernel])
-    finally:
-        for compiler in set(_compilers.values()):
-            compiler.stop()
-        _compilers.clear()
-    _first_forward_checked = True
+    order = [kernel for half in HALVES for kernel in half if kernel in kernels]
+    for k, kernel in enumerate(order, start=1):
+        if progress is not None:
+            progress(k, len(order), kernel.__name__)
+        ready([kernel])
+    for compiler in _compilers.values():  # what they still compile is for the next runs
+        compiler.wait_at_exit = True
+    if set(FORWARD_KERNELS) <= set(kernels):
+        _first_forward_checked = True
 
 
 def before_first_forward():
-    """Called before every forward; the first time only, when a kernel is not in Numba's cache,
-    log one INFO record on the `gpt2numba` logger and `compile`, which waits for the compiling
-    processes if they were started (a forward would compile the rest on one core)."""
+    """Called before every forward; the first time only, when a kernel it needs is not in
+    Numba's cache, log one INFO record on the `gpt2numba` logger and compile: the forward's
+    kernels when the compiling processes run (they go on with the rest) or when no cache can
+    keep the rest, else (one core) every kernel, here, so that the next runs find them all."""
     global _first_forward_checked
     if _first_forward_checked:
         return
     _first_forward_checked = True
-    if not all_cached(KERNELS):
+    forward_only = bool(_compilers) or not cache_is_writable(KERNELS)
+    needed = FORWARD_KERNELS if forward_only else KERNELS
+    if not all_cached(needed):
         log.info("compiling the kernels for the first forward (about %d s, once per machine: "
                  "Numba caches them; gpt2numba.compile() does it ahead)", COMPILE_ESTIMATE_SECONDS)
-        compile()
+        compile(kernels=needed)

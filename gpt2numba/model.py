@@ -8,12 +8,12 @@ from types import SimpleNamespace
 import numba
 import numpy as np
 
+import gpt2numba.kernels
 from gpt2numba.blocks import gpt2
-from gpt2numba.compiling import LOAD_KERNELS, before_first_forward, ready, start_compiling
+from gpt2numba.compiling import before_first_forward, load_checks, start_compiling
 from gpt2numba.config import GPT2Config
 from gpt2numba.errors import ArgumentError, check_in_vocabulary, is_count
 from gpt2numba.generate import Generation, TextStream
-from gpt2numba.kernels import first_nonfinite, transpose_checked
 from gpt2numba.kernels._threads import ThreadCount
 from gpt2numba.score import Score, check_stride, ids_to_score, score_in_windows
 from gpt2numba.tokenizer import Tokenizer
@@ -28,7 +28,8 @@ _FORWARD_LOCK = threading.Lock()
 _IDLE_CORES = ThreadCount()
 
 
-def params_from_tensors(tensors, config: GPT2Config, folder) -> SimpleNamespace:
+def params_from_tensors(tensors, config: GPT2Config, folder,
+                        checks=gpt2numba.kernels) -> SimpleNamespace:
     """Checkpoint tensors (canonical names, Conv1D [in, out]) -> the records blocks.gpt2 reads,
     every weight checked to be finite.
 
@@ -40,31 +41,33 @@ def params_from_tensors(tensors, config: GPT2Config, folder) -> SimpleNamespace:
     the small ones are scanned here, and wte (a third of the file) by `check_wte_finite`, which
     the load runs beside the tokenizer. Every parameter is read-only, like the mapped ones:
     Numba compiles one version of a kernel per argument type, and a writable and a read-only
-    weight are two types (a second compile of `linear` on the first run).
+    weight are two types (a second compile of `linear` on the first run). `checks` has the
+    two kernels used: gpt2numba.kernels, or numpy_checks (compiling.load_checks says when).
     """
     params = {}
     for name in tensor_shapes(config):
         tensor = tensors.pop(name)
         if is_conv1d_weight(name):
-            params[name], first = transpose_checked(tensor)
+            params[name], first = checks.transpose_checked(tensor)
             params[name].flags.writeable = False
         else:
             params[name] = tensor
-            first = -1 if name == "wte.weight" else first_nonfinite(tensor.reshape(-1))
+            first = -1 if name == "wte.weight" else checks.first_nonfinite(tensor.reshape(-1))
         if first >= 0:
             raise _not_finite(folder, name, tensor, first)
     return records(params)
 
 
-def check_wte_finite(wte, folder):
-    """WeightsError if wte [vocab, n_embd] holds a NaN or an infinity, found on one thread.
+def check_wte_finite(wte, folder, checks=gpt2numba.kernels):
+    """WeightsError if wte [vocab, n_embd] holds a NaN or an infinity, found on one thread by
+    checks.first_nonfinite.
 
     The load runs this beside the tokenizer's reading, which keeps one core busy in Python: the
     scan takes the other core, and so adds almost nothing to the load's time
     (`python benchmarks/finite_scan.py` measures it).
     """
     numba.set_num_threads(1)  # this thread's setting only
-    first = first_nonfinite(wte.reshape(-1))
+    first = checks.first_nonfinite(wte.reshape(-1))
     if first >= 0:
         raise _not_finite(folder, "wte.weight", wte, first)
 
@@ -115,13 +118,13 @@ class GPT2:
         folder = Path(resolve(name_or_path, revision=revision))
         config = GPT2Config.from_folder(folder)
         tensors = load_tensors(folder, config)
-        ready(LOAD_KERNELS)  # on a first run, compiled meanwhile by another process
+        checks = load_checks()  # the kernels, or on a first run their NumPy versions
         with ThreadPoolExecutor(max_workers=1) as pool:
-            wte_checked = pool.submit(check_wte_finite, tensors["wte.weight"], folder)
+            wte_checked = pool.submit(check_wte_finite, tensors["wte.weight"], folder, checks)
             tokenizer = Tokenizer.from_files(folder / "vocab.json", folder / "merges.txt")
             wte_checked.result()
         tokenizer.check_model(config.vocab_size, folder / "config.json")
-        params = params_from_tensors(tensors, config, folder)
+        params = params_from_tensors(tensors, config, folder, checks)
         return cls(config, params, tokenizer, name=str(name_or_path), threads=threads)
 
     def __repr__(self):

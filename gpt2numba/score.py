@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gpt2numba.compiling import ready
 from gpt2numba.errors import check_in_vocabulary, is_count
 from gpt2numba.kernels import log_softmax_at
 
@@ -83,6 +84,7 @@ def score_in_windows(window_logits, ids, n_positions, stride, progress=None) -> 
     scored so far and in all.
     """
     token_logprobs = np.empty(ids.size - 1, dtype=np.float64)   # [t - 1]: log p(ids[t])
+    ready([log_softmax_at])   # on a first run, compiled by another process after the forward's
     for begin, end, first in windows(ids.size, n_positions, stride):
         logits = window_logits(ids[begin:end], first)                 # [end - begin - first, vocab]
         targets = ids[begin + first + 1:end + 1]                      # [end - begin - first]

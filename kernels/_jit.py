@@ -35,8 +35,8 @@ import logging
 import os
 
 from numba import config, njit
-from numba.core.compiler_lock import global_compiler_lock
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, UserProvidedCacheLocator
+from numba.core.compiler_lock import global_compiler_lock
 
 from ._threads import start_threads_from_main_thread, use_tbb
 

@@ -1,7 +1,8 @@
 """A first run compiles in two processes, one per half of HALVES, into the disk cache while this
-process loads the model, and this one loads their kernels from the cache; nothing depends on
-them succeeding, and they do not outlive this process. Each case runs in a fresh process with an
-empty NUMBA_CACHE_DIR."""
+process loads the model, and this one loads their kernels from the cache: the forward's before
+the first forward, the others when gpt2numba.compile() asks for them all. Nothing depends on the
+processes succeeding, and they do not outlive this process. Each case runs in a fresh process
+with an empty NUMBA_CACHE_DIR."""
 
 import json
 import os
@@ -17,12 +18,14 @@ from gpt2numba.compiling import KERNELS
 
 ALL = sorted(kernel.__name__ for kernel in KERNELS)
 
-# What this process compiled itself (Numba's compile events of the public kernels), whether
-# everything is cached afterwards, and the logits: the model's first forward after a cold load.
+# What this process compiled itself (Numba's compile events of the public kernels), whether the
+# forward's kernels are cached after the first forward and every kernel after compile(), and the
+# logits: the model's first forward after a cold load.
 FIRST_RUN = textwrap.dedent("""
     import json, os, sys
     from numba.core import event
     from gpt2numba import GPT2, compiling
+    from gpt2numba.blocks import FORWARD_KERNELS
     from gpt2numba.compiling import KERNELS
     from gpt2numba.kernels._cache import all_cached
 
@@ -45,8 +48,14 @@ FIRST_RUN = textwrap.dedent("""
             compiler._process.kill()
     model = GPT2.from_pretrained(sys.argv[1])
     logits = model.next_token_logits([464, 3290, 318])
+    forward_cached = all_cached(FORWARD_KERNELS)
+    waited_for_at_exit = [c.wait_at_exit for c in compilers if c in compiling._compilers.values()]
+    if sys.argv[2] != "exit-after-first-token":
+        compiling.compile()
     print(json.dumps({"compilers": len(compilers), "compiled": sorted(compiled),
-                      "cached": all_cached(KERNELS), "logits": logits[:5].tolist()}))
+                      "waited_for_at_exit": waited_for_at_exit,
+                      "cached": forward_cached and all_cached(KERNELS),
+                      "logits": logits[:5].tolist()}))
 """)
 
 EXIT_EARLY = textwrap.dedent("""
@@ -56,13 +65,21 @@ EXIT_EARLY = textwrap.dedent("""
 """)
 
 
+CACHED = ("from gpt2numba.compiling import KERNELS\n"
+          "from gpt2numba.kernels._cache import all_cached\n"
+          "print(all_cached(KERNELS))\n")
+
+
 def first_run(checkpoint, how):
     with tempfile.TemporaryDirectory(prefix="gpt2numba-test-second-") as cache:
-        done = subprocess.run([sys.executable, "-c", FIRST_RUN, str(checkpoint), how],
-                              env=dict(os.environ, NUMBA_CACHE_DIR=cache), capture_output=True,
-                              text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        done = subprocess.run([sys.executable, "-c", FIRST_RUN, str(checkpoint), how], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        after = subprocess.run([sys.executable, "-c", CACHED], env=env, capture_output=True,
+                               text=True, timeout=120)
+    assert after.returncode == 0, after.stderr
+    return dict(json.loads(done.stdout), cached_after_exit=after.stdout.strip() == "True")
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +92,19 @@ def test_two_processes_compile_every_kernel_and_this_one_none(tiny_checkpoint, e
     run = first_run(tiny_checkpoint, "as-is")
     assert run["compilers"] == 2 and run["cached"]
     assert run["compiled"] == []
+    assert run["logits"] == expected_logits
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_a_run_that_ends_at_its_first_token_leaves_every_kernel_cached(tiny_checkpoint,
+                                                                        expected_logits):
+    # The first token waits for the forward's kernels only; the exit lets the processes finish
+    # the load's and scoring's, else every later run would start them again. (Whether any is
+    # still compiling at the first token is a race: so the flag that makes the exit wait, too.)
+    run = first_run(tiny_checkpoint, "exit-after-first-token")
+    assert run["compilers"] == 2 and run["compiled"] == []
+    assert all(run["waited_for_at_exit"])
+    assert run["cached_after_exit"]
     assert run["logits"] == expected_logits
 
 

@@ -1,10 +1,11 @@
 """first_nonfinite against NumPy: the flat index of the first NaN or inf, else -1. Exact (an
-index), on sizes that are not multiples of the kernel's chunk, read-only arrays included."""
+index), on sizes that are not multiples of the kernel's chunk, read-only arrays included. The
+kernel and its NumPy version (numpy_checks, what a first run's load uses) alike."""
 
 import numpy as np
 import pytest
 
-from gpt2numba.kernels import first_nonfinite
+from gpt2numba import kernels, numpy_checks
 
 
 def numpy_first_nonfinite(x):
@@ -12,8 +13,13 @@ def numpy_first_nonfinite(x):
     return int(bad[0]) if bad.size else -1
 
 
-SIZES = [1, 2, 1024, 65535, 65536, 65537, 1_000_003]
+SIZES = [1, 2, 1024, 65535, 65536, 65537, 1_000_003, 2_100_001]  # chunks: 2^16, NumPy's 2^20
 BAD_VALUES = [np.nan, np.inf, -np.inf, -np.nan]
+
+
+@pytest.fixture(params=[kernels, numpy_checks], ids=["kernel", "numpy"])
+def first_nonfinite(request):
+    return request.param.first_nonfinite
 
 
 def array(n, seed=0):
@@ -21,7 +27,7 @@ def array(n, seed=0):
 
 
 @pytest.mark.parametrize("n", SIZES)
-def test_all_finite_is_minus_one(n):
+def test_all_finite_is_minus_one(n, first_nonfinite):
     x = array(n, n)
     assert first_nonfinite(x) == numpy_first_nonfinite(x) == -1
 
@@ -29,15 +35,15 @@ def test_all_finite_is_minus_one(n):
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("value", BAD_VALUES)
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
-def test_one_bad_value_is_found(n, value, where):
+def test_one_bad_value_is_found(n, value, where, first_nonfinite):
     x = array(n, n)
     index = {"first": 0, "middle": n // 2, "last": n - 1}[where]
     x[index] = value
     assert first_nonfinite(x) == numpy_first_nonfinite(x) == index
 
 
-@pytest.mark.parametrize("n", [3, 65537, 1_000_003])
-def test_the_first_of_several_is_found(n):
+@pytest.mark.parametrize("n", [3, 65537, 1_000_003, 2_100_001])
+def test_the_first_of_several_is_found(n, first_nonfinite):
     x = array(n, 1)
     rng = np.random.default_rng(n)
     positions = rng.choice(n, size=3, replace=False)
@@ -45,7 +51,7 @@ def test_the_first_of_several_is_found(n):
     assert first_nonfinite(x) == numpy_first_nonfinite(x) == positions.min()
 
 
-def test_negative_zero_subnormals_and_extremes_are_finite():
+def test_negative_zero_subnormals_and_extremes_are_finite(first_nonfinite):
     tiny = np.finfo(np.float32).smallest_subnormal
     big = np.finfo(np.float32).max
     x = np.array([-0.0, 0.0, tiny, -tiny, tiny * 3, big, -big, np.finfo(np.float32).tiny],
@@ -56,7 +62,7 @@ def test_negative_zero_subnormals_and_extremes_are_finite():
     assert first_nonfinite(x) == numpy_first_nonfinite(x) == x.size - 1
 
 
-def test_a_read_only_view_of_a_2d_weight():
+def test_a_read_only_view_of_a_2d_weight(first_nonfinite):
     w = array(50 * 777, 3).reshape(50, 777)
     w[31, 500] = np.nan
     w.flags.writeable = False
@@ -64,5 +70,5 @@ def test_a_read_only_view_of_a_2d_weight():
     assert first_nonfinite(flat) == numpy_first_nonfinite(flat) == 31 * 777 + 500
 
 
-def test_empty_array_is_minus_one():
+def test_empty_array_is_minus_one(first_nonfinite):
     assert first_nonfinite(np.zeros(0, np.float32)) == -1

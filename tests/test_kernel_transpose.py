@@ -1,11 +1,12 @@
 """transpose_checked against NumPy: the transposed copy exactly (a copy changes no bit), and the
 flat index of the first NaN or inf in the source's own order, else -1. Shapes that are not
-multiples of the kernel's band (64) or tile (16), n = 1 and GPT-2's own projection shapes."""
+multiples of the kernel's band (64) or tile (16), n = 1 and GPT-2's own projection shapes. The
+kernel and its NumPy version (numpy_checks, what a first run's load uses) alike."""
 
 import numpy as np
 import pytest
 
-from gpt2numba.kernels import transpose_checked
+from gpt2numba import kernels, numpy_checks
 
 SHAPES = [(1, 1), (1, 7), (7, 1), (3, 5), (17, 65), (100, 129), (768, 2304), (3072, 768),
           (1024, 1)]
@@ -17,6 +18,11 @@ def numpy_first_nonfinite(w):
     return int(bad[0]) if bad.size else -1
 
 
+@pytest.fixture(params=[kernels, numpy_checks], ids=["kernel", "numpy"])
+def transpose_checked(request):
+    return request.param.transpose_checked
+
+
 def weight(shape, seed=0, read_only=True):
     w = (np.random.default_rng(seed).standard_normal(shape) * 10).astype(np.float32)
     w.flags.writeable = not read_only
@@ -24,7 +30,7 @@ def weight(shape, seed=0, read_only=True):
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_the_copy_is_the_transpose_and_finite_is_minus_one(shape):
+def test_the_copy_is_the_transpose_and_finite_is_minus_one(shape, transpose_checked):
     w = weight(shape)
     wt, first = transpose_checked(w)
     assert wt.shape == shape[::-1] and wt.flags.c_contiguous
@@ -34,7 +40,7 @@ def test_the_copy_is_the_transpose_and_finite_is_minus_one(shape):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("value", BAD_VALUES)
-def test_one_bad_value_is_found_wherever_it_is(shape, value):
+def test_one_bad_value_is_found_wherever_it_is(shape, value, transpose_checked):
     rng = np.random.default_rng(sum(shape))
     for index in {(0, 0), (shape[0] - 1, shape[1] - 1),
                   (int(rng.integers(shape[0])), int(rng.integers(shape[1])))}:
@@ -45,7 +51,7 @@ def test_one_bad_value_is_found_wherever_it_is(shape, value):
         np.testing.assert_array_equal(wt, w.T)  # NaN compares equal to NaN here
 
 
-def test_the_first_in_row_order_wins_over_an_earlier_column():
+def test_the_first_in_row_order_wins_over_an_earlier_column(transpose_checked):
     # Bands are column ranges: a bad value in a later band but an earlier row comes first.
     w = weight((50, 300), read_only=False)
     w[40, 3] = np.inf    # band 0, row 40
@@ -54,7 +60,7 @@ def test_the_first_in_row_order_wins_over_an_earlier_column():
     assert transpose_checked(w)[1] == numpy_first_nonfinite(w) == 2 * 300 + 250
 
 
-def test_negative_zero_subnormals_and_extremes_are_finite():
+def test_negative_zero_subnormals_and_extremes_are_finite(transpose_checked):
     tiny = np.finfo(np.float32).smallest_subnormal
     big = np.finfo(np.float32).max
     values = np.array([-0.0, 0.0, tiny, -tiny, big, -big, np.finfo(np.float32).tiny], np.float32)

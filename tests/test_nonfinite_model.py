@@ -1,5 +1,6 @@
 """Non-finite numbers in a checkpoint: a NaN or inf weight is refused at load with a WeightsError
-naming the tensor (the CLI: one line, exit 1); finite weights whose forward overflows give
+naming the tensor (the CLI: one line, exit 1), whether the load checks with the kernels or, as
+on a first run, with their NumPy versions; finite weights whose forward overflows give
 NonFiniteLogitsError at the first token instead of a token chosen from NaN."""
 
 import os
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from gpt2numba import GPT2, WeightsError
+from gpt2numba import GPT2, WeightsError, kernels, model, numpy_checks
 from gpt2numba.sampling import NonFiniteLogitsError
 
 
@@ -36,8 +37,10 @@ def put(index, value):
     ("transformer.h.1.mlp.c_fc.weight", (63, 255), np.inf),
     ("transformer.ln_f.bias", (0,), -np.inf),
 ])
-def test_a_non_finite_weight_is_refused_naming_the_tensor(tiny_checkpoint, tmp_path, name,
-                                                          index, value):
+@pytest.mark.parametrize("checks", [kernels, numpy_checks], ids=["kernels", "numpy"])
+def test_a_non_finite_weight_is_refused_naming_the_tensor(tiny_checkpoint, tmp_path, monkeypatch,
+                                                          name, index, value, checks):
+    monkeypatch.setattr(model, "load_checks", lambda: checks)
     folder = with_tensor_changed(tiny_checkpoint, tmp_path / "model", name, put(index, value))
     with pytest.raises(WeightsError) as error:
         GPT2.from_pretrained(folder)

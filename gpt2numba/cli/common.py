@@ -151,19 +151,20 @@ class CompileProgress:
             self.start = None
 
 
-def compile_kernels():
-    """gpt2numba.compile(), with CompileProgress when any kernel is not in Numba's cache (else
-    it loads them from the cache in a fraction of a second, silently). Returns the (start, end)
-    time.time() of a compile (which may wait for the compiling processes: compiling.py), or None
-    when the kernels were cached."""
+def compile_kernels(kernels=None):
+    """gpt2numba.compile() of `kernels` (default: all), with CompileProgress when any is not in
+    Numba's cache (else it loads them from the cache in a fraction of a second, silently).
+    Returns the (start, end) time.time() of a compile (which may wait for the compiling
+    processes: compiling.py), or None when the kernels were cached."""
     from gpt2numba.compiling import KERNELS, compile
     from gpt2numba.kernels._cache import all_cached
 
-    if all_cached(KERNELS):
-        compile()
+    kernels = KERNELS if kernels is None else kernels
+    if all_cached(kernels):
+        compile(kernels=kernels)
         return None
     start = time.time()
     progress = CompileProgress()
-    compile(progress)
+    compile(progress, kernels)
     progress.finish()
     return start, time.time()

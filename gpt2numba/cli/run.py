@@ -87,6 +87,7 @@ def run(ctx, prompt_argument, prompt, prompt_file, model, revision, max_new_toke
         echo "The meaning of life is" | gpt2numba run --prompt - -t 0.8 -s 1
     """
     from gpt2numba import GPT2, ArgumentError, ContextFullWarning, WeightsError
+    from gpt2numba.blocks import FORWARD_KERNELS
     from gpt2numba.compiling import start_compiling
     from gpt2numba.kernels._cache import recording_compiles
     from gpt2numba.sampling import NonFiniteLogitsError
@@ -128,7 +129,7 @@ def run(ctx, prompt_argument, prompt, prompt_file, model, revision, max_new_toke
             option = "--" + error.argument.replace("_", "-")
             raise click.BadParameter(str(error), param_hint=f"'{option}'") from None
 
-        compiled_here = compile_kernels()
+        compiled_here = compile_kernels(FORWARD_KERNELS)  # the others: for the next runs
         color = use_color(no_color)
         try:
             write(text)

@@ -1,0 +1,29 @@
+"""The load's two kernels, first_nonfinite and transpose_checked, in plain NumPy: what the
+load uses while the kernels are not in Numba's cache (a machine's first run, or no writable
+cache).
+
+On a first run the load starts long before any kernel is compiled, and these two kernels would
+put about 1.5 CPU seconds of compiling (`python benchmarks/compile_time.py`) in front of the
+first token to save under 0.2 s of load (`python benchmarks/finite_scan.py` times both loads).
+The same results, as the tests check; compiling.py compiles the kernels after the forward's,
+for the next runs.
+"""
+
+import numpy as np
+
+CHUNK = 1 << 20  # elements per isfinite pass: bounds its boolean temporary to 1 MiB
+
+
+def first_nonfinite(x):
+    """Flat index of the first NaN or infinity in x [n] float32, or -1 if there is none."""
+    for start in range(0, x.shape[0], CHUNK):
+        bad = np.flatnonzero(~np.isfinite(x[start:start + CHUNK]))
+        if bad.size:
+            return start + int(bad[0])
+    return -1
+
+
+def transpose_checked(w):
+    """w [in, out] float32 -> (w.T as a C-contiguous [out, in] copy, the row-major flat index
+    in w of its first NaN or infinity, or -1)."""
+    return np.ascontiguousarray(w.T), first_nonfinite(w.reshape(-1))
