@@ -3,13 +3,14 @@
 Both operands are read along rows (b is the transposed right-hand side), so every output is a
 dot product of two contiguous vectors, which LLVM vectorises as a reduction. The fast path
 computes a tile of outputs at once, its running sums kept in vector registers, each step
-loading one vector of each row of a and of b; the tile is chosen for the registers the machine
-has, when this module is imported, from the CPU features Numba compiles for:
+loading one vector of each row of a and of b; the tiles are chosen for the registers the
+machine has, when this module is imported, from the CPU features Numba compiles for:
 - AVX2 (16 registers of 8 floats): 4 x 3, 12 sums and 4 rows of a in registers (b is read
-  from memory by the multiply-add itself), 12 multiply-adds per 7 loads;
+  from memory by the multiply-add itself), 12 multiply-adds per 7 loads, on every block;
 - AVX-512 (32 registers of 16 floats): 6 x 4, 24 sums and 6 rows of a, 24 multiply-adds per
-  10 loads, for blocks of WIDE_MIN_ROWS rows or more; on fewer rows b is streamed from memory
-  a few times only, and the 4 x 3 tile was faster there (measured at 16 to 64 rows).
+  10 loads, for blocks of WIDE_MIN_ROWS rows or more; on fewer rows 4 x 4, 16 multiply-adds
+  per 8 loads, which measured faster there than both 6 x 4 and 4 x 3 (`linear` at 16 to 80
+  rows: 2-13% faster than 4 x 3).
 A plain dot product per output loads 2 values per multiply-add, so memory traffic, not
 arithmetic, bounds it (`benchmarks/bench_kernels.py` compares the two).
 
@@ -68,6 +69,38 @@ def tile_4x3(a, i, b, j, depth, out):
 
 
 @helper
+def tile_4x4(a, i, b, j, depth, out):
+    """out[i:i+4, j:j+4] = a[i:i+4, :depth] @ b[j:j+4, :depth].T, sixteen sums in registers."""
+    a0, a1, a2, a3 = a[i], a[i + 1], a[i + 2], a[i + 3]
+    b0, b1, b2, b3 = b[j], b[j + 1], b[j + 2], b[j + 3]
+    c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = ZERO
+    c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = ZERO
+    for p in range(depth):
+        x0, x1, x2, x3 = a0[p], a1[p], a2[p], a3[p]
+        y0, y1, y2, y3 = b0[p], b1[p], b2[p], b3[p]
+        c00 += x0 * y0
+        c01 += x0 * y1
+        c02 += x0 * y2
+        c03 += x0 * y3
+        c10 += x1 * y0
+        c11 += x1 * y1
+        c12 += x1 * y2
+        c13 += x1 * y3
+        c20 += x2 * y0
+        c21 += x2 * y1
+        c22 += x2 * y2
+        c23 += x2 * y3
+        c30 += x3 * y0
+        c31 += x3 * y1
+        c32 += x3 * y2
+        c33 += x3 * y3
+    out[i, j], out[i, j + 1], out[i, j + 2], out[i, j + 3] = c00, c01, c02, c03
+    out[i + 1, j], out[i + 1, j + 1], out[i + 1, j + 2], out[i + 1, j + 3] = c10, c11, c12, c13
+    out[i + 2, j], out[i + 2, j + 1], out[i + 2, j + 2], out[i + 2, j + 3] = c20, c21, c22, c23
+    out[i + 3, j], out[i + 3, j + 1], out[i + 3, j + 2], out[i + 3, j + 3] = c30, c31, c32, c33
+
+
+@helper
 def tile_6x4(a, i, b, j, depth, out):
     """out[i:i+6, j:j+4] = a[i:i+6, :depth] @ b[j:j+4, :depth].T, 24 sums in registers."""
     a0, a1, a2, a3, a4, a5 = a[i], a[i + 1], a[i + 2], a[i + 3], a[i + 4], a[i + 5]
@@ -109,23 +142,26 @@ def tile_6x4(a, i, b, j, depth, out):
     out[i + 5, j], out[i + 5, j + 1], out[i + 5, j + 2], out[i + 5, j + 3] = c50, c51, c52, c53
 
 
-# The machine's tile (see the module docstring) and its shape.
+# The machine's tiles (see the module docstring) and their shapes: the wide one for blocks of
+# WIDE_MIN_ROWS rows or more, the small one (4 rows) for the rest.
 TILE, TILE_ROWS, TILE_COLS = (tile_6x4, 6, 4) if AVX512 else (tile_4x3, 4, 3)
+SMALL_TILE, SMALL_TILE_COLS = (tile_4x4, 4) if AVX512 else (tile_4x3, 3)
 WIDE_MIN_ROWS = 96
 
 
 @helper
 def matmul_block(a, b, out, i0, i1, j0, j1, depth):
-    """out[i0:i1, j0:j1] = a[i0:i1, :depth] @ b[j0:j1, :depth].T: 4 x 3 tiles, then the edges.
+    """out[i0:i1, j0:j1] = a[i0:i1, :depth] @ b[j0:j1, :depth].T: the machine's small tiles
+    (4 x 4 or 4 x 3), then the edges.
 
     a [n, k], b [m, k], out [n, m], float32, rows C-contiguous; depth <= k.
     """
     i4 = i0 + (i1 - i0) // 4 * 4
-    j3 = j0 + (j1 - j0) // 3 * 3
+    j_tiles = j0 + (j1 - j0) // SMALL_TILE_COLS * SMALL_TILE_COLS
     for i in range(i0, i4, 4):
-        for j in range(j0, j3, 3):
-            tile_4x3(a, i, b, j, depth, out)
-        for j in range(j3, j1):
+        for j in range(j0, j_tiles, SMALL_TILE_COLS):
+            SMALL_TILE(a, i, b, j, depth, out)
+        for j in range(j_tiles, j1):
             for r in range(4):
                 out[i + r, j] = dot(a, i + r, b, j, depth)
     for i in range(i4, i1):

@@ -1,6 +1,7 @@
 """matmul_block's and matmul_wide's edge tiles against float64 NumPy: blocks whose rows are not
 a multiple of 4 (or of 6, the AVX-512 tile's, which matmul_wide uses on WIDE_MIN_ROWS rows or
-more), whose columns are not a multiple of 3 (or 4), and a depth shorter than the rows.
+more), whose columns are not a multiple of 3 (or 4), and a depth shorter than the rows; and each
+register tile on its own, the ones this machine does not use included.
 
 `linear` and `causal_self_attention` reach the edges (the rows after the last 4-row tile, the
 columns after the last 3-column tile) only for some sizes, and attention's p @ v sums over a
@@ -13,7 +14,7 @@ and the columns of a and b past `depth` must not be read (NaN there would spread
 import numpy as np
 import pytest
 
-from gpt2numba.kernels.matmul import matmul_block, matmul_wide
+from gpt2numba.kernels.matmul import matmul_block, matmul_wide, tile_4x3, tile_4x4, tile_6x4
 
 BLOCKS = [  # (n, m, k, i0, i1, j0, j1, depth)
     (4, 3, 8, 0, 4, 0, 3, 8),           # one whole tile, no edge
@@ -51,4 +52,28 @@ def test_block_matches_float64(matmul, n, m, k, i0, i1, j0, j1, depth):
     assert np.all(np.abs(out[i0:i1, j0:j1] - exact) <= bound)
     outside = np.ones((n, m), dtype=bool)
     outside[i0:i1, j0:j1] = False
+    assert np.isnan(out[outside]).all()
+
+
+@pytest.mark.parametrize("tile,rows,cols", [(tile_4x3, 4, 3), (tile_4x4, 4, 4), (tile_6x4, 6, 4)],
+                         ids=["4x3", "4x4", "6x4"])
+@pytest.mark.parametrize("depth", [0, 1, 15, 16, 17, 768, 3072])
+def test_every_tile_matches_float64_whichever_the_machine_uses(tile, rows, cols, depth):
+    # matmul_block and matmul_wide reach only this machine's tiles; each is tested here, at an
+    # inner position, with depths around a vector of 16 floats and GPT-2's own.
+    rng = np.random.default_rng(depth + rows * 10 + cols)
+    a = rng.standard_normal((rows + 3, depth + 5), dtype=np.float32)
+    b = rng.standard_normal((cols + 2, depth + 5), dtype=np.float32)
+    a[:, depth:] = np.nan
+    b[:, depth:] = np.nan
+    out = np.full((rows + 3, cols + 2), np.nan, dtype=np.float32)
+
+    tile(a, 2, b, 1, depth, out)
+
+    a64 = a[2:2 + rows, :depth].astype(np.float64)
+    b64 = b[1:1 + cols, :depth].astype(np.float64)
+    bound = 2e-6 * (np.abs(a64) @ np.abs(b64).T)
+    assert np.all(np.abs(out[2:2 + rows, 1:1 + cols] - a64 @ b64.T) <= bound)
+    outside = np.ones(out.shape, dtype=bool)
+    outside[2:2 + rows, 1:1 + cols] = False
     assert np.isnan(out[outside]).all()
