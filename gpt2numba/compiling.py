@@ -35,9 +35,10 @@ from gpt2numba.kernels import (
 )
 from gpt2numba.kernels._cache import all_cached, cache_is_writable
 
-# What a cold compile of every kernel takes on a 2-core x86-64 machine, in two processes; only
-# used to tell the user roughly how long the pause is.
-COMPILE_ESTIMATE_SECONDS = 10
+# What a first run waits for the forward's kernels on a 2-core x86-64 machine, compiled in two
+# processes (4.4-8.3 s measured on a Zen 4); only used to tell the user roughly how long the
+# pause is.
+COMPILE_ESTIMATE_SECONDS = 8
 
 _WEIGHT = types.Array(types.float32, 2, "C", readonly=True)   # every parameter is read-only
 _VECTOR = types.Array(types.float32, 1, "C", readonly=True)   # biases, gains, NO_BIAS
