@@ -10,7 +10,7 @@ Every kernel is float32 in, float32 out, over C-contiguous arrays. The policy:
   carry a branch that blocks vectorisation;
 - LLVM's -O1 pipeline instead of Numba's default -O3: Numba runs its loop vectoriser at every
   level, and for these kernels -O3's further passes only cost time: the same speed within 2%
-  on every kernel, for about 70% of the compile time of a machine's first run
+  on every kernel, for 63-71% of the compile time of a machine's first run
   (`python benchmarks/opt_level.py` compiles every kernel both ways and times them side by
   side). A NUMBA_OPT set by the user is obeyed instead;
 - an on-disk cache, so that a second process loads the machine code instead of compiling
