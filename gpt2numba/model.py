@@ -58,9 +58,9 @@ def params_from_tensors(tensors, config: GPT2Config, folder,
     return records(params)
 
 
-def check_wte_finite(wte, folder, checks=gpt2numba.kernels):
+def check_wte_finite(wte, folder, checks):
     """WeightsError if wte [vocab, n_embd] holds a NaN or an infinity, found on one thread by
-    checks.first_nonfinite.
+    checks.first_nonfinite (checks: gpt2numba.kernels or numpy_checks, as for the load).
 
     The load runs this beside the tokenizer's reading, which keeps one core busy in Python: the
     scan takes the other core, and so adds almost nothing to the load's time
