@@ -114,12 +114,14 @@ def random_model():
 
 
 def forward(k, model, ids):
-    """Last-row logits of GPT-2 (as gpt2numba/blocks.py composes it) with kernels package k."""
+    """Last-row logits of GPT-2 with kernels package k: blocks.py's layer graph, with every block
+    on every position."""
     from gpt2numba.kernels.linear import NO_BIAS
 
     h = k.embedding(model["wte"], model["wpe"], ids)
     for p in model["layers"]:
-        a = k.causal_self_attention(k.linear(k.layernorm(h, *p["ln_1"], 1e-5), *p["c_attn"]), 12)
+        qkv = k.linear(k.layernorm(h, *p["ln_1"], 1e-5), *p["c_attn"])
+        a = k.causal_self_attention(qkv, 12, 0)
         h = k.residual(h, k.linear(a, *p["attn_proj"]))
         a = k.gelu(k.linear(k.layernorm(h, *p["ln_2"], 1e-5), *p["c_fc"]))
         h = k.residual(h, k.linear(a, *p["mlp_proj"]))

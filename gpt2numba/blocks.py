@@ -25,11 +25,12 @@ def layer_norm(x, p, eps):                                   # p: ln_1, ln_2 or 
     return layernorm(x, p.weight, p.bias, eps)               # [n, n_embd] -> [n, n_embd]
 
 
-def attention(x, p, n_head):                                 # p: a block's attn
-    """Causal multi-head self-attention of x [n, n_embd] float32 -> [n, n_embd] float32."""
+def attention(x, p, n_head, first):                          # p: a block's attn
+    """Causal multi-head self-attention of x [n, n_embd] float32 at positions first..n-1
+    -> [m, n_embd] float32, m = n - first."""
     qkv = linear(x, p.c_attn.weight, p.c_attn.bias)          # [n, n_embd] -> [n, 3 n_embd]
-    heads = causal_self_attention(qkv, n_head)               # [n, 3 n_embd] -> [n, n_embd]
-    return linear(heads, p.c_proj.weight, p.c_proj.bias)     # [n, n_embd] -> [n, n_embd]
+    heads = causal_self_attention(qkv, n_head, first)        # [n, 3 n_embd] -> [m, n_embd]
+    return linear(heads, p.c_proj.weight, p.c_proj.bias)     # [m, n_embd] -> [m, n_embd]
 
 
 def mlp(x, p):                                               # p: a block's mlp
@@ -38,23 +39,26 @@ def mlp(x, p):                                               # p: a block's mlp
     return linear(a, p.c_proj.weight, p.c_proj.bias)         # [n, 4 n_embd] -> [n, n_embd]
 
 
-def block(h, p, n_head, eps):                                # p: params.h[i]
-    """One transformer block on the residual stream h [n, n_embd] float32."""
-    h = residual(h, attention(layer_norm(h, p.ln_1, eps), p.attn, n_head))   # [n, n_embd]
-    h = residual(h, mlp(layer_norm(h, p.ln_2, eps), p.mlp))                  # [n, n_embd]
+def block(h, p, n_head, eps, first=0):                       # p: params.h[i]
+    """One transformer block on the residual stream h [n, n_embd] float32 -> the stream at
+    positions first..n-1, [n - first, n_embd] float32 (every position by default)."""
+    h = residual(h[first:], attention(layer_norm(h, p.ln_1, eps), p.attn, n_head, first))
+    h = residual(h, mlp(layer_norm(h, p.ln_2, eps), p.mlp))
     return h
 
 
 def gpt2(ids, params, n_head, eps, head_from=0):
     """ids [n] int64 -> logits [n - head_from, vocab] float32 of positions head_from..n-1.
 
-    Every position is computed through the blocks; the head (ln_f and the vocabulary
-    projection, a quarter of a forward at 1024 tokens) only for the positions asked for:
+    Every position goes through every block but the last: a position's k and v are read by
+    all the positions after it. The last block and the head (ln_f and the vocabulary
+    projection, a quarter of a forward at 1024 tokens) compute only the positions asked for:
     generation needs the last one, scoring the ones its window scores.
     """
     h = embedding(params.wte.weight, params.wpe.weight, ids)  # [n] -> [n, n_embd]
-    for p in params.h:
+    *first_blocks, last_block = params.h
+    for p in first_blocks:
         h = block(h, p, n_head, eps)                          # [n, n_embd] -> [n, n_embd]
-    h = h[head_from:]                                         # [m, n_embd], m = n - head_from
+    h = block(h, last_block, n_head, eps, head_from)          # [m, n_embd], m = n - head_from
     h = layer_norm(h, params.ln_f, eps)                       # [m, n_embd]
     return linear(h, params.wte.weight, NO_BIAS)              # [m, n_embd] -> [m, vocab], no bias

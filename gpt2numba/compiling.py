@@ -53,7 +53,7 @@ SIGNATURES = (
     (embedding, (_WEIGHT, _WEIGHT, _IDS)),                       # wte, wpe, ids
     (layernorm, (_ACTIVATION, _VECTOR, _VECTOR, types.float64)),  # x, gain, bias, eps
     (linear, (_ACTIVATION, _WEIGHT, _VECTOR)),                   # x, w [out, in], bias
-    (causal_self_attention, (_ACTIVATION, types.int64)),         # qkv, n_head
+    (causal_self_attention, (_ACTIVATION, types.int64, types.int64)),   # qkv, n_head, first
     (residual, (_ACTIVATION, _ACTIVATION)),
     (gelu, (_ACTIVATION,)),
     (log_softmax_at, (_ACTIVATION, _IDS)),                       # logits, targets

@@ -7,6 +7,10 @@ For each head h, with head_dim = d / n_head and q, k, v the head's columns of qk
     p = softmax(scores) row by row
     out[:, head h] = p v                         [n, head_dim]
 
+Only the rows of positions first..n-1 are computed (every row when first = 0): the model's
+last block asks only for the positions whose logits are wanted. Those rows still attend to
+every position's k and v.
+
 The heads are independent: they are the parallel loop. Within a head, k and v are copied once
 into kT and vT [head_dim, n] (contiguous along positions), and the query rows go by blocks of
 ROWS; each block is finished (scores, softmax, p v) before the next begins, so its scores
@@ -81,19 +85,20 @@ def key_scores(qkv, q0, kt, scores, i0, i1, head_dim):
 
 
 @kernel
-def causal_self_attention(qkv, n_head):
-    """qkv [n, 3d] float32 (q | k | v, heads side by side in each) -> [n, d] float32."""
+def causal_self_attention(qkv, n_head, first):
+    """qkv [n, 3d] float32 (q | k | v, heads side by side in each), 0 <= first < n
+    -> [n - first, d] float32: the heads' outputs at positions first..n-1."""
     n, d = qkv.shape[0], qkv.shape[1] // 3
     head_dim = d // n_head
     scale = ONE / np.sqrt(np.float32(head_dim))
-    out = np.empty((n, d), dtype=np.float32)
+    out = np.empty((n - first, d), dtype=np.float32)
     for h in prange(n_head):
         q0, k0, v0 = h * head_dim, d + h * head_dim, 2 * d + h * head_dim
         kt = transposed(qkv, k0, head_dim)                              # [hd, n]
         vt = transposed(qkv, v0, head_dim)                              # [hd, n]
         scores = np.empty((ROWS, n), dtype=np.float32)
         block_out = np.empty((ROWS, head_dim), dtype=np.float32)
-        for i0 in range(0, n, ROWS):
+        for i0 in range(first, n, ROWS):
             i1 = min(i0 + ROWS, n)
             key_scores(qkv, q0, kt, scores, i0, i1, head_dim)           # scores[:, :i1]
             for t in range(i0, i1):
@@ -106,5 +111,5 @@ def causal_self_attention(qkv, n_head):
             matmul_block(scores, vt, block_out, 0, i1 - i0, 0, head_dim, i1)   # p v, u < i1
             for t in range(i0, i1):
                 for j in range(head_dim):
-                    out[t, q0 + j] = block_out[t - i0, j]
+                    out[t - first, q0 + j] = block_out[t - i0, j]
     return out

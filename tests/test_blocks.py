@@ -50,6 +50,15 @@ def test_last_row_head_matches_the_float64_reference(tiny_model, tensors):
     assert relative_error(tiny_model.next_token_logits(ids), exact) <= RELATIVE_TOLERANCE
 
 
+@pytest.mark.parametrize("first", [1, 16, 17, 36])   # 16, 17: past a block of 16 rows
+def test_logits_from_a_position_match_the_float64_reference(tiny_model, tensors, first):
+    ids = np.random.default_rng(first).integers(0, tiny_model.config.vocab_size, size=37)
+    exact = reference.gpt2(ids, tensors, tiny_model.config)[first:]
+    ours = tiny_model.logits(ids, from_position=first)
+    assert ours.shape == exact.shape
+    assert relative_error(ours, exact) <= RELATIVE_TOLERANCE
+
+
 # A fresh process (no test has called a kernel in it) loads the model (which runs kernels of
 # its own), runs both forwards, then prints how many versions (compiled or loaded from the
 # cache) the forwards added to each public kernel, and FORWARD_KERNELS.

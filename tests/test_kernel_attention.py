@@ -12,11 +12,11 @@ from gpt2numba.kernels import causal_self_attention
 from tests.support import reference
 
 
-def check(qkv, n_head):
-    out = causal_self_attention(qkv, n_head)
-    exact = reference.causal_self_attention(qkv.astype(np.float64), n_head)
+def check(qkv, n_head, first=0):
+    out = causal_self_attention(qkv, n_head, first)
+    exact = reference.causal_self_attention(qkv.astype(np.float64), n_head)[first:]
     d = qkv.shape[1] // 3
-    assert out.dtype == np.float32 and out.shape == (qkv.shape[0], d)
+    assert out.dtype == np.float32 and out.shape == (qkv.shape[0] - first, d)
     assert np.max(np.abs(out - exact)) <= 4e-6 * np.max(np.abs(qkv[:, 2 * d:]))
 
 
@@ -31,6 +31,16 @@ def test_matches_float64(n, d, n_head):
     check(rng.standard_normal((n, 3 * d), dtype=np.float32), n_head)
 
 
+@pytest.mark.parametrize("n,first", [
+    (1, 0), (7, 6), (20, 1), (40, 17),   # the last row alone; rows from inside a block of 16
+    (300, 44), (300, 299),               # the first rows' block starts past a key block of 256
+    (1024, 1000),
+])
+def test_rows_from_a_position_match_those_of_every_row(n, first):
+    rng = np.random.default_rng(n + first)
+    check(rng.standard_normal((n, 3 * 192), dtype=np.float32), 3, first)
+
+
 def test_large_scores_stay_finite():
     rng = np.random.default_rng(5)
     qkv = rng.standard_normal((40, 3 * 64), dtype=np.float32)
@@ -41,7 +51,7 @@ def test_large_scores_stay_finite():
 def test_future_tokens_do_not_change_the_past():
     rng = np.random.default_rng(6)
     qkv = rng.standard_normal((20, 3 * 128), dtype=np.float32)
-    full = causal_self_attention(qkv, 4)
+    full = causal_self_attention(qkv, 4, 0)
     changed = qkv.copy()
     changed[10:] = rng.standard_normal((10, 3 * 128))
-    np.testing.assert_array_equal(causal_self_attention(changed, 4)[:10], full[:10])
+    np.testing.assert_array_equal(causal_self_attention(changed, 4, 0)[:10], full[:10])
