@@ -23,6 +23,7 @@ def main(argv=None):
 
     numba.set_num_threads(args.threads)
     linear_table(args.threads, args.repeats)
+    head_table(args.repeats)
     share_table(args.repeats)
 
 
@@ -61,6 +62,37 @@ def linear_table(threads, repeats):
         quiet()
         print(f"{n:>5} {d_in:>5} {d_out:>6} {blas:>9.1f} {fast:>8.1f} {fast / blas:>6.2f} "
               f"{ref:>10.1f} {ref / blas:>6.2f}")
+
+
+def head_table(repeats, rounds=3):
+    """The head of one token (x [1, 768] @ wte.T, wte [50257, 768]) with wte in memory that
+    NumPy allocated, as the model keeps it (huge pages where Linux gives them), against wte
+    memory-mapped from a file, as it is stored (4 KiB pages): batches alternating."""
+    import tempfile
+
+    import numpy as np
+
+    from gpt2numba.kernels import linear
+    from gpt2numba.kernels.linear import NO_BIAS
+
+    rng = np.random.default_rng(0)
+    wte = rng.standard_normal((50257, 768), dtype=np.float32)
+    x = rng.standard_normal((1, 768), dtype=np.float32)
+    with tempfile.TemporaryDirectory() as scratch:
+        wte.tofile(f"{scratch}/wte")
+        wte.flags.writeable = False   # the model's parameters are read-only, both ways
+        mapped = np.memmap(f"{scratch}/wte", np.float32, "r", shape=wte.shape).view(np.ndarray)
+        times = {"in memory": [], "mapped": []}
+        for _ in range(rounds):
+            for where, w in (("in memory", wte), ("mapped", mapped)):
+                times[where].append(median_seconds(lambda: linear(x, w, NO_BIAS), repeats))
+                quiet()
+    with open("/sys/kernel/mm/transparent_hugepage/enabled") as setting:
+        huge_pages = setting.read().strip()
+    memory, mapped = (float(np.median(t)) for t in times.values())
+    print(f"\nthe head of one token, wte [50257, 768] (transparent huge pages: {huge_pages})")
+    print(f"  wte in memory (the model's) {memory * 1e3:6.2f} ms   memory-mapped "
+          f"{mapped * 1e3:6.2f} ms   ratio {mapped / memory:.2f}")
 
 
 def random_params(rng, config):

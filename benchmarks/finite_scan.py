@@ -29,10 +29,9 @@ from gpt2numba.kernels.transpose import BAND, TILE
 
 
 @njit(parallel=True, nogil=True)
-def plain_transpose(w):
-    """transpose_checked's copy without its check: w [in, out] -> (w.T [out, in], -1)."""
+def plain_transpose(w, wt):
+    """transpose_checked's copy without its check: wt [out, in] = w.T for w [in, out]; -1."""
     n_in, n_out = w.shape
-    wt = np.empty((n_out, n_in), dtype=np.float32)
     for band in prange((n_out + BAND - 1) // BAND):
         j0 = band * BAND
         j1 = min(j0 + BAND, n_out)
@@ -41,7 +40,7 @@ def plain_transpose(w):
             for j in range(j0, j1):
                 for i in range(i0, i1):
                     wt[j, i] = w[i, j]
-    return wt, -1
+    return -1
 
 
 NO_CHECKS = SimpleNamespace(transpose_checked=plain_transpose, first_nonfinite=lambda x: -1)

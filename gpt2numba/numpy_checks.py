@@ -23,7 +23,8 @@ def first_nonfinite(x):
     return -1
 
 
-def transpose_checked(w):
-    """w [in, out] float32 -> (w.T as a C-contiguous [out, in] copy, the row-major flat index
-    in w of its first NaN or infinity, or -1)."""
-    return np.ascontiguousarray(w.T), first_nonfinite(w.reshape(-1))
+def transpose_checked(w, wt):
+    """w [in, out] float32, wt [out, in] float32 -> the row-major flat index in w of its first
+    NaN or infinity, or -1; sets wt = w.T."""
+    np.copyto(wt, w.T)
+    return first_nonfinite(w.reshape(-1))

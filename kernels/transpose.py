@@ -1,10 +1,15 @@
-"""transpose_checked: w [in, out] -> w.T [out, in] as a new array, and where w's first NaN or
-infinity is.
+"""transpose_checked: w [in, out] -> w.T [out, in] into the caller's array, and where w's first
+NaN or infinity is.
 
 The checkpoints store every projection as Conv1D, [in, out]; `linear` reads w[out, in] so that
 each output is a dot product of two contiguous rows. The model transposes each projection once at
 load, and since that pass reads every weight anyway, it also checks that they are finite (a NaN
 weight would turn every logit into NaN): the check costs no extra read of the file.
+
+The copy goes into an array the caller allocates: the model allocates it with NumPy, which asks
+Linux for huge pages for an array of 4 MiB or more (Numba's allocator does not), and `linear`
+streams its weights from huge pages faster: a 16-token forward took 6% less time, a 48-token
+one 1% (2-core Zen 4, the two alternated in one process).
 
 Schedule: the output rows are cut into bands of BAND rows, one parallel task each. A band reads
 the source row by row (BAND contiguous floats of each of the `in` rows) and writes BAND output
@@ -34,12 +39,11 @@ def _first_in_band(w, j0, j1):
 
 
 @kernel
-def transpose_checked(w):
-    """w [in, out] float32 (C-contiguous, read-only or not) -> (wt, first): wt [out, in] float32
-    with wt[j, i] = w[i, j], and first the flat index into w of its first NaN or +-inf in w's
-    own (row-major) order, or -1 if every element is finite."""
+def transpose_checked(w, wt):
+    """w [in, out] float32 (C-contiguous, read-only or not), wt [out, in] float32 (C-contiguous)
+    -> first: sets wt[j, i] = w[i, j], and returns the flat index into w of its first NaN or
+    +-inf in w's own (row-major) order, or -1 if every element is finite."""
     n_in, n_out = w.shape
-    wt = np.empty((n_out, n_in), dtype=np.float32)
     n_bands = (n_out + BAND - 1) // BAND
     firsts = np.full(n_bands, -1, dtype=np.int64)
     for band in prange(n_bands):
@@ -59,4 +63,4 @@ def transpose_checked(w):
     for band in range(n_bands):  # bands are column ranges: the earliest index may be in any
         if firsts[band] >= 0 and (first < 0 or firsts[band] < first):
             first = firsts[band]
-    return wt, first
+    return first

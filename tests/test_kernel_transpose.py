@@ -11,6 +11,7 @@ from gpt2numba import kernels, numpy_checks
 SHAPES = [(1, 1), (1, 7), (7, 1), (3, 5), (17, 65), (100, 129), (768, 2304), (3072, 768),
           (1024, 1)]
 BAD_VALUES = [np.nan, np.inf, -np.inf]
+SENTINEL = np.float32(-1234.5)
 
 
 def numpy_first_nonfinite(w):
@@ -20,7 +21,12 @@ def numpy_first_nonfinite(w):
 
 @pytest.fixture(params=[kernels, numpy_checks], ids=["kernel", "numpy"])
 def transpose_checked(request):
-    return request.param.transpose_checked
+    """(wt, first) of the version under test, wt filled beforehand with a value no test uses,
+    so that an element the copy misses shows."""
+    def transposed_and_first(w):
+        wt = np.full(w.shape[::-1], SENTINEL)
+        return wt, request.param.transpose_checked(w, wt)
+    return transposed_and_first
 
 
 def weight(shape, seed=0, read_only=True):
