@@ -14,7 +14,7 @@ Two versions side by side:
 - `linear`: the same sums, scheduled for the caches and registers. The outputs are cut into
   panels of PANEL columns; a panel's weights (PANEL x in x 4 bytes: 288 KiB at in = 768)
   stay in L2 while every row of x passes over them, and each panel is computed in register
-  tiles chosen for the machine (see matmul.py: 4 x 3 on AVX2; on AVX-512 6 x 4, and 4 x 4
+  tiles chosen for the machine (see matmul.py: 4 x 3 on AVX2; on AVX-512 6 x 4, and 4 x 6
   under 96 rows). Panels are independent, so they are the parallel loop.
   `python benchmarks/bench_kernels.py` measures both beside OpenBLAS.
 """

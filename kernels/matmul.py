@@ -7,10 +7,13 @@ loading one vector of each row of a and of b; the tiles are chosen for the regis
 machine has, when this module is imported, from the CPU features Numba compiles for:
 - AVX2 (16 registers of 8 floats): 4 x 3, 12 sums and 4 rows of a in registers (b is read
   from memory by the multiply-add itself), 12 multiply-adds per 7 loads, on every block;
-- AVX-512 (32 registers of 16 floats): 6 x 4, 24 sums and 6 rows of a, 24 multiply-adds per
-  10 loads, for blocks of WIDE_MIN_ROWS rows or more; on fewer rows 4 x 4, 16 multiply-adds
-  per 8 loads, which measured faster there than both 6 x 4 and 4 x 3 (`linear` at 16 to 80
-  rows: 2-13% faster than 4 x 3).
+- AVX-512 (32 registers of 16 floats): 24 sums, 24 multiply-adds per 10 loads, in two
+  shapes. 6 x 4 (6 rows of a) for blocks of WIDE_MIN_ROWS rows or more; on fewer rows, where
+  6 would leave rows over, 4 x 6, whose 4 rows of a divide every block of the model's and
+  whose 6 columns divide its panels. Measured by forwards alternating in one process: 4 x 6
+  under 96 rows made forwards of 16 to 80 tokens 5-8% faster than the 4 x 4 tile before it;
+  from 96 rows, 4 x 6 was level with 6 x 4 on the 768-deep projections but 4-6% slower on
+  3072 -> 768.
 A plain dot product per output loads 2 values per multiply-add, so memory traffic, not
 arithmetic, bounds it (`benchmarks/bench_kernels.py` compares the two).
 
@@ -69,35 +72,47 @@ def tile_4x3(a, i, b, j, depth, out):
 
 
 @helper
-def tile_4x4(a, i, b, j, depth, out):
-    """out[i:i+4, j:j+4] = a[i:i+4, :depth] @ b[j:j+4, :depth].T, sixteen sums in registers."""
+def tile_4x6(a, i, b, j, depth, out):
+    """out[i:i+4, j:j+6] = a[i:i+4, :depth] @ b[j:j+6, :depth].T, 24 sums in registers."""
     a0, a1, a2, a3 = a[i], a[i + 1], a[i + 2], a[i + 3]
-    b0, b1, b2, b3 = b[j], b[j + 1], b[j + 2], b[j + 3]
-    c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = ZERO
-    c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = ZERO
+    b0, b1, b2, b3, b4, b5 = b[j], b[j + 1], b[j + 2], b[j + 3], b[j + 4], b[j + 5]
+    c00 = c01 = c02 = c03 = c04 = c05 = c10 = c11 = c12 = c13 = c14 = c15 = ZERO
+    c20 = c21 = c22 = c23 = c24 = c25 = c30 = c31 = c32 = c33 = c34 = c35 = ZERO
     for p in range(depth):
         x0, x1, x2, x3 = a0[p], a1[p], a2[p], a3[p]
-        y0, y1, y2, y3 = b0[p], b1[p], b2[p], b3[p]
+        y0, y1, y2, y3, y4, y5 = b0[p], b1[p], b2[p], b3[p], b4[p], b5[p]
         c00 += x0 * y0
         c01 += x0 * y1
         c02 += x0 * y2
         c03 += x0 * y3
+        c04 += x0 * y4
+        c05 += x0 * y5
         c10 += x1 * y0
         c11 += x1 * y1
         c12 += x1 * y2
         c13 += x1 * y3
+        c14 += x1 * y4
+        c15 += x1 * y5
         c20 += x2 * y0
         c21 += x2 * y1
         c22 += x2 * y2
         c23 += x2 * y3
+        c24 += x2 * y4
+        c25 += x2 * y5
         c30 += x3 * y0
         c31 += x3 * y1
         c32 += x3 * y2
         c33 += x3 * y3
-    out[i, j], out[i, j + 1], out[i, j + 2], out[i, j + 3] = c00, c01, c02, c03
-    out[i + 1, j], out[i + 1, j + 1], out[i + 1, j + 2], out[i + 1, j + 3] = c10, c11, c12, c13
-    out[i + 2, j], out[i + 2, j + 1], out[i + 2, j + 2], out[i + 2, j + 3] = c20, c21, c22, c23
-    out[i + 3, j], out[i + 3, j + 1], out[i + 3, j + 2], out[i + 3, j + 3] = c30, c31, c32, c33
+        c34 += x3 * y4
+        c35 += x3 * y5
+    out[i, j], out[i, j + 1], out[i, j + 2] = c00, c01, c02
+    out[i, j + 3], out[i, j + 4], out[i, j + 5] = c03, c04, c05
+    out[i + 1, j], out[i + 1, j + 1], out[i + 1, j + 2] = c10, c11, c12
+    out[i + 1, j + 3], out[i + 1, j + 4], out[i + 1, j + 5] = c13, c14, c15
+    out[i + 2, j], out[i + 2, j + 1], out[i + 2, j + 2] = c20, c21, c22
+    out[i + 2, j + 3], out[i + 2, j + 4], out[i + 2, j + 5] = c23, c24, c25
+    out[i + 3, j], out[i + 3, j + 1], out[i + 3, j + 2] = c30, c31, c32
+    out[i + 3, j + 3], out[i + 3, j + 4], out[i + 3, j + 5] = c33, c34, c35
 
 
 @helper
@@ -145,14 +160,14 @@ def tile_6x4(a, i, b, j, depth, out):
 # The machine's tiles (see the module docstring) and their shapes: the wide one for blocks of
 # WIDE_MIN_ROWS rows or more, the small one (4 rows) for the rest.
 TILE, TILE_ROWS, TILE_COLS = (tile_6x4, 6, 4) if AVX512 else (tile_4x3, 4, 3)
-SMALL_TILE, SMALL_TILE_COLS = (tile_4x4, 4) if AVX512 else (tile_4x3, 3)
+SMALL_TILE, SMALL_TILE_COLS = (tile_4x6, 6) if AVX512 else (tile_4x3, 3)
 WIDE_MIN_ROWS = 96
 
 
 @helper
 def matmul_block(a, b, out, i0, i1, j0, j1, depth):
     """out[i0:i1, j0:j1] = a[i0:i1, :depth] @ b[j0:j1, :depth].T: the machine's small tiles
-    (4 x 4 or 4 x 3), then the edges.
+    (4 x 6 or 4 x 3), then the edges.
 
     a [n, k], b [m, k], out [n, m], float32, rows C-contiguous; depth <= k.
     """

@@ -1,7 +1,7 @@
 """matmul_block's and matmul_wide's edge tiles against float64 NumPy: blocks whose rows are not
 a multiple of 4 (or of 6, the AVX-512 tile's, which matmul_wide uses on WIDE_MIN_ROWS rows or
-more), whose columns are not a multiple of 3 (or 4), and a depth shorter than the rows; and each
-register tile on its own, the ones this machine does not use included.
+more), whose columns are not a multiple of 3 (or of 6 and 4, AVX-512's), and a depth shorter
+than the rows; and each register tile on its own, the ones this machine does not use included.
 
 `linear` and `causal_self_attention` reach the edges (the rows after the last 4-row tile, the
 columns after the last 3-column tile) only for some sizes, and attention's p @ v sums over a
@@ -14,7 +14,7 @@ and the columns of a and b past `depth` must not be read (NaN there would spread
 import numpy as np
 import pytest
 
-from gpt2numba.kernels.matmul import matmul_block, matmul_wide, tile_4x3, tile_4x4, tile_6x4
+from gpt2numba.kernels.matmul import matmul_block, matmul_wide, tile_4x3, tile_4x6, tile_6x4
 
 BLOCKS = [  # (n, m, k, i0, i1, j0, j1, depth)
     (4, 3, 8, 0, 4, 0, 3, 8),           # one whole tile, no edge
@@ -30,6 +30,7 @@ BLOCKS = [  # (n, m, k, i0, i1, j0, j1, depth)
     (120, 14, 40, 3, 113, 1, 14, 39),   # an inner block of 110 rows (6 x 18 + 2; 4 x 27 + 2)
     (100, 7, 9, 2, 99, 0, 7, 0),        # 97 rows, depth 0
     (100, 9, 17, 0, 100, 0, 9, 17),     # 6 x 16 + a 4 x 3 row of tiles + 0; columns 8 + 1
+    (8, 5, 20, 0, 8, 0, 5, 20),         # 3 + 2 columns, or 5 columns of edges only (4 x 6)
 ]
 
 
@@ -55,8 +56,8 @@ def test_block_matches_float64(matmul, n, m, k, i0, i1, j0, j1, depth):
     assert np.isnan(out[outside]).all()
 
 
-@pytest.mark.parametrize("tile,rows,cols", [(tile_4x3, 4, 3), (tile_4x4, 4, 4), (tile_6x4, 6, 4)],
-                         ids=["4x3", "4x4", "6x4"])
+@pytest.mark.parametrize("tile,rows,cols", [(tile_4x3, 4, 3), (tile_4x6, 4, 6), (tile_6x4, 6, 4)],
+                         ids=["4x3", "4x6", "6x4"])
 @pytest.mark.parametrize("depth", [0, 1, 15, 16, 17, 768, 3072])
 def test_every_tile_matches_float64_whichever_the_machine_uses(tile, rows, cols, depth):
     # matmul_block and matmul_wide reach only this machine's tiles; each is tested here, at an
