@@ -15,6 +15,7 @@ from gpt2numba.config import GPT2Config
 from gpt2numba.errors import ArgumentError, check_in_vocabulary, is_count
 from gpt2numba.generate import Generation, TextStream
 from gpt2numba.kernels._threads import ThreadCount
+from gpt2numba.kernels.linear import stored_row_length
 from gpt2numba.score import Score, check_stride, ids_to_score, score_in_windows
 from gpt2numba.tokenizer import Tokenizer
 from gpt2numba.weights import WeightsError, load_tensors, resolve
@@ -36,10 +37,11 @@ def params_from_tensors(tensors, config: GPT2Config, folder,
     The result is ``layout.records`` of the tensors, named like the checkpoint
     (params.h[i].attn.c_attn.weight, params.wte.weight, ...), with every Conv1D weight
     transposed to [out, in] by `transpose_checked`, which also finds its first NaN or infinity
-    in the same pass. Each copy's memory-mapped original is released as soon as it is copied, so
-    the peak is one file plus the copies. The other tensors stay memory-mapped and read-only;
-    the small ones are scanned here, and wte (a third of the file) by `check_wte_finite`, which
-    the load runs beside the tokenizer. Every parameter is read-only, like the mapped ones:
+    in the same pass; rows of 4 KiB get a cache line of padding (linear.stored_row_length).
+    Each copy's memory-mapped original is released as soon as it is copied, so the peak is one
+    file plus the copies. The other tensors stay as they come, read-only; the small ones are
+    scanned here; wte (a third of the file) comes from `wte_in_memory`, which the load runs
+    beside the tokenizer, already scanned. Every parameter is read-only, like the mapped ones:
     Numba compiles one version of a kernel per argument type, and a writable and a read-only
     weight are two types (a second compile of `linear` on the first run). `checks` has the
     two kernels used: gpt2numba.kernels, or numpy_checks (compiling.load_checks says when).
@@ -48,7 +50,8 @@ def params_from_tensors(tensors, config: GPT2Config, folder,
     for name in tensor_shapes(config):
         tensor = tensors.pop(name)
         if is_conv1d_weight(name):
-            params[name] = np.empty(tensor.shape[::-1], np.float32)   # see kernels/transpose.py
+            n_in, n_out = tensor.shape
+            params[name] = np.zeros((n_out, stored_row_length(n_in)), np.float32)  # transpose.py
             first = checks.transpose_checked(tensor, params[name])
             params[name].flags.writeable = False
         else:

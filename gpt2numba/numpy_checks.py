@@ -24,7 +24,7 @@ def first_nonfinite(x):
 
 
 def transpose_checked(w, wt):
-    """w [in, out] float32, wt [out, in] float32 -> the row-major flat index in w of its first
-    NaN or infinity, or -1; sets wt = w.T."""
-    np.copyto(wt, w.T)
+    """w [in, out] float32, wt [out, >= in] float32 -> the row-major flat index in w of its first
+    NaN or infinity, or -1; sets wt[:, :in] = w.T."""
+    np.copyto(wt[:, :w.shape[0]], w.T)
     return first_nonfinite(w.reshape(-1))

@@ -40,9 +40,10 @@ def _first_in_band(w, j0, j1):
 
 @kernel
 def transpose_checked(w, wt):
-    """w [in, out] float32 (C-contiguous, read-only or not), wt [out, in] float32 (C-contiguous)
-    -> first: sets wt[j, i] = w[i, j], and returns the flat index into w of its first NaN or
-    +-inf in w's own (row-major) order, or -1 if every element is finite."""
+    """w [in, out] float32 (C-contiguous, read-only or not), wt [out, >= in] float32
+    (C-contiguous) -> first: sets wt[j, i] = w[i, j] for i < in (the rest of wt's rows is left
+    as it is), and returns the flat index into w of its first NaN or +-inf in w's own
+    (row-major) order, or -1 if every element is finite."""
     n_in, n_out = w.shape
     n_bands = (n_out + BAND - 1) // BAND
     firsts = np.full(n_bands, -1, dtype=np.int64)

@@ -44,6 +44,20 @@ def test_logits_match_the_float64_reference(tiny_model, tensors, n):
     assert relative_error(ours, exact) <= RELATIVE_TOLERANCE
 
 
+def test_a_model_with_padded_weight_rows_matches_the_float64_reference(tmp_path):
+    # n_embd 256: the MLP's down projection has 1024 inputs (4 KiB), which the model stores in
+    # padded rows (linear.stored_row_length); the tiny checkpoint's sizes are never padded.
+    from gpt2numba import GPT2
+    from tests.support.checkpoints import make_checkpoint
+
+    folder = make_checkpoint(tmp_path, n_layer=1, n_head=4, n_embd=256, n_positions=32)
+    model = GPT2.from_pretrained(folder)
+    assert model.params.h[0].mlp.c_proj.weight.shape == (256, 1024 + 16)
+    ids = np.random.default_rng(3).integers(0, model.config.vocab_size, size=29)
+    exact = reference.gpt2(ids, load_tensors(folder, model.config), model.config)
+    assert relative_error(model.logits(ids), exact) <= RELATIVE_TOLERANCE
+
+
 def test_last_row_head_matches_the_float64_reference(tiny_model, tensors):
     ids = tiny_model.tokenizer.encode("The quick brown fox jumps over the lazy dog")
     exact = reference.gpt2(ids, tensors, tiny_model.config)[-1]

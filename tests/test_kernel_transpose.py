@@ -57,6 +57,16 @@ def test_one_bad_value_is_found_wherever_it_is(shape, value, transpose_checked):
         np.testing.assert_array_equal(wt, w.T)  # NaN compares equal to NaN here
 
 
+@pytest.mark.parametrize("checks", [kernels, numpy_checks], ids=["kernel", "numpy"])
+def test_a_longer_destination_row_keeps_what_follows_the_copy(checks):
+    # the model pads some weights' rows (linear.stored_row_length)
+    w = weight((3072, 20))
+    wt = np.full((20, 3072 + 16), SENTINEL)
+    assert checks.transpose_checked(w, wt) == -1
+    np.testing.assert_array_equal(wt[:, :3072], w.T)
+    assert (wt[:, 3072:] == SENTINEL).all()
+
+
 def test_the_first_in_row_order_wins_over_an_earlier_column(transpose_checked):
     # Bands are column ranges: a bad value in a later band but an earlier row comes first.
     w = weight((50, 300), read_only=False)
