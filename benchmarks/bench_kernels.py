@@ -41,6 +41,7 @@ def linear_table(threads, repeats):
     import numpy as np
 
     from gpt2numba.kernels import linear, linear_reference
+    from gpt2numba.kernels.linear import stored_row_length
 
     rng = np.random.default_rng(0)
     print(f"linear: x [n, in] @ W [in, out] + b, float32, {threads} threads "
@@ -53,7 +54,8 @@ def linear_table(threads, repeats):
         x = rng.standard_normal((n, d_in), dtype=np.float32)
         w = rng.standard_normal((d_in, d_out), dtype=np.float32)
         b = rng.standard_normal(d_out, dtype=np.float32)
-        w_out_in = np.ascontiguousarray(w.T)
+        w_out_in = np.zeros((d_out, stored_row_length(d_in)), dtype=np.float32)  # the model's
+        w_out_in[:, :d_in] = w.T                                                  # layout
         flops = 2 * n * d_in * d_out
         blas = flops / median_seconds(lambda: x @ w + b, repeats) / 1e9
         quiet()
