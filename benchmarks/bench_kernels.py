@@ -67,9 +67,10 @@ def linear_table(threads, repeats):
 
 
 def head_table(repeats, rounds=3):
-    """The head of one token (x [1, 768] @ wte.T, wte [50257, 768]) with wte in memory that
-    NumPy allocated, as the model keeps it (huge pages where Linux gives them), against wte
-    memory-mapped from a file, as it is stored (4 KiB pages): batches alternating."""
+    """The head of one token (x [1, 768] @ wte.T, wte [50257, 768]) with wte memory-mapped from
+    a file, as the model keeps it (4 KiB pages), against wte in memory that NumPy allocated
+    (huge pages where Linux gives them), which the model does not do (model.check_wte_finite
+    says why): batches alternating."""
     import tempfile
 
     import numpy as np
@@ -93,8 +94,8 @@ def head_table(repeats, rounds=3):
         huge_pages = setting.read().strip()
     memory, mapped = (float(np.median(t)) for t in times.values())
     print(f"\nthe head of one token, wte [50257, 768] (transparent huge pages: {huge_pages})")
-    print(f"  wte in memory (the model's) {memory * 1e3:6.2f} ms   memory-mapped "
-          f"{mapped * 1e3:6.2f} ms   ratio {mapped / memory:.2f}")
+    print(f"  wte memory-mapped (the model's) {mapped * 1e3:6.2f} ms   in NumPy's memory "
+          f"{memory * 1e3:6.2f} ms   ratio {mapped / memory:.2f}")
 
 
 def random_params(rng, config):

@@ -29,9 +29,11 @@ from gpt2numba.kernels.transpose import BAND, TILE
 
 
 @njit(parallel=True, nogil=True)
-def plain_transpose(w, wt):
-    """transpose_checked's copy without its check: wt [out, in] = w.T for w [in, out]; -1."""
+def plain_transpose(w, row_length):
+    """transpose_checked's copy without its check: w [in, out] -> (wt, -1), wt [out, row_length]
+    = w.T padded with zeros."""
     n_in, n_out = w.shape
+    wt = np.zeros((n_out, row_length), dtype=np.float32)
     for band in prange((n_out + BAND - 1) // BAND):
         j0 = band * BAND
         j1 = min(j0 + BAND, n_out)
@@ -40,7 +42,7 @@ def plain_transpose(w, wt):
             for j in range(j0, j1):
                 for i in range(i0, i1):
                     wt[j, i] = w[i, j]
-    return -1
+    return wt, -1
 
 
 NO_CHECKS = SimpleNamespace(transpose_checked=plain_transpose, first_nonfinite=lambda x: -1)

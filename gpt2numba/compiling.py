@@ -49,7 +49,7 @@ _IDS = types.Array(types.int64, 1, "C")                       # GPT2.check_ids' 
 # the forward, scoring), with the one signature the model calls it with.
 SIGNATURES = (
     (first_nonfinite, (_VECTOR,)),                               # weights not transposed
-    (transpose_checked, (_WEIGHT, _ACTIVATION)),                 # a Conv1D weight, its copy
+    (transpose_checked, (_WEIGHT, types.int64)),                 # a Conv1D weight, row length
     (embedding, (_WEIGHT, _WEIGHT, _IDS)),                       # wte, wpe, ids
     (layernorm, (_ACTIVATION, _VECTOR, _VECTOR, types.float64)),  # x, gain, bias, eps
     (linear, (_ACTIVATION, _WEIGHT, _VECTOR)),                   # x, w [out, in], bias

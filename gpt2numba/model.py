@@ -39,9 +39,9 @@ def params_from_tensors(tensors, config: GPT2Config, folder,
     transposed to [out, in] by `transpose_checked`, which also finds its first NaN or infinity
     in the same pass; rows of 4 KiB get a cache line of padding (linear.stored_row_length).
     Each copy's memory-mapped original is released as soon as it is copied, so the peak is one
-    file plus the copies. The other tensors stay as they come, read-only; the small ones are
-    scanned here; wte (a third of the file) comes from `wte_in_memory`, which the load runs
-    beside the tokenizer, already scanned. Every parameter is read-only, like the mapped ones:
+    file plus the copies. The other tensors stay as they come (memory-mapped), read-only; the
+    small ones are scanned here, and wte (a third of the file) by `check_wte_finite`, which the
+    load runs beside the tokenizer. Every parameter is read-only, like the mapped ones:
     Numba compiles one version of a kernel per argument type, and a writable and a read-only
     weight are two types (a second compile of `linear` on the first run). `checks` has the
     two kernels used: gpt2numba.kernels, or numpy_checks (compiling.load_checks says when).
@@ -50,9 +50,8 @@ def params_from_tensors(tensors, config: GPT2Config, folder,
     for name in tensor_shapes(config):
         tensor = tensors.pop(name)
         if is_conv1d_weight(name):
-            n_in, n_out = tensor.shape
-            params[name] = np.zeros((n_out, stored_row_length(n_in)), np.float32)  # transpose.py
-            first = checks.transpose_checked(tensor, params[name])
+            row_length = stored_row_length(tensor.shape[0])
+            params[name], first = checks.transpose_checked(tensor, row_length)
             params[name].flags.writeable = False
         else:
             params[name] = tensor
@@ -62,25 +61,6 @@ def params_from_tensors(tensors, config: GPT2Config, folder,
     return records(params)
 
 
-def wte_in_memory(wte, folder, checks):
-    """wte [vocab, n_embd] float32, copied out of its memory map and checked finite
-    (check_wte_finite); a tensor not mapped (converted from float16, say) is only checked.
-
-    The head reads all of wte for every generated token, from DRAM. NumPy asks Linux for huge
-    pages for an array this large, and on them the head streams wte 1.5-1.6x as fast as from
-    the 4 KiB pages of the map (`python benchmarks/bench_kernels.py` times both: 2.9-3.0 ms
-    against 4.4-4.8 ms per token on a 2-core Zen 4). The load runs this first, before the
-    projections' copies, so the map's pages and the copy (two wte's worth) are resident
-    together while little else is; the map is dropped right after, and the peak RSS of a run
-    is unchanged.
-    """
-    if isinstance(wte.base, np.memmap):
-        wte = np.array(wte)
-        wte.flags.writeable = False
-    check_wte_finite(wte, folder, checks)
-    return wte
-
-
 def check_wte_finite(wte, folder, checks):
     """WeightsError if wte [vocab, n_embd] holds a NaN or an infinity, found on one thread by
     checks.first_nonfinite (checks: gpt2numba.kernels or numpy_checks, as for the load).
@@ -88,6 +68,11 @@ def check_wte_finite(wte, folder, checks):
     The load runs this beside the tokenizer's reading, which keeps one core busy in Python: the
     scan takes the other core, and so adds almost nothing to the load's time
     (`python benchmarks/finite_scan.py` measures it).
+
+    wte stays memory-mapped. A copy in NumPy's memory (huge pages) would make the head of each
+    token 1.3-1.6x as fast (`python benchmarks/bench_kernels.py` times both: about 1.3 ms less
+    per token), but the copy made a fresh process's load 100-290 ms slower (2-core Zen 4 VM),
+    more than a typical run's tokens would win back.
     """
     numba.set_num_threads(1)  # this thread's setting only
     first = checks.first_nonfinite(wte.reshape(-1))
@@ -143,9 +128,9 @@ class GPT2:
         tensors = load_tensors(folder, config)
         checks = load_checks()  # the kernels, or on a first run their NumPy versions
         with ThreadPoolExecutor(max_workers=1) as pool:
-            wte = pool.submit(wte_in_memory, tensors.pop("wte.weight"), folder, checks)
+            wte_checked = pool.submit(check_wte_finite, tensors["wte.weight"], folder, checks)
             tokenizer = Tokenizer.from_files(folder / "vocab.json", folder / "merges.txt")
-            tensors = {"wte.weight": wte.result(), **tensors}   # model order, wte first
+            wte_checked.result()
         tokenizer.check_model(config.vocab_size, folder / "config.json")
         params = params_from_tensors(tensors, config, folder, checks)
         return cls(config, params, tokenizer, name=str(name_or_path), threads=threads)

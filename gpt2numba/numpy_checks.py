@@ -23,8 +23,10 @@ def first_nonfinite(x):
     return -1
 
 
-def transpose_checked(w, wt):
-    """w [in, out] float32, wt [out, >= in] float32 -> the row-major flat index in w of its first
-    NaN or infinity, or -1; sets wt[:, :in] = w.T."""
-    np.copyto(wt[:, :w.shape[0]], w.T)
-    return first_nonfinite(w.reshape(-1))
+def transpose_checked(w, row_length):
+    """w [in, out] float32, row_length >= in -> (wt, first): wt [out, row_length] float32 with
+    w.T in its first `in` columns and zeros after, and first the row-major flat index in w of
+    its first NaN or infinity, or -1."""
+    wt = np.zeros((w.shape[1], row_length), np.float32)
+    wt[:, :w.shape[0]] = w.T
+    return wt, first_nonfinite(w.reshape(-1))

@@ -1,15 +1,16 @@
-"""transpose_checked: w [in, out] -> w.T [out, in] into the caller's array, and where w's first
-NaN or infinity is.
+"""transpose_checked: w [in, out] -> w.T [out, in] as a new array, its rows padded with zeros to
+the length asked for, and where w's first NaN or infinity is.
 
 The checkpoints store every projection as Conv1D, [in, out]; `linear` reads w[out, in] so that
 each output is a dot product of two contiguous rows. The model transposes each projection once at
 load, and since that pass reads every weight anyway, it also checks that they are finite (a NaN
 weight would turn every logit into NaN): the check costs no extra read of the file.
 
-The copy goes into an array the caller allocates: the model allocates it with NumPy, which asks
-Linux for huge pages for an array of 4 MiB or more (Numba's allocator does not), and `linear`
-streams its weights from huge pages faster: a 16-token forward took 6% less time, a 48-token
-one 1% (2-core Zen 4, the two alternated in one process).
+The rows may be longer than `in` (linear.stored_row_length says when and why). The copy is
+Numba's array, on the 4 KiB pages Numba's allocator gets. An array from NumPy, which asks Linux
+for huge pages at 4 MiB and more, made a 16-token forward 6% faster and a 48-token one 1%, but
+a fresh process's load took up to 190 ms longer in half of the runs on this project's VM
+(faulting in huge pages), so the copy stays Numba's.
 
 Schedule: the output rows are cut into bands of BAND rows, one parallel task each. A band reads
 the source row by row (BAND contiguous floats of each of the `in` rows) and writes BAND output
@@ -39,17 +40,21 @@ def _first_in_band(w, j0, j1):
 
 
 @kernel
-def transpose_checked(w, wt):
-    """w [in, out] float32 (C-contiguous, read-only or not), wt [out, >= in] float32
-    (C-contiguous) -> first: sets wt[j, i] = w[i, j] for i < in (the rest of wt's rows is left
-    as it is), and returns the flat index into w of its first NaN or +-inf in w's own
-    (row-major) order, or -1 if every element is finite."""
+def transpose_checked(w, row_length):
+    """w [in, out] float32 (C-contiguous, read-only or not), row_length >= in -> (wt, first):
+    wt [out, row_length] float32 with wt[j, i] = w[i, j] for i < in and 0 after, and first the
+    flat index into w of its first NaN or +-inf in w's own (row-major) order, or -1 if every
+    element is finite."""
     n_in, n_out = w.shape
+    wt = np.empty((n_out, row_length), dtype=np.float32)
     n_bands = (n_out + BAND - 1) // BAND
     firsts = np.full(n_bands, -1, dtype=np.int64)
     for band in prange(n_bands):
         j0 = band * BAND
         j1 = min(j0 + BAND, n_out)
+        for j in range(j0, j1):
+            for i in range(n_in, row_length):
+                wt[j, i] = ZERO                       # the padding
         poison = ZERO
         for i0 in range(0, n_in, TILE):
             i1 = min(i0 + TILE, n_in)
@@ -64,4 +69,4 @@ def transpose_checked(w, wt):
     for band in range(n_bands):  # bands are column ranges: the earliest index may be in any
         if firsts[band] >= 0 and (first < 0 or firsts[band] < first):
             first = firsts[band]
-    return first
+    return wt, first

@@ -34,6 +34,7 @@ def put(index, value):
 
 @pytest.mark.parametrize("name,index,value", [
     ("transformer.wte.weight", (5, 3), np.nan),
+    ("transformer.wte.weight", (50000, 63), -np.inf),
     ("transformer.h.1.mlp.c_fc.weight", (63, 255), np.inf),
     ("transformer.ln_f.bias", (0,), -np.inf),
 ])
