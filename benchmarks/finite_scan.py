@@ -33,10 +33,13 @@ def plain_transpose(w, row_length):
     """transpose_checked's copy without its check: w [in, out] -> (wt, -1), wt [out, row_length]
     = w.T padded with zeros."""
     n_in, n_out = w.shape
-    wt = np.zeros((n_out, row_length), dtype=np.float32)
+    wt = np.empty((n_out, row_length), dtype=np.float32)
     for band in prange((n_out + BAND - 1) // BAND):
         j0 = band * BAND
         j1 = min(j0 + BAND, n_out)
+        for j in range(j0, j1):
+            for i in range(n_in, row_length):
+                wt[j, i] = 0.0
         for i0 in range(0, n_in, TILE):
             i1 = min(i0 + TILE, n_in)
             for j in range(j0, j1):
