@@ -70,7 +70,7 @@ def check_wte_finite(wte, folder, checks):
     (`python benchmarks/finite_scan.py` measures it).
 
     wte stays memory-mapped. A copy in NumPy's memory (huge pages) would make the head of each
-    token 1.3-1.6x as fast (`python benchmarks/bench_kernels.py` times both: about 1.3 ms less
+    token 1.2-1.6x as fast (`python benchmarks/bench_kernels.py` times both: about 1-2 ms less
     per token), but the copy made a fresh process's load 100-290 ms slower (2-core Zen 4 VM),
     more than a typical run's tokens would win back.
     """
