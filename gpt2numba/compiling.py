@@ -52,7 +52,7 @@ SIGNATURES = (
     (transpose_checked, (_WEIGHT, types.int64)),                 # a Conv1D weight, row length
     (embedding, (_WEIGHT, _WEIGHT, _IDS)),                       # wte, wpe, ids
     (layernorm, (_ACTIVATION, _VECTOR, _VECTOR, types.float64)),  # x, gain, bias, eps
-    (linear, (_ACTIVATION, _WEIGHT, _VECTOR)),                   # x, w [out, in], bias
+    (linear, (_ACTIVATION, _WEIGHT, _VECTOR)),                   # x, w [out, >= in], bias
     (causal_self_attention, (_ACTIVATION, types.int64, types.int64)),   # qkv, n_head, first
     (residual, (_ACTIVATION, _ACTIVATION)),
     (gelu, (_ACTIVATION,)),

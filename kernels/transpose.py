@@ -9,7 +9,7 @@ weight would turn every logit into NaN): the check costs no extra read of the fi
 The rows may be longer than `in` (linear.stored_row_length says when and why). The copy is
 Numba's array, on the 4 KiB pages Numba's allocator gets. An array from NumPy, which asks Linux
 for huge pages at 4 MiB and more, made a 16-token forward 6% faster and a 48-token one 1%, but
-a fresh process's load took up to 190 ms longer in half of the runs on this project's VM
+a fresh process's load took up to 270 ms longer in half of the runs on this project's VM
 (faulting in huge pages), so the copy stays Numba's.
 
 Schedule: the output rows are cut into bands of BAND rows, one parallel task each. A band reads
