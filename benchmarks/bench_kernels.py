@@ -40,6 +40,7 @@ def quiet():
 def linear_table(threads, repeats):
     import numpy as np
 
+    from gpt2numba import numpy_checks
     from gpt2numba.kernels import linear, linear_reference
     from gpt2numba.kernels.linear import stored_row_length
 
@@ -54,8 +55,7 @@ def linear_table(threads, repeats):
         x = rng.standard_normal((n, d_in), dtype=np.float32)
         w = rng.standard_normal((d_in, d_out), dtype=np.float32)
         b = rng.standard_normal(d_out, dtype=np.float32)
-        w_out_in = np.zeros((d_out, stored_row_length(d_in)), dtype=np.float32)  # the model's
-        w_out_in[:, :d_in] = w.T                                                  # layout
+        w_out_in, _ = numpy_checks.transpose_checked(w, stored_row_length(d_in))  # the model's
         flops = 2 * n * d_in * d_out
         blas = flops / median_seconds(lambda: x @ w + b, repeats) / 1e9
         quiet()
