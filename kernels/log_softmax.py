@@ -14,6 +14,7 @@ from numba import prange
 
 from ._jit import kernel, ordered_helper
 from .exp import exp32
+from .softmax import row_max
 
 
 @ordered_helper
@@ -31,9 +32,7 @@ def log_softmax_at(logits, targets):
     out = np.empty(n, dtype=np.float64)
     for i in prange(n):
         row = logits[i]
-        top = row[0]
-        for j in range(1, vocab):
-            top = max(top, row[j])
+        top = row_max(row, vocab)
         total = 0.0
         for j in range(vocab):
             total += exp32(row[j] - top)

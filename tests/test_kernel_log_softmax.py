@@ -75,6 +75,13 @@ def test_all_minus_inf_row_is_nan_as_in_float64():
         assert np.isnan(log_softmax_reference(logits, np.array([2]))).all()
 
 
+def test_a_nan_logit_makes_its_row_nan():
+    logits = np.zeros((3, 50257), np.float32)
+    logits[0, 0] = logits[1, 20000] = np.nan          # the row's first entry, and one inside
+    out = log_softmax_at(logits, np.array([1, 2, 3]))
+    assert np.isnan(out[:2]).all() and out[2] == pytest.approx(-np.log(50257), abs=1e-6)
+
+
 # A fresh process: compile on a small input, then make 1024 x 50257 logits (206 MB) and read
 # the peak resident set (VmHWM) before and after the kernel runs on them.
 PEAK_GROWTH = textwrap.dedent("""

@@ -10,6 +10,7 @@ import pytest
 from gpt2numba.kernels import softmax
 from gpt2numba.kernels._jit import helper
 from gpt2numba.kernels.exp import exp32
+from gpt2numba.kernels.softmax import row_max
 from tests.support import reference
 
 
@@ -62,3 +63,27 @@ def test_exp32_limits():
     out = _exp_all(np.array([-np.inf, -1000.0, -87.0, 89.0, np.inf, np.nan], np.float32))
     assert out[0] == 0 and out[1] == 0 and out[2] == 0
     assert np.isposinf(out[3]) and np.isposinf(out[4]) and np.isnan(out[5])
+
+
+@pytest.mark.parametrize("length", [1, 2, 15, 16, 17, 1000, 50257])
+def test_row_max_is_the_maximum(length):
+    rng = np.random.default_rng(length)
+    row = rng.standard_normal(length + 3).astype(np.float32)
+    row[rng.integers(0, length)] = 7.5                  # the maximum anywhere in the row
+    row[length:] = 100                                  # past length: never read
+    assert row_max(row, length) == np.max(row[:length])
+
+
+def test_row_max_of_minus_inf_and_nan():
+    assert row_max(np.array([-np.inf, -np.inf], np.float32), 2) == -np.inf
+    assert row_max(np.array([np.nan, 1.0, 3.0], np.float32), 3) == 3.0   # maxnum: NaN skipped
+    assert np.isnan(row_max(np.full(4, np.nan, np.float32), 4))
+
+
+def test_a_nan_in_a_row_makes_the_row_nan():
+    for place in (0, 5, 16, 999):
+        x = np.zeros((2, 1000), np.float32)
+        x[0, place] = np.nan
+        out = softmax(x)
+        assert np.isnan(out[0]).all()
+        np.testing.assert_allclose(out[1], 1e-3, rtol=1e-6)
