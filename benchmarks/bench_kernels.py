@@ -1,5 +1,6 @@
-"""The linear kernel against OpenBLAS sgemm (through numpy), and the other kernels' share of
-a 124M-shaped forward at 1024 tokens. Same shapes, same threads, one run.
+"""The linear kernel against OpenBLAS sgemm (through numpy), attention against the same math in
+numpy, and the other kernels' share of a 124M-shaped forward at 1024 tokens. Same shapes, same
+threads, one run.
 
 Run it on a quiet machine: with 2 cores, any other busy process distorts both columns.
 """
@@ -10,7 +11,7 @@ import time
 
 
 def main(argv=None):
-    """Print the linear table and the forward's shares."""
+    """Print the linear, head and attention tables and the forward's shares."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
@@ -24,6 +25,7 @@ def main(argv=None):
     numba.set_num_threads(args.threads)
     linear_table(args.threads, args.repeats)
     head_table(args.repeats)
+    attention_table(args.repeats)
     share_table(args.repeats)
 
 
@@ -96,6 +98,41 @@ def head_table(repeats, rounds=3):
     print(f"\nthe head of one token, wte [50257, 768] (transparent huge pages: {huge_pages})")
     print(f"  wte memory-mapped (the model's) {mapped * 1e3:6.2f} ms   in NumPy's memory "
           f"{memory * 1e3:6.2f} ms   ratio {mapped / memory:.2f}")
+
+
+def numpy_attention(qkv, n_head):
+    """causal_self_attention's math in numpy, as one would write it: every head at once, the
+    whole n x n scores through OpenBLAS's batched sgemm, then masked; exp is numpy's own."""
+    import numpy as np
+
+    n, d = qkv.shape[0], qkv.shape[1] // 3
+    q, k, v = (qkv[:, i * d:(i + 1) * d].reshape(n, n_head, -1).transpose(1, 0, 2)
+               for i in range(3))
+    scores = q @ k.transpose(0, 2, 1) * np.float32(1 / np.sqrt(d // n_head))
+    scores[:, np.triu(np.ones((n, n), dtype=bool), 1)] = -np.inf
+    scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    scores /= scores.sum(axis=-1, keepdims=True)
+    return (scores @ v).transpose(1, 0, 2).reshape(n, d)
+
+
+def attention_table(repeats):
+    """causal_self_attention (heads in parallel, the causal half only) against numpy_attention
+    (every score), 124M's 12 heads of 64; the kernel's GFLOP/s counted over the causal half."""
+    import numpy as np
+
+    from gpt2numba.kernels import causal_self_attention
+
+    print("\ncausal_self_attention against numpy (12 heads of 64), ms")
+    print(f"  {'n':>5} {'numpy':>9} {'kernel':>9} {'ratio':>6} {'kernel GFLOP/s':>15}")
+    rng = np.random.default_rng(0)
+    for n in (128, 512, 1024):
+        qkv = rng.standard_normal((n, 3 * 768), dtype=np.float32)
+        theirs = median_seconds(lambda: numpy_attention(qkv, 12), repeats)
+        quiet()
+        ours = median_seconds(lambda: causal_self_attention(qkv, 12, 0), repeats)
+        flops = 2 * 2 * n * (n + 1) / 2 * 768          # q k^T and p v, causal half
+        print(f"  {n:5d} {theirs * 1e3:9.2f} {ours * 1e3:9.2f} {theirs / ours:6.2f} "
+              f"{flops / ours / 1e9:15.1f}")
 
 
 def random_params(rng, config):

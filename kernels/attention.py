@@ -12,7 +12,8 @@ last block asks only for the positions whose logits are wanted. Those rows still
 every position's k and v.
 
 The heads are independent: they are the parallel loop. Within a head, k and v are copied once
-into kT and vT [head_dim, n] (contiguous along positions), and the query rows go by blocks of
+into kT and vT [head_dim, n] (contiguous along positions; kT already multiplied by
+1 / sqrt(head_dim), which for head_dim = 64 is 1/8, exact), and the query rows go by blocks of
 ROWS; each block is finished (scores, softmax, p v) before the next begins, so its scores
 ([ROWS, n] floats: 64 KiB at n = 1024) stay in L2. The masked half is never computed: a
 block's scores stop at its own last position i1, and row t's softmax stops at u = t (the few
@@ -24,16 +25,22 @@ entries t < u < i1 are set to 0 before p v).
   pay one per score). Keys go by blocks of KEYS, so the block of scores being summed stays in
   L1 while p runs over head_dim. Its bounds are unsigned: with a signed start Numba checks
   every index for negative values, and that check alone keeps LLVM from vectorising the loop.
+- softmax without its division: exp(s - max) and the row's sum (softmax.exp_minus_max); p v
+  is then divided by the sum: head_dim divisions per row instead of t + 1.
 - p v in "dot" form over the block's i1 positions (matmul.py's register tiles against vT): a
   depth of up to n, long enough for the horizontal sums not to matter.
+Rows whose length is a multiple of 4 KiB (kT, vT and the scores at n = 1024) are padded by a
+cache line, as linear's weights are (linear.stored_row_length): the rows a loop reads together
+would otherwise fall in the same L1 cache set.
 """
 
 import numpy as np
 from numba import prange
 
 from ._jit import helper, kernel
+from .linear import stored_row_length
 from .matmul import matmul_block
-from .softmax import softmax_inplace
+from .softmax import exp_minus_max
 
 ZERO = np.float32(0.0)
 ONE = np.float32(1.0)
@@ -42,15 +49,16 @@ KEYS = 256   # keys per block of scores: ROWS x KEYS x 4 bytes = 16 KiB in L1
 
 
 @helper
-def transposed(qkv, k0, head_dim):
-    """[head_dim, n] float32 with [p, u] = qkv[u, k0 + p]: a head's k or v, transposed."""
+def transposed(qkv, k0, head_dim, scale):
+    """[head_dim, >= n] float32 with [p, u] = qkv[u, k0 + p] * scale: a head's k or v,
+    transposed, its rows padded as stored_row_length(n)."""
     n = qkv.shape[0]
-    kt = np.empty((head_dim, n), dtype=np.float32)
+    kt = np.empty((head_dim, stored_row_length(n)), dtype=np.float32)
     for block in range(0, n, 16):     # 16 rows of qkv in L1, written 16 floats at a time
         u0, u1 = np.uint64(block), np.uint64(min(block + 16, n))
         for p in range(head_dim):
             for u in range(u0, u1):
-                kt[p, u] = qkv[u, k0 + p]
+                kt[p, u] = qkv[u, k0 + p] * scale
     return kt
 
 
@@ -94,22 +102,22 @@ def causal_self_attention(qkv, n_head, first):
     out = np.empty((n - first, d), dtype=np.float32)
     for h in prange(n_head):
         q0, k0, v0 = h * head_dim, d + h * head_dim, 2 * d + h * head_dim
-        kt = transposed(qkv, k0, head_dim)                              # [hd, n]
-        vt = transposed(qkv, v0, head_dim)                              # [hd, n]
-        scores = np.empty((ROWS, n), dtype=np.float32)
+        kt = transposed(qkv, k0, head_dim, scale)                       # [hd, n] / sqrt(hd)
+        vt = transposed(qkv, v0, head_dim, ONE)                         # [hd, n]
+        scores = np.empty((ROWS, stored_row_length(n)), dtype=np.float32)
         block_out = np.empty((ROWS, head_dim), dtype=np.float32)
+        totals = np.empty(ROWS, dtype=np.float64)
         for i0 in range(first, n, ROWS):
             i1 = min(i0 + ROWS, n)
             key_scores(qkv, q0, kt, scores, i0, i1, head_dim)           # scores[:, :i1]
             for t in range(i0, i1):
                 row = scores[t - i0]
-                for u in range(t + 1):
-                    row[u] *= scale
-                softmax_inplace(row, t + 1)
+                totals[t - i0] = exp_minus_max(row, t + 1)
                 for u in range(t + 1, i1):
                     row[u] = ZERO                                       # the causal mask
             matmul_block(scores, vt, block_out, 0, i1 - i0, 0, head_dim, i1)   # p v, u < i1
             for t in range(i0, i1):
+                inv_total = np.float32(1.0 / totals[t - i0])
                 for j in range(head_dim):
-                    out[t - first, q0 + j] = block_out[t - i0, j]
+                    out[t - first, q0 + j] = block_out[t - i0, j] * inv_total
     return out

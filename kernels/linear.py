@@ -29,6 +29,7 @@ Two versions side by side:
 
 import numpy as np
 from numba import prange
+from numba.extending import register_jitable
 
 from ._jit import kernel
 from .matmul import dot, matmul_wide
@@ -39,6 +40,7 @@ NO_BIAS = np.empty(0, dtype=np.float32)
 NO_BIAS.flags.writeable = False
 
 
+@register_jitable  # a Python function, and callable from kernels (attention pads its rows too)
 def stored_row_length(n_in):
     """The row length, in floats, of a weight with n_in inputs as the model stores it: n_in,
     and PAD more when n_in floats are a multiple of 4 KiB (see the module docstring)."""
