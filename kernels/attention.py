@@ -104,7 +104,7 @@ def causal_self_attention(qkv, n_head, first):
         q0, k0, v0 = h * head_dim, d + h * head_dim, 2 * d + h * head_dim
         kt = transposed(qkv, k0, head_dim, scale)                       # [hd, n] / sqrt(hd)
         vt = transposed(qkv, v0, head_dim, ONE)                         # [hd, n]
-        scores = np.empty((ROWS, stored_row_length(n)), dtype=np.float32)
+        scores = np.empty((ROWS, kt.shape[1]), dtype=np.float32)        # rows padded as kT's
         block_out = np.empty((ROWS, head_dim), dtype=np.float32)
         totals = np.empty(ROWS, dtype=np.float64)
         for i0 in range(first, n, ROWS):
