@@ -62,8 +62,8 @@ KERNELS = tuple(kernel for kernel, _ in SIGNATURES)
 # What each of the two compiling processes of a first run compiles, in this order: the
 # forward's kernels first, cut into halves of about equal compile time
 # (`python benchmarks/compile_time.py`), then those the first token does not wait for.
-HALVES = ((linear, embedding, layernorm, gelu, residual, first_nonfinite),
-          (causal_self_attention, transpose_checked, log_softmax_at))
+HALVES = ((linear, embedding, layernorm, gelu, first_nonfinite),
+          (causal_self_attention, residual, transpose_checked, log_softmax_at))
 LOAD_KERNELS = (first_nonfinite, transpose_checked)
 
 log = logging.getLogger("gpt2numba")
