@@ -14,6 +14,7 @@ from gpt2numba.compiling import before_first_forward, load_checks, start_compili
 from gpt2numba.config import GPT2Config
 from gpt2numba.errors import ArgumentError, check_in_vocabulary, is_count
 from gpt2numba.generate import Generation, TextStream
+from gpt2numba.heap import keep_freed_memory
 from gpt2numba.kernels._threads import ThreadCount
 from gpt2numba.kernels.linear import stored_row_length
 from gpt2numba.score import Score, check_stride, ids_to_score, score_in_windows
@@ -170,6 +171,7 @@ class GPT2:
 
     def _forward(self, ids, head_from):
         before_first_forward()
+        keep_freed_memory()
         with _FORWARD_LOCK:
             caller_threads = numba.get_num_threads()
             numba.set_num_threads(self.threads or _IDLE_CORES(most=caller_threads))
