@@ -7,7 +7,7 @@ The benchmarks import it as a sibling: Python puts a script's own folder first o
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+TESTS_DIR = Path(__file__).resolve().parents[1] / "tests"
 
 
 def add_model_argument(parser):
@@ -23,8 +23,8 @@ def checkpoint_folder(model, scratch) -> Path:
         from gpt2numba.weights import resolve
 
         return Path(resolve(model))
-    sys.path.insert(0, str(REPO_ROOT))   # the clone's tests/support writes checkpoints
-    from tests.support.checkpoints import SHAPES, make_checkpoint
+    sys.path.insert(0, str(TESTS_DIR))   # the clone's tests/support writes checkpoints
+    from support.checkpoints import SHAPES, make_checkpoint
 
     print("writing a random-init 124M checkpoint with transformers...", flush=True)
     return make_checkpoint(Path(scratch) / "gpt2-random", initializer_range=0.02, **SHAPES["gpt2"])

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))   # tests.support: the vocabulary and the tiktoken oracle
+sys.path.insert(0, str(ROOT / "tests"))   # support: the vocabulary and the tiktoken oracle
 
 
 def stdlib_dir() -> Path:
@@ -111,8 +111,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     from gpt2numba.tokenizer import Tokenizer
-    from tests.support.paths import VOCAB_DIR
-    from tests.support.tokenizer_corpus import oracle  # tiktoken from the local vocab files
+    from support.paths import VOCAB_DIR
+    from support.tokenizer_corpus import oracle  # tiktoken from the local vocab files
 
     vocab, merges = VOCAB_DIR / "vocab.json", VOCAB_DIR / "merges.txt"
     load = timed(lambda: Tokenizer.from_files(vocab, merges), args.repeat)

@@ -10,4 +10,5 @@ fi
 .venv/bin/python -m pip install --quiet -e ".[test]"
 .venv/bin/ruff check .
 export NUMBA_NUM_THREADS="${NUMBA_NUM_THREADS:-2}"
-exec .venv/bin/python -m pytest "$@"
+# pytest's own script, not `python -m pytest`, which would put this folder on sys.path.
+exec .venv/bin/pytest "$@"

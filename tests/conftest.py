@@ -1,12 +1,23 @@
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.support.paths import VOCAB_DIR
+from support.paths import TESTS_DIR, VOCAB_DIR
 
-pytest_plugins = ["tests.support.hub_server"]  # the local Hub fixture `hub`, for every test module
+pytest_plugins = ["support.hub_server"]  # the local Hub fixture `hub`, for every test module
+
+if sys.version_info < (3, 11):
+    pytest.exit("the test suite needs Python 3.11 or newer (PYTHONSAFEPATH, below)", returncode=4)
+# Every Python the tests start (`python -c`, `python -m gpt2numba`, the CLI, a venv's python)
+# leaves its current folder off sys.path, so that none of them imports the repository's kernels/
+# in place of PyPI's or runs a file of the folder it was started in; it finds `support` through
+# PYTHONPATH. The tests of gpt2numba's own children remove PYTHONSAFEPATH, as a user has none.
+os.environ["PYTHONSAFEPATH"] = "1"
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR),
+                                                         os.environ.get("PYTHONPATH")]))
 
 # A fresh Numba cache for every test session (subprocesses inherit it): a cached kernel that
 # inlined an older version of a helper from another file would otherwise go unnoticed.
@@ -30,7 +41,7 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A 2-layer GPT-2 (n_embd 64, n_positions 128, the real vocabulary) saved by transformers."""
-    from tests.support.checkpoints import make_checkpoint
+    from support.checkpoints import make_checkpoint
 
     return make_checkpoint(tmp_path_factory.mktemp("tiny-gpt2"))
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from gpt2numba.weights import load_tensors
-from tests.support import reference
+from support import reference
 
 RELATIVE_TOLERANCE = 1e-5
 
@@ -48,7 +48,7 @@ def test_a_model_with_padded_weight_rows_matches_the_float64_reference(tmp_path)
     # n_embd 256: the MLP's down projection has 1024 inputs (4 KiB), which the model stores in
     # padded rows (linear.stored_row_length); the tiny checkpoint's sizes are never padded.
     from gpt2numba import GPT2
-    from tests.support.checkpoints import make_checkpoint
+    from support.checkpoints import make_checkpoint
 
     folder = make_checkpoint(tmp_path, n_layer=1, n_head=4, n_embd=256, n_positions=32)
     model = GPT2.from_pretrained(folder)

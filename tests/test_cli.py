@@ -10,13 +10,11 @@ compiles. Hub runs go to the local fake Hub (tests/support/hub_server.py).
 import os
 import pty
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -25,7 +23,13 @@ from gpt2numba.blocks import FORWARD_KERNELS
 from gpt2numba.compiling import KERNELS
 from gpt2numba.kernels import first_nonfinite, transpose_checked
 from gpt2numba.kernels._cache import all_cached
-from tests.support.cli import assert_one_error_line, cli_env, read_terminal, run_cli
+from support.cli import (
+    assert_one_error_line,
+    cli_env,
+    console_script,
+    read_terminal,
+    run_cli,
+)
 
 N_POSITIONS = 128   # of conftest's tiny_checkpoint
 SUMMARY = re.compile(r"gpt2numba: (?P<n>\d+) tokens? in \d+\.\d\d s( \(\d+\.\d tokens/s\))?, "
@@ -99,11 +103,10 @@ def test_sampling_is_seeded_and_reads_stdin_and_prompt_files(tiny_checkpoint, mo
                "--repetition-penalty", 1.2, "--seed", 3, "--threads", 1]
     prompt_file = tmp_path / "prompt.txt"
     prompt_file.write_text("Hello\n", encoding="utf-8")  # the trailing newline is dropped
-    script = shutil.which("gpt2numba") or Path(sys.executable).parent / "gpt2numba"
     with ThreadPoolExecutor(2) as pool:
         from_stdin = pool.submit(run_cli, ["run", "--model", tiny_checkpoint, "--prompt", "-",
                                            *options], cli_env(home), stdin=b"Hello\n",
-                                 command=[str(script)])
+                                 command=console_script())
         from_file = pool.submit(run_cli, ["run", "--model", tiny_checkpoint, "--prompt-file",
                                           prompt_file, *options], cli_env(home))
     expected = "Hello" + model.generate("Hello", 8, temperature=1.0, top_k=100, top_p=0.9,

@@ -21,7 +21,7 @@ import gpt2numba
 from gpt2numba.blocks import FORWARD_KERNELS
 from gpt2numba.cli.run import Phases, summary_line
 from gpt2numba.compiling import KERNELS
-from tests.support.cli import assert_one_error_line, cli_env, read_terminal, run_cli
+from support.cli import assert_one_error_line, cli_env, read_terminal, run_cli
 
 MIB = 2**20
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.support.checkpoints import make_checkpoint
+from support.checkpoints import make_checkpoint
 
 SECOND_FORWARD_FAULTS = """
 import resource, sys

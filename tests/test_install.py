@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from support.paths import REPO_ROOT
 
 # Loads the checkpoint named by argv[1] and prints 8 greedy ids after a fixed prompt.
 GENERATE = ("import json, sys\n"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gpt2numba.kernels import causal_self_attention
-from tests.support import reference
+from support import reference
 
 
 def check(qkv, n_head, first=0):

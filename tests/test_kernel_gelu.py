@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gpt2numba.kernels import gelu
-from tests.support import reference
+from support import reference
 
 
 def check(x):

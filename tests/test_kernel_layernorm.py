@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gpt2numba.kernels import layernorm
-from tests.support import reference
+from support import reference
 
 
 def check(x, g, b, eps=1e-5):

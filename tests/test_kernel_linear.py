@@ -10,7 +10,7 @@ import pytest
 
 from gpt2numba.kernels import linear, linear_reference
 from gpt2numba.kernels.linear import NO_BIAS, PAD, stored_row_length
-from tests.support import reference
+from support import reference
 
 SHAPES = [  # (n, in, out): GPT-2's projections and head, then awkward sizes
     (1, 768, 2304), (7, 768, 768), (128, 768, 3072), (1024, 768, 2304), (1024, 3072, 768),

@@ -11,7 +11,7 @@ from gpt2numba.kernels import softmax
 from gpt2numba.kernels._jit import helper
 from gpt2numba.kernels.exp import exp32
 from gpt2numba.kernels.softmax import row_max
-from tests.support import reference
+from support import reference
 
 
 def check(x):

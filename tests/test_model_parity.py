@@ -16,7 +16,7 @@ import torch
 from transformers import GPT2LMHeadModel
 
 from gpt2numba import GPT2
-from tests.support.checkpoints import SHAPES, make_checkpoint
+from support.checkpoints import SHAPES, make_checkpoint
 
 PROMPT = "The quick brown fox jumps over the lazy dog. In 1905, Einstein"
 

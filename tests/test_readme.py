@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.paths import VOCAB_DIR
+from support.paths import VOCAB_DIR
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCK = re.compile(r"^```(?P<lang>[a-z]*)\n(?P<code>.*?)^```$", re.M | re.S)
@@ -51,7 +51,7 @@ def test_the_readme_has_the_blocks_this_test_runs():
 
 @pytest.fixture(scope="module")
 def gpt2_sized_checkpoint(tmp_path_factory):
-    from tests.support.checkpoints import make_checkpoint
+    from support.checkpoints import make_checkpoint
 
     assert (VOCAB_DIR / "vocab.json").is_file()
     return make_checkpoint(tmp_path_factory.mktemp("readme-gpt2"), n_positions=1024)

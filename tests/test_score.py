@@ -13,7 +13,6 @@ import math
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,11 +21,10 @@ from transformers import GPT2LMHeadModel
 
 from gpt2numba import GPT2
 from gpt2numba.score import windows
-from tests.support.checkpoints import make_checkpoint
-from tests.support.cli import assert_one_error_line, cli_env, run_cli
-from tests.support.tokenizer_corpus import english_prose
+from support.checkpoints import make_checkpoint
+from support.cli import assert_one_error_line, cli_env, run_cli
+from support.tokenizer_corpus import english_prose
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 N_POSITIONS = 32
 RTOL = 1e-4
 # The same computation in another process (the CLI): equal up to float64 rounding, not always
@@ -221,7 +219,7 @@ SCORE_AND_REPORT_PEAK = textwrap.dedent("""
 
 def peak_of_scoring(folder, text_file):
     run = subprocess.run([sys.executable, "-c", SCORE_AND_REPORT_PEAK, str(folder), str(text_file)],
-                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     peak, tokens = map(int, run.stdout.split())
     return peak, tokens

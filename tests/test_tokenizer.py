@@ -12,7 +12,7 @@ import pytest
 
 from gpt2numba import tokenizer as tokmod
 from gpt2numba.tokenizer import Tokenizer
-from tests.support.tokenizer_corpus import (
+from support.tokenizer_corpus import (
     CJK,
     EMOJI,
     EOT,

@@ -17,8 +17,8 @@ from gpt2numba import tokenizer_bpe
 from gpt2numba.tokenizer import Tokenizer
 from gpt2numba.tokenizer_bpe import bpe_reference
 from gpt2numba.tokenizer_unicode import PATTERN
-from tests.support.paths import VOCAB_DIR
-from tests.support.tokenizer_corpus import (
+from support.paths import VOCAB_DIR
+from support.tokenizer_corpus import (
     BYTE_TOKENS,
     EOT,
     corpus,

@@ -12,7 +12,7 @@ import pytest
 import tiktoken
 
 from gpt2numba import tokenizer_unicode as unicode_classes
-from tests.support.tokenizer_corpus import (
+from support.tokenizer_corpus import (
     EOT,
     SPECIAL_TEXTS,
     all_code_points_text,

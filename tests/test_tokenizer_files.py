@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from gpt2numba.tokenizer import Tokenizer
-from tests.support.tokenizer_corpus import BYTE_TOKENS, EOT, TOY_MERGES, toy_vocab, write_files
+from support.tokenizer_corpus import BYTE_TOKENS, EOT, TOY_MERGES, toy_vocab, write_files
 
 LIMIT = 16 << 20  # 16 MiB: the stated limit of each file
 

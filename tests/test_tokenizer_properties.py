@@ -5,7 +5,7 @@ import unicodedata
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.tokenizer_corpus import EOT, gpt2_tokenizer, oracle
+from support.tokenizer_corpus import EOT, gpt2_tokenizer, oracle
 
 SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

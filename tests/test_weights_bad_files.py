@@ -9,7 +9,7 @@ from safetensors.numpy import load_file, save_file
 
 from gpt2numba.config import GPT2Config
 from gpt2numba.weights import WeightsError, load_tensors
-from tests.support.checkpoints import make_checkpoint
+from support.checkpoints import make_checkpoint
 
 
 @pytest.fixture(scope="session")

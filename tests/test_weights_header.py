@@ -9,7 +9,7 @@ import pytest
 from safetensors import safe_open
 
 from gpt2numba.weights import WeightsError, read_header
-from tests.support.hub_server import REPO_ROOT
+from support.paths import REPO_ROOT
 
 
 def write_file(path, header, data_bytes, *, text=None):

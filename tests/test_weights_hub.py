@@ -20,8 +20,8 @@ import pytest
 
 from gpt2numba.config import GPT2Config
 from gpt2numba.weights import CHECKPOINT_FILES, TOKENIZER_FILES, load_tensors
-from tests.support.checkpoints import make_checkpoint
-from tests.support.hub_server import FakeHub
+from support.checkpoints import make_checkpoint
+from support.hub_server import FakeHub
 
 # Runs in the child: resolve (and optionally load) each case, print one JSON result per case.
 DRIVER = textwrap.dedent("""

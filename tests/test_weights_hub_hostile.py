@@ -10,7 +10,7 @@ import time
 import pytest
 
 from gpt2numba.weights import WeightsError, resolve
-from tests.support.cli import assert_one_error_line, run_cli
+from support.cli import assert_one_error_line, run_cli
 
 QUIET = {"HF_HUB_DISABLE_PROGRESS_BARS": 1}
 

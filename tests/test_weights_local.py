@@ -15,7 +15,7 @@ from gpt2numba.weights import (
     resolve,
     tensor_shapes,
 )
-from tests.support.checkpoints import make_checkpoint
+from support.checkpoints import make_checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -10,13 +10,11 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-from tests.support.checkpoints import SHAPES
+from support.checkpoints import SHAPES
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 BOUND = 1.3  # "at most 1.3x the file size"
 
 # Common head of the measuring children: imports, then the baseline RSS.
@@ -67,15 +65,15 @@ COPY_AND_DROP = PRELUDE + textwrap.dedent("""
 def gpt2_124m(tmp_path_factory):
     """A 124M-shaped random checkpoint (about 500 MB), built once per session, in a child."""
     folder = tmp_path_factory.mktemp("gpt2_124m")
-    code = ("import sys\nfrom tests.support.checkpoints import make_checkpoint, SHAPES\n"
+    code = ("import sys\nfrom support.checkpoints import make_checkpoint, SHAPES\n"
             "make_checkpoint(sys.argv[1], initializer_range=0.02, **SHAPES['gpt2'])")
-    subprocess.run([sys.executable, "-c", code, str(folder)], cwd=REPO_ROOT, check=True,
+    subprocess.run([sys.executable, "-c", code, str(folder)], check=True,
                    capture_output=True, timeout=600)
     return folder
 
 
 def measure(code, folder):
-    run = subprocess.run([sys.executable, "-c", code, str(folder)], cwd=REPO_ROOT,
+    run = subprocess.run([sys.executable, "-c", code, str(folder)],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout.strip().splitlines()[-1])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.support.paths import VOCAB_DIR
+from support.paths import VOCAB_DIR
 
 SHAPES = {
     "gpt2": dict(n_layer=12, n_head=12, n_embd=768, n_positions=1024),

@@ -1,8 +1,10 @@
 """Running the `gpt2numba` command as a user does, for the tests of every command."""
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 # Variables of the parent environment that would change what the CLI prints or where it looks.
 CLEARED = ("NO_COLOR", "HF_ENDPOINT", "HF_TOKEN", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE",
@@ -17,10 +19,25 @@ def cli_env(home, **extra):
     return env
 
 
-def run_cli(args, env, stdin=b"", command=None, timeout=300):
-    """Run the CLI with `args`; returns (returncode, stdout, stderr) as text."""
+def users_env(env=None, **extra):
+    """`env` (default os.environ) with `extra` and without the PYTHONSAFEPATH that conftest sets
+    for the tests' own children: as a user starts gpt2numba, whose own children must keep the
+    current folder off their sys.path by themselves."""
+    env = {k: v for k, v in (os.environ if env is None else env).items() if k != "PYTHONSAFEPATH"}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def console_script() -> list[str]:
+    """The installed `gpt2numba` command, as a user runs it (its folder, not the current one,
+    goes first on its sys.path)."""
+    return [shutil.which("gpt2numba") or str(Path(sys.executable).parent / "gpt2numba")]
+
+
+def run_cli(args, env, stdin=b"", command=None, timeout=300, cwd=None):
+    """Run the CLI with `args` in `cwd`; returns (returncode, stdout, stderr) as text."""
     command = command or [sys.executable, "-m", "gpt2numba"]
-    done = subprocess.run([*command, *map(str, args)], env=env, input=stdin,
+    done = subprocess.run([*command, *map(str, args)], env=env, input=stdin, cwd=cwd,
                           capture_output=True, timeout=timeout)
     return done.returncode, done.stdout.decode("utf-8"), done.stderr.decode("utf-8")
 

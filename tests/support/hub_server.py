@@ -41,7 +41,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from support.paths import REPO_ROOT
+
 _SHA = re.compile(r"[0-9a-f]{40}")
 _LFS_SUFFIXES = (".safetensors", ".bin", ".h5", ".msgpack", ".pt", ".ckpt")
 _RESOLVE = re.compile(r"/(?P<repo>.+?)/resolve/(?P<rev>[^/]+)/(?P<file>.+)")
@@ -166,15 +167,12 @@ class FakeHub:
         """A copy of os.environ for a subprocess talking to this Hub with this test's cache.
 
         Sets HF_ENDPOINT and HF_HOME, sets HF_HUB_OFFLINE=1 if ``offline``, HF_TOKEN if
-        ``token``, puts the repo root first on PYTHONPATH (so ``import tests`` works from any
-        cwd), and clears variables that would redirect the cache or change the mode
+        ``token``, and clears variables that would redirect the cache or change the mode
         (HF_HUB_CACHE, HF_TOKEN, ...). ``extra`` variables are added last.
         """
         env = {k: v for k, v in os.environ.items() if k not in _CLEARED_ENV}
         env["HF_ENDPOINT"] = self.url
         env["HF_HOME"] = str(self.home)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT),
-                                                          os.environ.get("PYTHONPATH")]))
         if offline:
             env["HF_HUB_OFFLINE"] = "1"
         if token is not None:

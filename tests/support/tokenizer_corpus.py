@@ -16,7 +16,7 @@ import unicodedata
 from pathlib import Path
 
 from gpt2numba.tokenizer import Tokenizer, bytes_to_unicode
-from tests.support.paths import VOCAB_DIR
+from support.paths import VOCAB_DIR
 
 EOT = "<|endoftext|>"
 # tiktoken's r50k/gpt2 pattern (tiktoken_ext/openai_public.py), equivalent to GPT-2's original.
