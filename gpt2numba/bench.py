@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numba
 import numpy as np
 
+from gpt2numba.child_python import python_command
 from gpt2numba.kernels._threads import ThreadCount
 
 W1_LENGTHS = (16, 128, 512, 1024)
@@ -164,8 +165,8 @@ def run_fresh(code, args, cache_dir=None, compile_progress=None) -> tuple[dict, 
     """
     env = dict(os.environ, **({} if cache_dir is None else {"NUMBA_CACHE_DIR": cache_dir}))
     start_at = time.time()
-    with subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+    with subprocess.Popen(python_command(code, *args), env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as child:
         errors = []
         for line in child.stderr:   # until the child ends; its stdout is one short line
             if line.startswith(PROGRESS):

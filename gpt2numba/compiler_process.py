@@ -9,20 +9,31 @@ Nothing depends on the child succeeding: if it cannot start, dies, or writes not
 kernels it did not report are compiled here as usual. It is stopped when this process exits;
 once this process has had the kernels it waited for (`wait_at_exit`), the exit first lets the
 child finish the rest (at most FINISH_SECONDS), so that the next runs find them all cached.
+When this process is killed instead, the child ends with it: on Linux it asks the kernel for a
+SIGTERM when its parent ends (PR_SET_PDEATHSIG, which follows the thread that started it: a
+child started from a thread that ends early ends too, and its kernels are compiled here).
+Numba writes each cache file whole under a temporary name, so a child cut short leaves no
+damaged entry.
 """
 
 import atexit
 import logging
 import os
 import subprocess
-import sys
 
-# The child: compile the named kernels of gpt2numba.compiling.SIGNATURES, in the order given,
-# reporting each one once it is in the cache, and relaying the package's log records (a damaged
-# cache entry, say) on the same pipe. Its stderr is discarded: any failure of its own shows up
-# again here, where the kernels it did not report are compiled.
+from gpt2numba.child_python import python_command
+
+# The child (argv: this process's pid, then kernel names): end with this process, then compile
+# the named kernels of gpt2numba.compiling.SIGNATURES, in the order given, reporting each one
+# once it is in the cache, and relaying the package's log records (a damaged cache entry, say)
+# on the same pipe. Its stderr is discarded: any failure of its own shows up again here, where
+# the kernels it did not report are compiled.
 _CHILD = """
-import logging, sys
+import ctypes, logging, os, signal, sys
+if sys.platform == "linux":
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)   # 1: PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):             # the parent ended before that
+    sys.exit()
 from gpt2numba.compiling import SIGNATURES
 
 class Relay(logging.Handler):
@@ -31,7 +42,7 @@ class Relay(logging.Handler):
 
 logging.getLogger("gpt2numba").addHandler(Relay())
 for kernel, signature in SIGNATURES:
-    if kernel.__name__ in sys.argv[1:]:
+    if kernel.__name__ in sys.argv[2:]:
         kernel.compile(signature)
         print("cached", kernel.__name__, flush=True)
 """
@@ -43,10 +54,8 @@ class CompilerProcess:
     """The running child compiling `names` (kernel names); `wait(name)` until it has one."""
 
     def __init__(self, names):
-        # The parent's sys.path, so that the child imports this very gpt2numba.
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p or os.getcwd() for p in sys.path))
         self._process = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, *names], env=env, stdin=subprocess.DEVNULL,
+            python_command(_CHILD, os.getpid(), *names), stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.names = tuple(names)
         self._done = set()

@@ -3,7 +3,8 @@
 import json
 from pathlib import Path
 
-from tests.support.cli import assert_one_error_line, cli_env, run_cli
+from support.cli import assert_one_error_line, cli_env, console_script, run_cli, users_env
+from support.paths import REPO_ROOT
 
 
 def test_download_then_run_offline(hub, tiny_checkpoint, tiny_model):
@@ -29,9 +30,12 @@ def test_download_of_an_unknown_repo_is_one_error_line(hub):
 
 def test_bench_reports_cold_cached_and_warm_as_json_and_a_plot(tiny_checkpoint, home,
                                                                tmp_path):
+    # Run in the clone's root, as its user may: the children (cold, cached and transformers'
+    # starts) must not import the root's kernels/ in place of PyPI's, which transformers needs.
     plot = tmp_path / "bench.png"
     code, out, err = run_cli(["bench", "--model", tiny_checkpoint, "--repeats", 2, "--threads", 1,
-                              "--json", "--plot", plot], cli_env(home), timeout=600)
+                              "--json", "--plot", plot], users_env(cli_env(home)),
+                             command=console_script(), cwd=REPO_ROOT, timeout=600)
     assert code == 0, err
     report = json.loads(out)
     assert report["threads"] == 1 and report["threading_layer"] == "tbb"

@@ -6,6 +6,7 @@ with an empty NUMBA_CACHE_DIR."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,7 @@ import time
 import pytest
 
 from gpt2numba.compiling import KERNELS
+from support.cli import users_env
 
 ALL = sorted(kernel.__name__ for kernel in KERNELS)
 
@@ -27,6 +29,7 @@ FIRST_RUN = textwrap.dedent("""
     from gpt2numba import GPT2, compiling
     from gpt2numba.blocks import FORWARD_KERNELS
     from gpt2numba.compiling import KERNELS
+from support.cli import users_env
     from gpt2numba.kernels._cache import all_cached
 
     if sys.argv[2] == "one-core":
@@ -70,11 +73,12 @@ CACHED = ("from gpt2numba.compiling import KERNELS\n"
           "print(all_cached(KERNELS))\n")
 
 
-def first_run(checkpoint, how):
+def first_run(checkpoint, how, cwd=None):
+    """FIRST_RUN in a fresh process (-P: only its children may see `cwd`) with an empty cache."""
     with tempfile.TemporaryDirectory(prefix="gpt2numba-test-second-") as cache:
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        done = subprocess.run([sys.executable, "-c", FIRST_RUN, str(checkpoint), how], env=env,
-                              capture_output=True, text=True, timeout=600)
+        env = users_env(NUMBA_CACHE_DIR=cache)
+        done = subprocess.run([sys.executable, "-P", "-c", FIRST_RUN, str(checkpoint), how],
+                              env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr
         after = subprocess.run([sys.executable, "-c", CACHED], env=env, capture_output=True,
                                text=True, timeout=120)
@@ -117,6 +121,22 @@ def test_compiling_processes_that_die_leave_their_kernels_to_this_one(tiny_check
     assert run["logits"] == expected_logits
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_the_compiling_processes_run_no_module_of_the_users_folder(tiny_checkpoint, tmp_path,
+                                                                    expected_logits):
+    # `python -c` would put the folder first on the children's sys.path: both would run these,
+    # fail to import Numba, and leave every kernel to this process.
+    for name in ("logging", "numba"):
+        (tmp_path / f"{name}.py").write_text(
+            f"import pathlib\n"
+            f"with open(pathlib.Path(__file__).with_name('imported'), 'a') as f:\n"
+            f"    f.write('{name}\\n')\n")
+    run = first_run(tiny_checkpoint, "as-is", cwd=tmp_path)
+    assert not (tmp_path / "imported").exists(), (tmp_path / "imported").read_text()
+    assert run["compilers"] == 2 and run["compiled"] == []
+    assert run["logits"] == expected_logits
+
+
 def test_one_core_compiles_everything_here(tiny_checkpoint, expected_logits):
     run = first_run(tiny_checkpoint, "one-core")
     assert run["compilers"] == 0 and run["cached"]
@@ -132,19 +152,42 @@ def is_running(pid):
         return False
 
 
+def wait_until_ended(pids, seconds):
+    """The pids still running after `seconds` (then killed, so that no test leaves them)."""
+    deadline = time.monotonic() + seconds
+    while any(map(is_running, pids)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    running = [pid for pid in pids if is_running(pid)]
+    for pid in running:
+        os.kill(pid, signal.SIGKILL)
+    return running
+
+
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
 def test_the_compiling_processes_end_with_this_one():
     with tempfile.TemporaryDirectory(prefix="gpt2numba-test-second-") as cache:
         done = subprocess.run([sys.executable, "-c", EXIT_EARLY],
-                              env=dict(os.environ, NUMBA_CACHE_DIR=cache), capture_output=True,
+                              env=users_env(NUMBA_CACHE_DIR=cache), capture_output=True,
                               text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         pids = [int(pid) for pid in done.stdout.split()]
         assert len(pids) == 2
-        deadline = time.monotonic() + 5
-        while any(map(is_running, pids)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        running = [pid for pid in pids if is_running(pid)]
-        for pid in running:
-            os.kill(pid, 9)
-        assert running == []
+        assert wait_until_ended(pids, 5) == []
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("after", [0.0, 2.0])   # while the children import, while they compile
+def test_the_compiling_processes_end_within_a_second_of_a_killed_parent(how, after):
+    with tempfile.TemporaryDirectory(prefix="gpt2numba-test-second-") as cache:
+        parent = subprocess.Popen([sys.executable, "-c", EXIT_EARLY + "import time\n"
+                                   "time.sleep(60)\n"], env=users_env(NUMBA_CACHE_DIR=cache),
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            pids = [int(pid) for pid in parent.stdout.readline().split()]
+            time.sleep(after)
+        finally:
+            parent.send_signal(how)
+            parent.communicate(timeout=60)
+        assert len(pids) == 2
+        assert wait_until_ended(pids, 1.0) == []
