@@ -29,7 +29,6 @@ FIRST_RUN = textwrap.dedent("""
     from gpt2numba import GPT2, compiling
     from gpt2numba.blocks import FORWARD_KERNELS
     from gpt2numba.compiling import KERNELS
-from support.cli import users_env
     from gpt2numba.kernels._cache import all_cached
 
     if sys.argv[2] == "one-core":
