@@ -225,8 +225,13 @@ class GPT2:
         return self.score_ids(self.tokenizer.encode(text), stride, progress=progress)
 
     def score_many(self, texts, stride=None) -> list[Score]:
-        """One Score per text of `texts` (any iterable), each scored as `score` does, one window
-        at a time."""
+        """One Score per text of `texts` (any iterable of str), each scored as `score` does, one
+        window at a time. ArgumentError for a single str or bytes, which would be scored
+        character by character."""
+        if isinstance(texts, (str, bytes, bytearray, memoryview)):
+            raise ArgumentError("texts", f"texts must be an iterable of texts, not one "
+                                         f"{type(texts).__name__}: pass a list of texts, such as "
+                                         f"score_many([text]), or call score(text)")
         stride = check_stride(stride, self.config.n_positions)
         return [self.score(text, stride) for text in texts]
 

@@ -20,6 +20,7 @@ import torch
 from transformers import GPT2LMHeadModel
 
 from gpt2numba import GPT2
+from gpt2numba.errors import ArgumentError
 from gpt2numba.score import windows
 from support.checkpoints import make_checkpoint
 from support.cli import assert_one_error_line, cli_env, run_cli
@@ -168,6 +169,15 @@ def test_score_many_equals_one_by_one(ours):
         one = ours.score(text, stride=8)
         assert (got.tokens, got.nll, got.perplexity) == (one.tokens, one.nll, one.perplexity)
         np.testing.assert_array_equal(got.token_logprobs, one.token_logprobs)
+
+
+@pytest.mark.parametrize("texts", ["Hello, world. How are you?", b"Hello, world.",
+                                   bytearray(b"Hello, world.")])
+def test_score_many_refuses_a_single_text(ours, texts):
+    """A str is an iterable of characters: scored one by one, each would be "a single token"."""
+    with pytest.raises(ArgumentError, match="pass a list of texts") as error:
+        ours.score_many(texts)
+    assert error.value.argument == "texts"
 
 
 def test_progress_is_reported_after_each_window(ours, prose_ids):
