@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -156,6 +157,69 @@ def test_mask_buffers_and_lm_head_are_ignored(model):
     assert list(loaded) == list(expected)
     for name in expected:
         np.testing.assert_array_equal(loaded[name], expected[name])
+
+
+def test_lm_head_with_wtes_bytes_loads_even_with_a_nan(model):
+    """Equal bytes is the criterion: a NaN equals itself there (and wte's NaN is the model's
+    finiteness check's to refuse, not the loader's)."""
+    folder, path = model
+
+    def nan_in_both(t):
+        wte = t["transformer.wte.weight"]
+        wte[3, 5] = np.nan
+        t["lm_head.weight"] = wte.copy()
+    rewrite(path, nan_in_both)
+    assert np.isnan(load(folder)["wte.weight"][3, 5])
+
+
+def untied_head(t):
+    t["lm_head.weight"] = t["transformer.wte.weight"].copy()
+    t["lm_head.weight"][999, 63] += 1.0   # the very last element
+
+
+def nan_payload_head(t):
+    wte = t["transformer.wte.weight"]
+    wte[0, 0] = np.nan
+    t["lm_head.weight"] = wte.copy()
+    t["lm_head.weight"].view(np.uint32)[0, 0] ^= 1   # another NaN: different bytes
+
+
+@pytest.mark.parametrize("change,words", [
+    (untied_head, "differs from"),
+    (nan_payload_head, "differs from"),
+    (lambda t: t.update({"lm_head.weight": t["transformer.wte.weight"][:, :32].copy()}),
+     "shape [1000, 32]"),
+    (lambda t: t.update({"lm_head.weight": t["transformer.wte.weight"].T.copy()}),
+     "shape [64, 1000]"),
+    (lambda t: t.update({"lm_head.weight": t["transformer.wte.weight"].astype(np.float16)}),
+     "dtype F16"),
+    (lambda t: t.update({"transformer.lm_head.weight": t["transformer.wte.weight"] * 2}),
+     "differs from"),
+])
+def test_lm_head_that_is_not_wte_is_refused(model, change, words):
+    """config.json ties the head to wte (tie_word_embeddings, true by default): a head of other
+    bytes would be silently replaced by wte, so it is refused, as an untied config is."""
+    folder, path = model
+    rewrite(path, change)
+    message = error_of(folder)
+    assert str(path) in message and "lm_head.weight'" in message and words in message
+    assert "tie_word_embeddings" in message and "\n" not in message
+
+
+def test_the_head_is_compared_in_chunks_not_copied(tmp_path):
+    """The comparison reads a chunk of each tensor at a time: no copy of wte or the head."""
+    folder = make_checkpoint(tmp_path / "wide", n_layer=1, n_head=1, n_embd=128, n_positions=8)
+    path = folder / "model.safetensors"
+    rewrite(path, lambda t: t.update({"lm_head.weight": t["transformer.wte.weight"]}))
+    wte_bytes = 50257 * 128 * 4
+    config = GPT2Config.from_folder(folder)
+    tracemalloc.start()
+    try:
+        load_tensors(folder, config)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < wte_bytes / 4, f"{peak} bytes allocated to compare two of {wte_bytes}"
 
 
 def test_config_not_matching_the_weights(model):

@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import WeightsError
 from .json_depth import MAX_DEPTH, nested_deeper_than
-from .layout import block_index, canonical_name, is_not_a_weight, tensor_shapes
+from .layout import LM_HEAD, block_index, canonical_name, is_not_a_weight, tensor_shapes
 
 CHECKPOINT_NAME = "model.safetensors"
 # Bytes per element of every dtype the safetensors format defines (to check data_offsets).
@@ -42,6 +42,7 @@ _LOADABLE = ("F32", "F16", "BF16")
 # 30 MB whatever the JSON holds.
 _MAX_HEADER = 1024 * 1024
 _MAX_INT = 2**64  # sizes and offsets are u64 in safetensors: larger is ValidationOverflow
+_COMPARE_CHUNK = 1 << 20  # bytes of each tensor read at a time to compare the LM head with wte
 
 
 def read_header(path) -> tuple[dict, int]:
@@ -207,12 +208,13 @@ def load_tensors(folder, config) -> dict:
 
     Names are accepted as stored by OpenAI or by transformers (``layout.canonical_name``). The
     tensors that are no weights (``layout.is_not_a_weight``: mask buffers, the tied LM head)
-    are ignored. Any other tensor is an error: a GPT-2 file holds nothing else, and an extra
-    layer means the file does not match config.json.
+    are ignored, once an LM head is found to hold wte's bytes (`_check_tied_head`). Any other
+    tensor is an error: a GPT-2 file holds nothing else, and an extra layer means the file does
+    not match config.json.
 
     Raises WeightsError naming the file and the tensor for: a missing tensor, an unexpected or
-    duplicated one, a wrong shape (expected vs found), a dtype other than F32/F16/BF16, and a
-    truncated or corrupt file (see ``read_header``).
+    duplicated one, a wrong shape (expected vs found), a dtype other than F32/F16/BF16, an LM
+    head that is not wte, and a truncated or corrupt file (see ``read_header``).
     """
     path = Path(folder) / CHECKPOINT_NAME
     if not path.is_file():
@@ -223,9 +225,12 @@ def load_tensors(folder, config) -> dict:
     shapes = tensor_shapes(config)
 
     found = {}  # canonical name -> stored name
+    heads = []  # stored names of the LM head
     for stored in entries:
         name = canonical_name(stored)
-        if name in shapes:
+        if name == LM_HEAD:
+            heads.append(stored)
+        elif name in shapes:
             if name in found:
                 raise WeightsError(f"{path} holds tensor {name!r} twice (as {found[name]!r} and "
                                    f"{stored!r}); the file is inconsistent")
@@ -249,6 +254,8 @@ def load_tensors(folder, config) -> dict:
         if entry["dtype"] not in _LOADABLE:
             raise WeightsError(f"{path}: tensor {found[name]!r} has dtype {entry['dtype']}; "
                                f"gpt2numba loads float tensors (F32, F16 or BF16) only")
+    for head in heads:
+        _check_tied_head(path, entries, head, found["wte.weight"])
 
     _ensure_fd_budget(len(shapes))
     return {name: _map(path, entries[found[name]]) for name in shapes}
@@ -269,6 +276,46 @@ def _check_layers(path, entries, n_layer):
         raise WeightsError(f"{path} holds {len(layers)} layers but config.json says "
                            f"n_layer={n_layer}; the weights and the config do not belong "
                            f"together")
+
+
+def _check_tied_head(path, entries, head, wte):
+    """WeightsError unless tensor `head` holds the same bytes as tensor `wte`.
+
+    config.json ties the LM head to wte (GPT2Config refuses tie_word_embeddings false), so the
+    model computes the logits with wte: a head of other values would be ignored without a word.
+    Equal bytes is the criterion (a NaN equals itself; 0.0 and -0.0 differ).
+    """
+    ties = (f"config.json ties the LM head to the token embedding (tie_word_embeddings true), "
+            f"so gpt2numba would use {wte!r} instead: this is not a tied GPT-2 checkpoint; use "
+            f"one whose LM head is wte, or remove {head!r} from the file")
+    head_entry, wte_entry = entries[head], entries[wte]
+    if (head_entry["shape"], head_entry["dtype"]) != (wte_entry["shape"], wte_entry["dtype"]):
+        raise WeightsError(f"{path}: tensor {head!r} has shape {list(head_entry['shape'])} and "
+                           f"dtype {head_entry['dtype']} where {wte!r} has "
+                           f"{list(wte_entry['shape'])} and {wte_entry['dtype']}; {ties}")
+    if not _same_bytes(path, head_entry, wte_entry):
+        raise WeightsError(f"{path}: tensor {head!r} differs from {wte!r}; {ties}")
+
+
+def _same_bytes(path, a, b) -> bool:
+    """True if entries a and b (of equal length) hold the same bytes in the file at path.
+
+    Read a chunk of each at a time with plain reads: the memory used is two chunks whatever the
+    tensors' size, and no page of the file joins the process's resident set.
+    """
+    length = a["end"] - a["begin"]
+    try:
+        with open(path, "rb") as f:
+            for offset in range(0, length, _COMPARE_CHUNK):
+                size = min(_COMPARE_CHUNK, length - offset)
+                f.seek(a["begin"] + offset)
+                chunk = f.read(size)
+                f.seek(b["begin"] + offset)
+                if chunk != f.read(size):
+                    return False
+    except OSError as error:
+        raise WeightsError(f"{path} cannot be read ({error}); check the file") from error
+    return True
 
 
 def _map(path, entry) -> np.ndarray:

@@ -16,9 +16,12 @@ from types import SimpleNamespace
 # The projections whose weight is stored [in, out], by their name inside a block.
 CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight",
                   "mlp.c_fc.weight", "mlp.c_proj.weight")
+# The LM head's name. GPT-2 ties the head to wte (config.json's tie_word_embeddings false is
+# refused), so a file may leave it out, and the loader accepts it only with wte's bytes.
+LM_HEAD = "lm_head.weight"
 # Tensors a GPT-2 file may carry that are not weights: the causal-mask buffers of older files
-# and the LM head, which GPT-2 ties to wte (config.json's tie_word_embeddings false is refused).
-_NOT_WEIGHTS = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)|lm_head\.weight")
+# and the tied LM head.
+_NOT_WEIGHTS = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)|" + re.escape(LM_HEAD))
 _IN_BLOCK = re.compile(r"h\.(\d+)\.(.+)")
 
 
