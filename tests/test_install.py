@@ -10,13 +10,13 @@ can replace or shadow them. No network: the wheels are built here, the `kernels`
 import json
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from support.paths import REPO_ROOT
+from support.venvs import venv_with_test_dependencies
 
 # Loads the checkpoint named by argv[1] and prints 8 greedy ids after a fixed prompt.
 GENERATE = ("import json, sys\n"
@@ -63,18 +63,11 @@ def test_the_wheel_installs_only_the_gpt2numba_package(wheel):
 
 def test_works_beside_a_foreign_kernels_package_and_a_users_weights_py(wheel, tiny_checkpoint,
                                                                        tiny_model, tmp_path):
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
+    python = venv_with_test_dependencies(tmp_path / "venv")
     install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
                "--no-deps", "--no-index"]
     subprocess.run([*install, str(wheel)], check=True)
     subprocess.run([*install, str(foreign_kernels_wheel(tmp_path))], check=True)
-    # gpt2numba's dependencies come from the test environment, after the venv's own packages
-    # (a path listed in a .pth file: its own .pth files, the editable install's, are not run).
-    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-    site = Path(subprocess.check_output([str(python), "-c", purelib], text=True).strip())
-    (site / "test-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
     project = tmp_path / "users-project"
     project.mkdir()

@@ -4,25 +4,34 @@ the program.
 A random GPT-2 (2 layers, n_embd 64, n_positions 1024 like gpt2's, the real vocabulary) is
 served as openai-community/gpt2 by the local Hub (tests/support/hub_server.py), so "gpt2" in
 the README means it. Each ```python block runs as a script in a fresh process; each ```sh
-block's gpt2numba commands run in bash with the package's scripts first on PATH. Not run: the
-venv and pip set-up steps (tests reach no package index), ./scripts/test.sh (the suite itself),
-and untagged blocks, which are transcripts of output from the real gpt2 weights.
+block's gpt2numba commands run in bash with the package's scripts first on PATH; the
+```dockerfile block is built and run without Docker (see its test). Not run: the venv and pip
+set-up steps (tests reach no package index), ./scripts/test.sh (the suite itself), and untagged
+blocks, which are transcripts of output from the real gpt2 weights.
 """
 
 import ast
+import json
 import os
+import posixpath
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from support.paths import VOCAB_DIR
+from support.paths import REPO_ROOT, VOCAB_DIR
+from support.venvs import venv_with_test_dependencies
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCK = re.compile(r"^```(?P<lang>[a-z]*)\n(?P<code>.*?)^```$", re.M | re.S)
 SET_UP = re.compile(r"^(python3 -m venv|\S*pip install|\./scripts/test\.sh)")
+# An absolute path in the Dockerfile's text: a path in the image, which the test keeps under a
+# folder of its own (not the "//" of a URL, nor a path's inner slashes).
+IMAGE_PATH = re.compile(r"(?<![\w.~/:-])/(?=[\w.\"']|\s|$)")
 
 
 def blocks(lang):
@@ -102,3 +111,129 @@ def test_shell_commands_run(gpt2_hub, tmp_path, index):
                           text=True, timeout=600)
     assert done.returncode == 0, f"{command}\n{done.stderr}"
     assert "Traceback" not in done.stderr
+
+
+# -- the Dockerfile -------------------------------------------------------------------------------
+
+def dockerfile_steps():
+    """The README's ```dockerfile block as (INSTRUCTION, arguments) pairs, in order."""
+    [code] = blocks("dockerfile")
+    text = re.sub(r"\\\n", " ", code)   # continuation lines
+    lines = [line.strip() for line in text.splitlines()]
+    return [tuple(line.split(None, 1)) for line in lines if line and not line.startswith("#")]
+
+
+def in_image(text, root):
+    """`text` with each absolute path of the image moved under the folder `root`."""
+    return IMAGE_PATH.sub(lambda _: str(root).rstrip("/") + "/", text)
+
+
+def image_command(arguments, root):
+    """A RUN, CMD or ENTRYPOINT's command as argv: the exec form's JSON list, or sh -c."""
+    if arguments.startswith("["):
+        return [in_image(part, root) for part in json.loads(arguments)]
+    return ["sh", "-c", in_image(arguments, root)]
+
+
+def image_env(arguments, root):
+    """ENV KEY=value ... (or the old ENV KEY value) as a dict, its paths in the image."""
+    if "=" not in arguments.split(None, 1)[0]:
+        key, value = arguments.split(None, 1)
+        return {key: in_image(value, root)}
+    return {key: in_image(value, root)
+            for key, value in (part.split("=", 1) for part in shlex.split(arguments))}
+
+
+def copy_into_image(arguments, root, workdir):
+    """COPY src... dest, the build context being a clone of this repository: its tracked files,
+    with their contents in this working tree."""
+    *sources, dest = [part for part in shlex.split(arguments) if not part.startswith("--")]
+    into = dest.endswith("/") or len(sources) > 1   # a file goes into dest, not as dest
+    dest = Path(in_image(posixpath.join(workdir, dest), root))
+    for source in sources:
+        tracked = subprocess.run(["git", "ls-files", "-z", "--", source], cwd=REPO_ROOT,
+                                 check=True, capture_output=True, text=True).stdout
+        for name in filter(None, tracked.split("\0")):
+            if not (REPO_ROOT / name).is_file():   # deleted in the working tree
+                continue
+            if name == source:   # a file: into dest/ or as dest
+                target = dest / Path(name).name if into else dest
+            else:                # a folder's (or the context's) contents: into dest
+                target = dest / Path(name).relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, target)
+
+
+def offline_pip(bin_dir, python):
+    """A `pip` in bin_dir for the venv of `python`: the test environment's pip, told to install
+    from no index and to build without isolation (the build needs setuptools, from the test
+    environment); anything else would need the network."""
+    pip = bin_dir / "pip"
+    pip.write_text("#!/bin/sh\n"
+                   'if [ "$1" = install ]; then shift; '
+                   'set -- install --no-index --no-build-isolation "$@"; fi\n'
+                   f'exec "{sys.executable}" -m pip --python "{python}" "$@"\n')
+    pip.chmod(0o755)
+
+
+def test_the_readme_has_one_dockerfile_with_a_copy_and_a_command():
+    steps = dockerfile_steps()
+    assert [instruction for instruction, _ in steps].count("FROM") == 1
+    assert any(instruction == "COPY" for instruction, _ in steps)
+    assert any(instruction in ("CMD", "ENTRYPOINT") for instruction, _ in steps)
+
+
+def test_the_dockerfile_builds_and_runs_without_docker(gpt2_hub, tmp_path):
+    """The README's Dockerfile, each step run here as Docker would run it in the image.
+
+    No Docker daemon runs here and no image could be pulled, so: the image's file system is a
+    folder (every absolute path in the block is moved under it), its Python a fresh venv of
+    this Python (FROM is not run) that finds gpt2numba's dependencies in the test environment
+    (support.venvs), and the build context a clone of this repository (its tracked files). COPY
+    copies; ENV and WORKDIR hold for the later steps; RUN runs its command with the venv's
+    scripts first on PATH, and its `pip` is the test environment's pip told --no-index and
+    --no-build-isolation (offline_pip: a download is the one thing the test cannot do); then
+    the CMD (after the ENTRYPOINT, if any) runs. The local Hub serves the random gpt2.
+    """
+    root, workdir = tmp_path / "image", "/"   # Docker's first WORKDIR is /
+    python = venv_with_test_dependencies(tmp_path / "venv")
+    offline_pip(python.parent, python)
+    test_scripts = Path(sys.executable).parent   # the test environment's gpt2numba: not on PATH
+    path = [str(python.parent)] + [folder for folder in os.environ["PATH"].split(os.pathsep)
+                                   if folder and Path(folder) != test_scripts]
+    env = gpt2_hub.env(PATH=os.pathsep.join(path))
+    entrypoint, cmd = [], []
+    for instruction, arguments in dockerfile_steps():
+        cwd = Path(in_image(workdir, root))
+        cwd.mkdir(parents=True, exist_ok=True)
+        if instruction == "FROM":
+            continue
+        elif instruction == "COPY":
+            copy_into_image(arguments, root, workdir)
+        elif instruction == "ENV":
+            env.update(image_env(arguments, root))
+        elif instruction == "WORKDIR":
+            workdir = posixpath.join(workdir, arguments)
+        elif instruction == "RUN":
+            done = subprocess.run(image_command(arguments, root), env=env, cwd=cwd,
+                                  capture_output=True, text=True, timeout=600)
+            assert done.returncode == 0, f"RUN {arguments}\n{done.stdout}\n{done.stderr}"
+        elif instruction == "ENTRYPOINT":
+            entrypoint = image_command(arguments, root)
+        elif instruction == "CMD":
+            cmd = image_command(arguments, root)
+        else:
+            pytest.fail(f"the README's Dockerfile uses {instruction}, which this test cannot run")
+
+    cache = Path(env["NUMBA_CACHE_DIR"])
+    if cache.is_relative_to(root):   # the Dockerfile's own: the build compiled the kernels there
+        assert any(cache.rglob("*.nbi")), "the image's Numba cache is empty"
+    where = subprocess.run([str(python), "-c", "import gpt2numba; print(gpt2numba.__file__)"],
+                           env=env, capture_output=True, text=True)
+    assert Path(where.stdout.strip()).is_relative_to(python.parents[1]), where.stderr
+    cwd = Path(in_image(workdir, root))
+    cwd.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(entrypoint + cmd, env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, f"{entrypoint + cmd}\n{done.stderr}"
+    assert done.stdout.strip() and "Traceback" not in done.stderr
