@@ -19,7 +19,8 @@ def require_matplotlib():
         import matplotlib
     except ImportError:
         raise ImportError("--plot needs matplotlib, which is not installed; install it with: "
-                          "pip install 'gpt2numba[plot]'") from None
+                          "pip install matplotlib (gpt2numba[plot] in a clone: "
+                          "pip install -e '.[plot]')") from None
     matplotlib.use("Agg")
     return matplotlib
 

@@ -33,7 +33,7 @@ def bench(model, revision, threads, repeats, as_json, plot):
     and greedy generation of 64 tokens after a 16-token prompt (ids 1000..1015), no KV cache.
     Takes a minute or two (the cold start compiles every kernel). --plot draws cold, cached and
     warm times to the first token and the warm forward against tokens, beside transformers if
-    it is installed (needs matplotlib: pip install 'gpt2numba[plot]'). Example:
+    it is installed (needs matplotlib: the clone's pip install -e '.[plot]'). Example:
 
     \b
         gpt2numba bench --model gpt2 --threads 2 --plot bench.png
