@@ -10,7 +10,6 @@ import pty
 import re
 import subprocess
 import sys
-import textwrap
 import time
 
 import numpy as np
@@ -21,7 +20,14 @@ import gpt2numba
 from gpt2numba.blocks import FORWARD_KERNELS
 from gpt2numba.cli.run import Phases, summary_line
 from gpt2numba.compiling import KERNELS
-from support.cli import assert_one_error_line, cli_env, read_terminal, run_cli
+from support.cli import (
+    PEAK_BOUND_KIB,
+    assert_one_error_line,
+    cli_env,
+    read_terminal,
+    run_cli,
+    run_with_peak,
+)
 
 MIB = 2**20
 
@@ -105,29 +111,6 @@ def test_help_summaries_are_whole(home):
     code, out, _ = run_cli(["run", "--help"], cli_env(home))
     assert "[PROMPT]" in out and "-m, --model" in out and "-s, --seed" in out
     assert "16 MiB" in out
-
-
-# The CLI in a child that records its own peak resident memory (VmHWM) into argv[1] on exit.
-WITH_PEAK_RSS = textwrap.dedent("""
-    import atexit, sys
-    def peak():
-        with open("/proc/self/status") as status, open(out_file, "w") as out:
-            out.write(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
-    atexit.register(peak)
-    out_file, sys.argv = sys.argv[1], ["gpt2numba", *sys.argv[2:]]
-    from gpt2numba.__main__ import main
-    main()
-""")
-PEAK_BOUND_KIB = 200 * 1024   # Python, click, the 16 MiB read and its copy: about 80 MiB
-
-
-def run_with_peak(args, env, stdin, tmp_path):
-    peak_file = tmp_path / "peak"
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", WITH_PEAK_RSS, str(peak_file), *map(str, args)],
-                          env=env, stdin=stdin, capture_output=True, timeout=60)
-    return (done.returncode, done.stderr.decode(), time.perf_counter() - start,
-            int(peak_file.read_text()))
 
 
 def test_endless_prompts_are_refused_in_seconds_within_bounded_memory(tiny_checkpoint, home,

@@ -23,7 +23,13 @@ from gpt2numba import GPT2
 from gpt2numba.errors import ArgumentError
 from gpt2numba.score import windows
 from support.checkpoints import make_checkpoint
-from support.cli import assert_one_error_line, cli_env, run_cli
+from support.cli import (
+    PEAK_BOUND_KIB,
+    assert_one_error_line,
+    cli_env,
+    run_cli,
+    run_with_peak,
+)
 from support.tokenizer_corpus import english_prose
 
 N_POSITIONS = 32
@@ -356,3 +362,24 @@ def test_cli_bad_input_is_one_error_line(folder32, home, args, stdin, status, wo
     code, out, err = score_cli(folder32, home, *args, stdin=stdin)
     assert_one_error_line(code, err, status, *words)
     assert out == ""
+
+
+def test_cli_endless_input_is_refused_in_seconds_within_bounded_memory(folder32, home, tmp_path):
+    """A file or stdin is read up to 16 MiB (as `run` reads a prompt), then refused: /dev/zero
+    and a pipe that never ends take seconds, not gigabytes."""
+    code, err, seconds, peak = run_with_peak(["score", "--model", folder32, "/dev/zero"],
+                                             cli_env(home), subprocess.DEVNULL, tmp_path)
+    assert_one_error_line(code, err, 2, "/dev/zero", "16 MiB")
+    assert seconds < 20 and peak < PEAK_BOUND_KIB
+    yes = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
+    try:
+        code, err, seconds, peak = run_with_peak(["score", "--model", folder32], cli_env(home),
+                                                 yes.stdout, tmp_path)
+    finally:
+        yes.kill()
+        yes.wait()
+        yes.stdout.close()
+    assert_one_error_line(code, err, 2, "stdin", "16 MiB")
+    assert seconds < 20 and peak < PEAK_BOUND_KIB
+    code, out, err = run_cli(["score", "--help"], cli_env(home, COLUMNS=100))
+    assert code == 0 and "16 MiB" in out, err

@@ -1,5 +1,5 @@
-"""What the commands of the command line share: the run-time error, option checks, writing to
-stdout, and the progress of compiling."""
+"""What the commands of the command line share: the run-time error, option checks, reading
+files and stdin, writing to stdout, and the progress of compiling."""
 
 import math
 import os
@@ -10,10 +10,18 @@ import click
 
 SIGPIPE_EXIT = 141   # 128 + SIGPIPE: what a shell reports for a Unix tool cut off by `| head`
 PROGRESS_BAR_WIDTH = 30
+# A file or stdin is read up to this, so that /dev/zero or an endless pipe is refused, not read
+# into memory: 16 MiB is about 4 million GPT-2 tokens, a prompt's 1024 many times over and a
+# shelf of books to score (a larger corpus can be split into files).
+INPUT_LIMIT_BYTES = 16 * 2**20
 
 
 class RunError(click.ClickException):
     """A failure at run time (exit status 1): the message is the whole story, no traceback."""
+
+
+class InputError(Exception):
+    """A file or stdin that cannot be taken as text; the message names it and says why."""
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -60,29 +68,27 @@ def source_name(source) -> str:
     return "stdin" if source == "-" else source
 
 
-def read_source(source, option, limit=None) -> bytes:
-    """The bytes of a file, or of stdin for '-'; with a limit, at most limit + 1 of them (a pipe
-    or /dev/zero has no end). BadParameter naming `option` when it cannot be read."""
-    size = -1 if limit is None else limit + 1
+def read_text(source, over_limit) -> str:
+    """The UTF-8 text of a file, or of stdin for '-' (a byte-order mark dropped); at most
+    INPUT_LIMIT_BYTES + 1 bytes are read. InputError, naming the source, when it cannot be
+    read, is not UTF-8, or holds more than INPUT_LIMIT_BYTES (the message then goes on with
+    `over_limit`, e.g. "the limit for a prompt; pass a shorter text")."""
+    name = source_name(source)
     try:
         if source == "-":
-            return sys.stdin.buffer.read(size) if sys.stdin is not None else b""
-        with open(source, "rb") as file:
-            return file.read(size)
+            data = sys.stdin.buffer.read(INPUT_LIMIT_BYTES + 1) if sys.stdin is not None else b""
+        else:
+            with open(source, "rb") as file:
+                data = file.read(INPUT_LIMIT_BYTES + 1)
     except OSError as error:
-        raise click.BadParameter(f"cannot read {source_name(source)}: "
-                                 f"{error.strerror or error}", param_hint=option) from None
-
-
-def decode_utf8(data, source, option) -> str:
-    """`data` read from `source` as UTF-8 text (a byte-order mark dropped); BadParameter naming
-    `option` and the first byte that is not UTF-8."""
+        raise InputError(f"cannot read {name}: {error.strerror or error}") from None
+    if len(data) > INPUT_LIMIT_BYTES:
+        raise InputError(f"{name} holds more than {INPUT_LIMIT_BYTES // 2**20} MiB, {over_limit}")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise click.BadParameter(f"{source_name(source)} is not UTF-8 text (byte "
-                                 f"0x{data[error.start]:02x} at offset {error.start})",
-                                 param_hint=option) from None
+        raise InputError(f"{name} is not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
+                         f"{error.start})") from None
 
 
 def write(text):

@@ -10,19 +10,17 @@ from click.core import ParameterSource
 from gpt2numba.cli.common import (
     SIGPIPE_EXIT,
     FiniteFloatRange,
+    InputError,
     RunError,
     check_threads,
     compile_kernels,
-    decode_utf8,
     non_empty,
-    read_source,
+    read_text,
     silence_stdout,
-    source_name,
     use_color,
     write,
 )
 
-PROMPT_LIMIT_BYTES = 16 * 2**20   # prompts are read up to this size: /dev/zero is not a prompt
 DOWNLOAD_SHOWN_SECONDS = 0.1      # resolving a cached or local model takes milliseconds
 SAMPLING_ONLY = ("top_k", "top_p", "seed")   # options that mean nothing in greedy decoding
 
@@ -161,11 +159,8 @@ def run(ctx, prompt_argument, prompt, prompt_file, model, revision, max_new_toke
 
 
 def _read_prompt(prompt, prompt_file) -> str:
-    """The prompt text from --prompt, --prompt - (stdin) or --prompt-file; UsageError if not one.
-
-    stdin and files are read up to PROMPT_LIMIT_BYTES + 1 bytes, so that /dev/zero or an endless
-    pipe is refused once past the limit instead of filling memory.
-    """
+    """The prompt text from --prompt, --prompt - (stdin) or --prompt-file; UsageError if not
+    one, BadParameter if the file or stdin cannot be read (common.read_text)."""
     if prompt is not None and prompt_file is not None:
         raise click.UsageError("pass either --prompt or --prompt-file, not both")
     if prompt is None and prompt_file is None:
@@ -178,12 +173,10 @@ def _read_prompt(prompt, prompt_file) -> str:
     if source == "-" and sys.stdin is not None and sys.stdin.isatty():
         click.echo("gpt2numba: type the prompt, then press Ctrl-D on a line of its own to end it "
                    "(Ctrl-Z then Enter on Windows)", err=True)
-    data = read_source(source, option, limit=PROMPT_LIMIT_BYTES)
-    if len(data) > PROMPT_LIMIT_BYTES:
-        raise click.BadParameter(f"{source_name(source)} holds more than "
-                                 f"{PROMPT_LIMIT_BYTES // 2**20} MiB, the limit for a prompt; "
-                                 f"pass a shorter text", param_hint=option)
-    text = decode_utf8(data, source, option)
+    try:
+        text = read_text(source, over_limit="the limit for a prompt; pass a shorter text")
+    except InputError as error:
+        raise click.BadParameter(str(error), param_hint=option) from None
     return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")  # final newline
 
 

@@ -7,11 +7,11 @@ import click
 
 from gpt2numba.cli.common import (
     SIGPIPE_EXIT,
+    InputError,
     RunError,
-    decode_utf8,
     non_empty,
     progress_bar,
-    read_source,
+    read_text,
     silence_stdout,
     source_name,
     write,
@@ -38,11 +38,11 @@ PROGRESS_SECONDS = 5     # how often `score` reports progress when stderr is not
 def score(files, model, revision, stride, as_json, per_token):
     """Score texts: tokens, negative log-likelihood (nats) and perplexity of each file.
 
-    Each FILE ('-' = stdin, the default) is one UTF-8 text. Every token but the first is scored
-    once, given the tokens before it in windows of n_positions tokens that start every --stride
-    tokens. Prints a row per file and, for several files, the total (perplexity of the corpus:
-    exp(total nll / total tokens)). With --json or --per-token, stdout carries only those and
-    the table goes to stderr. Example:
+    Each FILE ('-' = stdin, the default) is one UTF-8 text of at most 16 MiB. Every token but
+    the first is scored once, given the tokens before it in windows of n_positions tokens that
+    start every --stride tokens. Prints a row per file and, for several files, the total
+    (perplexity of the corpus: exp(total nll / total tokens)). With --json or --per-token,
+    stdout carries only those and the table goes to stderr. Example:
 
     \b
         gpt2numba score --stride 512 chapter1.txt chapter2.txt
@@ -104,8 +104,13 @@ def score(files, model, revision, stride, as_json, per_token):
 
 
 def _read_text(source) -> str:
-    """The UTF-8 text of a file or of stdin ('-'), as it is; BadParameter if unreadable."""
-    return decode_utf8(read_source(source, "'[FILES]...'"), source, "'[FILES]...'")
+    """The UTF-8 text of a file or of stdin ('-'), as it is; BadParameter if it cannot be read
+    or holds more than INPUT_LIMIT_BYTES."""
+    try:
+        return read_text(source, over_limit="the limit for a text to score; split it into "
+                                            "smaller files")
+    except InputError as error:
+        raise click.BadParameter(str(error), param_hint="'[FILES]...'") from None
 
 
 def _tsv_token(tokenizer, token_id) -> str:

@@ -4,6 +4,8 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
+import time
 from pathlib import Path
 
 # Variables of the parent environment that would change what the CLI prints or where it looks.
@@ -40,6 +42,31 @@ def run_cli(args, env, stdin=b"", command=None, timeout=300, cwd=None):
     done = subprocess.run([*command, *map(str, args)], env=env, input=stdin, cwd=cwd,
                           capture_output=True, timeout=timeout)
     return done.returncode, done.stdout.decode("utf-8"), done.stderr.decode("utf-8")
+
+
+# The CLI in a child that records its own peak resident memory (VmHWM) into argv[1] on exit.
+WITH_PEAK_RSS = textwrap.dedent("""
+    import atexit, sys
+    def peak():
+        with open("/proc/self/status") as status, open(out_file, "w") as out:
+            out.write(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+    atexit.register(peak)
+    out_file, sys.argv = sys.argv[1], ["gpt2numba", *sys.argv[2:]]
+    from gpt2numba.__main__ import main
+    main()
+""")
+PEAK_BOUND_KIB = 200 * 1024   # Python, click, a 16 MiB read and its copy: about 80 MiB
+
+
+def run_with_peak(args, env, stdin, tmp_path):
+    """Run the CLI with `args`, stdin from `stdin` (a file, a pipe), within 60 s; returns
+    (returncode, stderr, seconds, peak resident memory in KiB)."""
+    peak_file = tmp_path / "peak"
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", WITH_PEAK_RSS, str(peak_file), *map(str, args)],
+                          env=env, stdin=stdin, capture_output=True, timeout=60)
+    return (done.returncode, done.stderr.decode(), time.perf_counter() - start,
+            int(peak_file.read_text()))
 
 
 def assert_one_error_line(code, stderr, expected_code, *words):
