@@ -62,3 +62,19 @@ def test_stdout_full_or_closed_is_one_line_and_status_1(target, tiny_checkpoint,
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     assert [line for line in lines if line.startswith("gpt2numba: error:")] == lines[-1:]
     assert "stdout" in lines[-1]
+
+
+@pytest.mark.parametrize("mode", [[], ["--json"], ["--per-token"]])
+def test_score_to_a_full_stdout_is_one_line_and_status_1(mode, tiny_checkpoint, home, tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("Some words to score, and a few more of them.", encoding="utf-8")
+    env = dict(os.environ, HF_HOME=str(home))
+    command = [sys.executable, "-m", "gpt2numba", "score", "--model", str(tiny_checkpoint),
+               str(text), *mode]
+    with open("/dev/full", "w") as full:
+        run = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, env=env,
+                             timeout=300)
+    lines = run.stderr.splitlines()
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert [line for line in lines if line.startswith("gpt2numba: error:")] == lines[-1:]
+    assert lines[-1].startswith("gpt2numba: error: cannot write to stdout"), lines[-1]

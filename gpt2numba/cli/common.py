@@ -92,12 +92,24 @@ def read_text(source, over_limit) -> str:
 
 
 def write(text):
-    """Write `text` to stdout as it is (click.echo would strip escapes in it) and flush."""
+    """Write `text` to stdout as it is (click.echo would strip escapes in it) and flush.
+
+    A reader that closed the pipe (`| head`) ends the program quietly with SIGPIPE_EXIT; any
+    other failure to write (stdout closed, /dev/full, a failing disk) is a RunError.
+    """
     if sys.stdout is None:  # Python's stdout when the process started with descriptor 1 closed
         raise RunError("stdout is closed, so the text cannot be printed; redirect it to a file "
                        "or to /dev/null")
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+        sys.exit(SIGPIPE_EXIT)
+    except OSError as error:
+        silence_stdout()
+        raise RunError(f"cannot write to stdout ({error.strerror or error}); check where "
+                       f"the output goes") from None
 
 
 def use_color(no_color) -> bool:

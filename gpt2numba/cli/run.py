@@ -8,7 +8,6 @@ import click
 from click.core import ParameterSource
 
 from gpt2numba.cli.common import (
-    SIGPIPE_EXIT,
     FiniteFloatRange,
     InputError,
     RunError,
@@ -16,7 +15,6 @@ from gpt2numba.cli.common import (
     compile_kernels,
     non_empty,
     read_text,
-    silence_stdout,
     use_color,
     write,
 )
@@ -140,13 +138,6 @@ def run(ctx, prompt_argument, prompt, prompt_file, model, revision, max_new_toke
         except NonFiniteLogitsError as error:
             write("\n")
             raise RunError(str(error)) from None
-        except BrokenPipeError:  # `| head` closed the pipe: stop quietly
-            silence_stdout()
-            sys.exit(SIGPIPE_EXIT)
-        except OSError as error:  # /dev/full, a failing disk
-            silence_stdout()
-            raise RunError(f"cannot write to stdout ({error.strerror or error}); check where "
-                           f"the output goes") from None
 
     if compiled_here is not None:  # includes the wait for the compiling processes
         compiles.append(compiled_here)

@@ -6,13 +6,11 @@ import time
 import click
 
 from gpt2numba.cli.common import (
-    SIGPIPE_EXIT,
     InputError,
     RunError,
     non_empty,
     progress_bar,
     read_text,
-    silence_stdout,
     source_name,
     write,
 )
@@ -77,30 +75,26 @@ def score(files, model, revision, stride, as_json, per_token):
     table = _ScoreTable(names, to_stderr=as_json or per_token)
     if per_token and not as_json:
         write("file\tposition\tid\ttoken\tlogprob\n")
-    try:
-        for name, ids in zip(names, all_ids):
-            several_windows = ids.size > gpt.config.n_positions + 1
-            progress = _ScoreProgress(name) if several_windows else None
-            result = gpt.score_ids(ids, stride, progress=progress)
-            if progress is not None:
-                progress.finish()
-            table.add(name, result)
-            if as_json:
-                record = {"file": name, "tokens": result.tokens, "nll": result.nll,
-                          "perplexity": result.perplexity}
-                if per_token:
-                    record.update(ids=ids[1:].tolist(),
-                                  token_logprobs=result.token_logprobs.tolist())
-                write(json.dumps(record) + "\n")
-            elif per_token:
-                write("".join(f"{name}\t{t}\t{token_id}\t{_tsv_token(gpt.tokenizer, token_id)}\t"
-                               f"{logprob!r}\n" for t, token_id, logprob in
-                               zip(range(1, ids.size), ids[1:].tolist(),
-                                   result.token_logprobs.tolist())))
-        table.finish()
-    except BrokenPipeError:  # `| head` closed the pipe: stop quietly
-        silence_stdout()
-        sys.exit(SIGPIPE_EXIT)
+    for name, ids in zip(names, all_ids):
+        several_windows = ids.size > gpt.config.n_positions + 1
+        progress = _ScoreProgress(name) if several_windows else None
+        result = gpt.score_ids(ids, stride, progress=progress)
+        if progress is not None:
+            progress.finish()
+        table.add(name, result)
+        if as_json:
+            record = {"file": name, "tokens": result.tokens, "nll": result.nll,
+                      "perplexity": result.perplexity}
+            if per_token:
+                record.update(ids=ids[1:].tolist(),
+                              token_logprobs=result.token_logprobs.tolist())
+            write(json.dumps(record) + "\n")
+        elif per_token:
+            write("".join(f"{name}\t{t}\t{token_id}\t{_tsv_token(gpt.tokenizer, token_id)}\t"
+                           f"{logprob!r}\n" for t, token_id, logprob in
+                           zip(range(1, ids.size), ids[1:].tolist(),
+                               result.token_logprobs.tolist())))
+    table.finish()
 
 
 def _read_text(source) -> str:
