@@ -356,7 +356,7 @@ def _unescape(field) -> bytes:
     (["-"], b"Hello", 1, ["stdin", "nothing to score"]),
     (["-"], b"caf\xe9", 2, ["stdin", "not UTF-8"]),
     (["-", "-"], b"Some words", 2, ["stdin", "only once"]),
-    (["no-such-file.txt"], b"", 2, ["no-such-file.txt", "does not exist"]),
+    (["no-such-file.txt"], b"", 2, ["no-such-file.txt", "No such file"]),
 ])
 def test_cli_bad_input_is_one_error_line(folder32, home, args, stdin, status, words):
     code, out, err = score_cli(folder32, home, *args, stdin=stdin)
@@ -383,3 +383,77 @@ def test_cli_endless_input_is_refused_in_seconds_within_bounded_memory(folder32,
     assert seconds < 20 and peak < PEAK_BOUND_KIB
     code, out, err = run_cli(["score", "--help"], cli_env(home, COLUMNS=100))
     assert code == 0 and "16 MiB" in out, err
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    """Files that cannot be scored, each with the words that say why."""
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "one-token.txt").write_bytes(b"Hello")
+    (folder / "latin1.txt").write_bytes("caf\u00e9 cr\u00e8me".encode("latin-1"))
+    (tmp_path / "a-folder").mkdir()
+    return {folder / "empty.txt": "nothing to score", folder / "latin1.txt": "not UTF-8",
+            folder / "missing.txt": "No such file", folder / "one-token.txt": "nothing to score",
+            tmp_path / "a-folder": "directory"}
+
+
+def error_lines(stderr):
+    return [line for line in stderr.splitlines() if line.startswith("gpt2numba: error: ")]
+
+
+def table_rows(text):
+    """The rows of the table in `text` (stdout, or stderr with --json or --per-token), header
+    left out: (file, tokens)."""
+    rows = [line.split() for line in text.splitlines() if not line.startswith("gpt2numba:")]
+    assert rows[0] == ["file", "tokens", "nll", "perplexity"], text
+    return [(name, int(tokens)) for name, tokens, _, _ in rows[1:]]
+
+
+@pytest.mark.parametrize("mode", [[], ["--json"], ["--per-token"]])
+def test_cli_scores_every_file_it_can_and_names_each_one_it_cannot(ours, folder32, home,
+                                                                   text_files, bad_files, mode):
+    """As `wc` does: a row for each file that can be scored, one error line for each that
+    cannot, and a failing status at the end."""
+    short, long = text_files / "short.txt", text_files / "long.txt"
+    bad = list(bad_files)
+    code, out, err = score_cli(folder32, home, bad[0], short, *bad[1:3], long, *bad[3:],
+                               "--stride", 16, *mode)
+    assert code == 2 and "Traceback" not in err, err   # 2: some files cannot be read at all
+    errors = error_lines(err)
+    assert len(errors) == len(bad_files), err
+    for path, why in bad_files.items():
+        assert sum(str(path) in line and why in line for line in errors) == 1, (path, err)
+    tokens = {str(path): ours.score(path.read_text(encoding="utf-8"), stride=16).tokens
+              for path in (short, long)}
+    assert table_rows(out if not mode else err) == [*tokens.items(),
+                                                    ("total", sum(tokens.values()))]
+    if mode == ["--json"]:
+        records = [json.loads(line) for line in out.splitlines()]
+        assert {record["file"]: record["tokens"] for record in records} == tokens
+    elif mode == ["--per-token"]:
+        files = [row.split("\t")[0] for row in out.splitlines()[1:]]
+        assert {name: files.count(name) for name in files} == tokens
+
+
+def test_cli_a_text_too_short_to_score_leaves_the_others_their_rows(ours, folder32, home,
+                                                                    text_files, bad_files):
+    short, empty = text_files / "short.txt", next(iter(bad_files))
+    code, out, err = score_cli(folder32, home, short, empty)
+    assert_one_error_line(code, err, 1, str(empty), "nothing to score")
+    assert table_rows(out) == [(str(short), ours.score(short.read_text(encoding="utf-8")).tokens)]
+
+
+def test_cli_files_are_checked_before_the_model_loads(home, text_files, bad_files):
+    latin1, missing = list(bad_files)[1:3]
+    code, out, err = run_cli(["score", "--model", "/no/such/model", latin1, missing],
+                             cli_env(home))
+    errors = error_lines(err)
+    assert code == 2 and len(errors) == 2 and err.splitlines() == errors, err
+    assert str(latin1) in errors[0] and str(missing) in errors[1] and out == ""
+    code, out, err = run_cli(["score", "--model", "/no/such/model", text_files / "short.txt",
+                              latin1], cli_env(home))
+    errors = error_lines(err)
+    assert len(errors) == 2 and str(latin1) in errors[0] and "/no/such/model" in errors[1], err
+    assert code != 0 and out == ""

@@ -14,6 +14,7 @@ import sys
 
 import click
 
+from gpt2numba.cli.common import error_line
 from gpt2numba.cli.run import run
 from gpt2numba.cli.score import score
 from gpt2numba.cli.tools import bench, download
@@ -47,18 +48,12 @@ class _Group(click.Group):
             message = error.format_message()
             if isinstance(error, click.UsageError) and error.ctx is not None:
                 message += f" (see '{error.ctx.command_path} --help')"
-            _error_line(message)
+            error_line(message)
             sys.exit(error.exit_code)
         except (click.Abort, KeyboardInterrupt, _Interrupted):
             click.echo("gpt2numba: interrupted", err=True)
             sys.exit(SIGINT_EXIT)
         sys.exit(code if isinstance(code, int) else 0)
-
-
-def _error_line(message):
-    """Print `message` as the single line `gpt2numba: error: ...` on stderr."""
-    text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
-    click.echo(f"gpt2numba: error: {text}", err=True)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],

@@ -24,6 +24,12 @@ class InputError(Exception):
     """A file or stdin that cannot be taken as text; the message names it and says why."""
 
 
+def error_line(message):
+    """Print `message` as the single line `gpt2numba: error: ...` on stderr."""
+    text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    click.echo(f"gpt2numba: error: {text}", err=True)
+
+
 class FiniteFloatRange(click.FloatRange):
     """click.FloatRange that also refuses nan and infinities (FloatRange lets nan through)."""
 

@@ -8,6 +8,7 @@ import click
 from gpt2numba.cli.common import (
     InputError,
     RunError,
+    error_line,
     non_empty,
     progress_bar,
     read_text,
@@ -19,8 +20,7 @@ PROGRESS_SECONDS = 5     # how often `score` reports progress when stderr is not
 
 
 @click.command(short_help="Score texts: tokens, log-likelihood and perplexity.")
-@click.argument("files", nargs=-1, metavar="[FILES]...",
-                type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.argument("files", nargs=-1, metavar="[FILES]...")  # read by _read_texts, one by one
 @click.option("-m", "--model", default="gpt2", show_default=True, metavar="NAME_OR_PATH",
               callback=non_empty,
               help="gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, a Hub repo id or a folder.")
@@ -40,42 +40,77 @@ def score(files, model, revision, stride, as_json, per_token):
     the first is scored once, given the tokens before it in windows of n_positions tokens that
     start every --stride tokens. Prints a row per file and, for several files, the total
     (perplexity of the corpus: exp(total nll / total tokens)). With --json or --per-token,
-    stdout carries only those and the table goes to stderr. Example:
+    stdout carries only those and the table goes to stderr. A file that cannot be scored is
+    named on stderr with the reason, the others are scored all the same, and the exit status
+    is then 2 (a file cannot be read as text) or 1 (a text of fewer than 2 tokens). Example:
 
     \b
         gpt2numba score --stride 512 chapter1.txt chapter2.txt
         gpt2numba score --per-token essay.txt > tokens.tsv
     """
-    import json
-
     from gpt2numba.model import GPT2
-    from gpt2numba.score import check_stride, ids_to_score
+    from gpt2numba.score import check_stride
     from gpt2numba.weights import WeightsError
 
     sources = files or ("-",)
     if sources.count("-") > 1:
         raise click.BadParameter("stdin ('-') can be read only once", param_hint="'[FILES]...'")
-    texts = [_read_text(source) for source in sources]
-    try:
-        gpt = GPT2.from_pretrained(model, revision=revision)
-    except (WeightsError, ValueError, OSError) as error:
-        raise RunError(str(error)) from None
-    try:
-        stride = check_stride(stride, gpt.config.n_positions)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="'--stride'") from None
-    all_ids = []
-    for source, text in zip(sources, texts):
+    texts, status = _read_texts(sources)  # before the model loads: a bad file fails fast
+    if texts:
         try:
-            all_ids.append(ids_to_score(gpt.tokenizer.encode(text), gpt.config.vocab_size))
+            gpt = GPT2.from_pretrained(model, revision=revision)
+        except (WeightsError, ValueError, OSError) as error:
+            raise RunError(str(error)) from None
+        try:
+            stride = check_stride(stride, gpt.config.n_positions)
         except ValueError as error:
-            raise RunError(f"{source_name(source)}: {error}") from None
+            raise click.BadParameter(str(error), param_hint="'--stride'") from None
+        named_ids, tokens_status = _ids_to_score(gpt, texts)
+        if named_ids:
+            _print_scores(gpt, named_ids, stride, as_json, per_token)
+        status = max(status, tokens_status)
+    if status:
+        sys.exit(status)
 
-    names = [source_name(source) for source in sources]
-    table = _ScoreTable(names, to_stderr=as_json or per_token)
+
+def _read_texts(sources):
+    """([(name, text)] of the sources that can be read as text, exit status): one error line
+    on stderr for each source that cannot, and status 2 (a bad argument) if there was one."""
+    texts, status = [], 0
+    for source in sources:
+        try:
+            texts.append((source_name(source), read_text(
+                source, over_limit="the limit for a text to score; split it into smaller files")))
+        except InputError as error:
+            error_line(str(error))
+            status = click.BadParameter.exit_code
+    return texts, status
+
+
+def _ids_to_score(gpt, texts):
+    """([(name, token ids)] of the texts that have something to score, exit status): one error
+    line on stderr for each text of fewer than 2 tokens, and status 1 if there was one."""
+    from gpt2numba.score import ids_to_score
+
+    named_ids, status = [], 0
+    for name, text in texts:
+        try:
+            named_ids.append((name, ids_to_score(gpt.tokenizer.encode(text),
+                                                 gpt.config.vocab_size)))
+        except ValueError as error:
+            error_line(f"{name}: {error}")
+            status = RunError.exit_code
+    return named_ids, status
+
+
+def _print_scores(gpt, named_ids, stride, as_json, per_token):
+    """Score each text and print its row (or JSON, or TSV), then the total of the table."""
+    import json
+
+    table = _ScoreTable([name for name, _ in named_ids], to_stderr=as_json or per_token)
     if per_token and not as_json:
         write("file\tposition\tid\ttoken\tlogprob\n")
-    for name, ids in zip(names, all_ids):
+    for name, ids in named_ids:
         several_windows = ids.size > gpt.config.n_positions + 1
         progress = _ScoreProgress(name) if several_windows else None
         result = gpt.score_ids(ids, stride, progress=progress)
@@ -91,20 +126,10 @@ def score(files, model, revision, stride, as_json, per_token):
             write(json.dumps(record) + "\n")
         elif per_token:
             write("".join(f"{name}\t{t}\t{token_id}\t{_tsv_token(gpt.tokenizer, token_id)}\t"
-                           f"{logprob!r}\n" for t, token_id, logprob in
-                           zip(range(1, ids.size), ids[1:].tolist(),
-                               result.token_logprobs.tolist())))
+                          f"{logprob!r}\n" for t, token_id, logprob in
+                          zip(range(1, ids.size), ids[1:].tolist(),
+                              result.token_logprobs.tolist())))
     table.finish()
-
-
-def _read_text(source) -> str:
-    """The UTF-8 text of a file or of stdin ('-'), as it is; BadParameter if it cannot be read
-    or holds more than INPUT_LIMIT_BYTES."""
-    try:
-        return read_text(source, over_limit="the limit for a text to score; split it into "
-                                            "smaller files")
-    except InputError as error:
-        raise click.BadParameter(str(error), param_hint="'[FILES]...'") from None
 
 
 def _tsv_token(tokenizer, token_id) -> str:
