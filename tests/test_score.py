@@ -10,6 +10,7 @@ full-size context of 1024.
 
 import json
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -331,6 +332,23 @@ def test_cli_per_token_tsv_parsed_back(ours, folder32, home, text_files):
         assert float(logprob) == pytest.approx(score.token_logprobs[t - 1], rel=SAME)
         tokens += _unescape(token)
     assert tokens == path.read_bytes()[len(ours.tokenizer.decode_bytes(ids[:1])):]
+
+
+def test_cli_per_token_escapes_file_names_as_tokens(ours, folder32, home, tmp_path):
+    """A file name with a tab, a newline, a backslash or a byte that is not UTF-8 stays one
+    TSV field, escaped as the tokens are."""
+    name = b"tab\there\nnew\\line \xff.txt"
+    path = tmp_path / os.fsdecode(name)
+    path.write_text("Some words to score in a file.", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "gpt2numba", "score", "--model", str(folder32),
+                           "--per-token", os.fsencode(path)], env=cli_env(home),
+                          capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.decode("utf-8").split("\n")[:-1]  # UTF-8 whatever the name
+    assert len(rows) == ours.score(path.read_text(encoding="utf-8")).tokens
+    for row in rows:
+        fields = row.split("\t")
+        assert len(fields) == 5 and _unescape(fields[0]) == os.fsencode(path), row
 
 
 def _unescape(field) -> bytes:

@@ -1,5 +1,6 @@
 """`gpt2numba score`: tokens, log-likelihood and perplexity of texts, per file and in total."""
 
+import os
 import sys
 import time
 
@@ -125,18 +126,19 @@ def _print_scores(gpt, named_ids, stride, as_json, per_token):
                               token_logprobs=result.token_logprobs.tolist())
             write(json.dumps(record) + "\n")
         elif per_token:
-            write("".join(f"{name}\t{t}\t{token_id}\t{_tsv_token(gpt.tokenizer, token_id)}\t"
-                          f"{logprob!r}\n" for t, token_id, logprob in
-                          zip(range(1, ids.size), ids[1:].tolist(),
-                              result.token_logprobs.tolist())))
+            field = _tsv_field(os.fsencode(name))  # the name's bytes, UTF-8 or not
+            write("".join(f"{field}\t{t}\t{token_id}\t"
+                          f"{_tsv_field(gpt.tokenizer.decode_bytes([token_id]))}\t{logprob!r}\n"
+                          for t, token_id, logprob in zip(range(1, ids.size), ids[1:].tolist(),
+                                                          result.token_logprobs.tolist())))
     table.finish()
 
 
-def _tsv_token(tokenizer, token_id) -> str:
-    """A token's text for a TSV field: backslash, tab, newline and carriage return written as
-    \\\\, \\t, \\n, \\r, and bytes that are not whole UTF-8 characters as \\xHH."""
-    raw = tokenizer.decode_bytes([token_id]).replace(b"\\", b"\\\\")
-    text = raw.decode("utf-8", errors="backslashreplace")
+def _tsv_field(data) -> str:
+    """Bytes (a token's, a file name's) as a TSV field: backslash, tab, newline and carriage
+    return written as \\\\, \\t, \\n, \\r, and bytes that are not whole UTF-8 characters
+    as \\xHH."""
+    text = data.replace(b"\\", b"\\\\").decode("utf-8", errors="backslashreplace")
     return text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
