@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from gpt2numba.cli.common import error_line
+from gpt2numba.cli.common import end_stdout_line, error_line
 from gpt2numba.cli.run import run
 from gpt2numba.cli.score import score
 from gpt2numba.cli.tools import bench, download
@@ -51,6 +51,7 @@ class _Group(click.Group):
             error_line(message)
             sys.exit(error.exit_code)
         except (click.Abort, KeyboardInterrupt, _Interrupted):
+            end_stdout_line()
             click.echo("gpt2numba: interrupted", err=True)
             sys.exit(SIGINT_EXIT)
         sys.exit(code if isinstance(code, int) else 0)

@@ -15,6 +15,8 @@ PROGRESS_BAR_WIDTH = 30
 # shelf of books to score (a larger corpus can be split into files).
 INPUT_LIMIT_BYTES = 16 * 2**20
 
+_stdout_mid_line = False   # whether the text `write` put on stdout last did not end a line
+
 
 class RunError(click.ClickException):
     """A failure at run time (exit status 1): the message is the whole story, no traceback."""
@@ -103,9 +105,12 @@ def write(text):
     A reader that closed the pipe (`| head`) ends the program quietly with SIGPIPE_EXIT; any
     other failure to write (stdout closed, /dev/full, a failing disk) is a RunError.
     """
+    global _stdout_mid_line
     if sys.stdout is None:  # Python's stdout when the process started with descriptor 1 closed
         raise RunError("stdout is closed, so the text cannot be printed; redirect it to a file "
                        "or to /dev/null")
+    if text:
+        _stdout_mid_line = not text.endswith("\n")
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -116,6 +121,18 @@ def write(text):
         silence_stdout()
         raise RunError(f"cannot write to stdout ({error.strerror or error}); check where "
                        f"the output goes") from None
+
+
+def end_stdout_line():
+    """Write a newline to stdout if what `write` put there last did not end its line, so that a
+    message after it (Ctrl-C's, on the same terminal) starts a line of its own."""
+    if not _stdout_mid_line or sys.stdout is None:
+        return
+    try:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    except OSError:  # the program is ending anyway; its message goes to stderr
+        silence_stdout()
 
 
 def use_color(no_color) -> bool:
