@@ -129,6 +129,16 @@ def test_endless_prompts_are_refused_in_seconds_within_bounded_memory(tiny_check
         yes.wait()
     assert_one_error_line(code, err, 2, "--prompt", "16 MiB")
     assert seconds < 20 and peak < PEAK_BOUND_KIB
+    yes = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
+    try:   # `yes | gpt2numba run`: no prompt option, so stdin is the prompt
+        code, err, seconds, peak = run_with_peak(["run", "-m", tiny_checkpoint], cli_env(home),
+                                                 yes.stdout, tmp_path)
+    finally:
+        yes.kill()
+        yes.wait()
+        yes.stdout.close()
+    assert_one_error_line(code, err, 2, "stdin", "16 MiB")
+    assert seconds < 20 and peak < PEAK_BOUND_KIB
 
 
 def test_a_prompt_of_exactly_the_limit_is_read(tiny_checkpoint, home, tmp_path):
@@ -154,6 +164,36 @@ def test_reading_the_prompt_from_a_terminal_says_how_to_end_it(tiny_checkpoint, 
     assert proc.returncode == 0, err
     assert "Ctrl-D" in err.decode().splitlines()[0]
     assert out.decode().startswith("Hello")
+
+
+def test_a_prompt_piped_into_stdin_needs_no_option(tiny_checkpoint, home, compiled, greedy):
+    """`echo Hello | gpt2numba run`, as `llm` and most Unix tools read stdin; the trailing
+    newline dropped as for --prompt -. An empty stdin is still no prompt."""
+    code, out, err = run_cli(["run", "-m", tiny_checkpoint, "-n", 4], cli_env(home),
+                             stdin=b"Hello\n")
+    assert code == 0, err
+    assert out == greedy
+    code, out, err = run_cli(["run", "-m", tiny_checkpoint, "-n", 4], cli_env(home), stdin=b"")
+    assert_one_error_line(code, err, 2, "no prompt", "stdin")
+    code, out, _ = run_cli(["run", "--help"], cli_env(home, COLUMNS=100))
+    assert "piped" in out
+
+
+def test_no_prompt_with_a_terminal_for_stdin_is_still_an_error(tiny_checkpoint, home):
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "gpt2numba", "run", "-m",
+                             str(tiny_checkpoint)], env=cli_env(home), stdin=slave,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        os.close(slave)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+        if proc.poll() is None:   # it waited for the terminal: stop it
+            proc.kill()
+            proc.wait()
+    assert_one_error_line(proc.returncode, err.decode(), 2, "no prompt", "PROMPT")
+    assert out == b""
 
 
 def test_nan_logits_are_one_error_line(tiny_checkpoint, home, tmp_path, compiled):

@@ -76,11 +76,12 @@ def run(ctx, prompt_argument, prompt, prompt_file, model, revision, max_new_toke
     Prints the prompt, then the continuation piece by piece (in cyan on a terminal), then a
     newline; a one-line summary of tokens, speed, download, load and compile times and why
     generation stopped goes to stderr. Greedy by default; --temperature above 0 samples.
-    Example:
+    Without PROMPT, --prompt or --prompt-file, the prompt is read from stdin when it is piped
+    in (not a terminal), as with --prompt -. Example:
 
     \b
         gpt2numba run "Alan Turing theorized that" -n 40
-        echo "The meaning of life is" | gpt2numba run --prompt - -t 0.8 -s 1
+        echo "The meaning of life is" | gpt2numba run -t 0.8 -s 1
     """
     from gpt2numba import GPT2, ArgumentError, ContextFullWarning, WeightsError
     from gpt2numba.blocks import FORWARD_KERNELS
@@ -150,25 +151,48 @@ def run(ctx, prompt_argument, prompt, prompt_file, model, revision, max_new_toke
 
 
 def _read_prompt(prompt, prompt_file) -> str:
-    """The prompt text from --prompt, --prompt - (stdin) or --prompt-file; UsageError if not
-    one, BadParameter if the file or stdin cannot be read (common.read_text)."""
+    """The prompt text from --prompt, --prompt - (stdin) or --prompt-file, else from stdin when
+    something is piped into it; UsageError if there is none or two, BadParameter if the file or
+    stdin cannot be read (common.read_text)."""
     if prompt is not None and prompt_file is not None:
         raise click.UsageError("pass either --prompt or --prompt-file, not both")
-    if prompt is None and prompt_file is None:
-        raise click.UsageError("no prompt: pass PROMPT, --prompt - (read stdin) or "
-                               "--prompt-file PATH")
     if prompt is not None and prompt != "-":
         return prompt
+    if prompt is None and prompt_file is None:
+        return _piped_prompt()
     source = prompt_file if prompt_file is not None else "-"
-    option = "'--prompt-file'" if prompt_file is not None else "'--prompt'"
     if source == "-" and sys.stdin is not None and sys.stdin.isatty():
         click.echo("gpt2numba: type the prompt, then press Ctrl-D on a line of its own to end it "
                    "(Ctrl-Z then Enter on Windows)", err=True)
+    option = "'--prompt-file'" if prompt_file is not None else "'--prompt'"
+    return _without_final_newline(_prompt_text(source, option))
+
+
+def _piped_prompt() -> str:
+    """The prompt piped into stdin, given no prompt (as `llm` and most Unix tools read it).
+    UsageError when stdin is a terminal (the user forgot the prompt; --prompt - types one),
+    closed, or empty (/dev/null: --prompt '' is the empty prompt)."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise click.UsageError("no prompt: pass PROMPT, --prompt - (read stdin), --prompt-file "
+                               "PATH, or pipe the text in")
+    text = _prompt_text("-", "'[PROMPT]'")
+    if not text:
+        raise click.UsageError("no prompt: stdin is empty; pass PROMPT, --prompt-file PATH or "
+                               "some text on stdin (--prompt '' for the empty prompt)")
+    return _without_final_newline(text)
+
+
+def _prompt_text(source, option) -> str:
+    """read_text of a file or of stdin ('-'); BadParameter naming `option` if it fails."""
     try:
-        text = read_text(source, over_limit="the limit for a prompt; pass a shorter text")
+        return read_text(source, over_limit="the limit for a prompt; pass a shorter text")
     except InputError as error:
         raise click.BadParameter(str(error), param_hint=option) from None
-    return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")  # final newline
+
+
+def _without_final_newline(text) -> str:
+    """`text` without one final newline (\\n or \\r\\n), which ends a file or `echo`'s line."""
+    return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
 
 
 class Phases:
