@@ -475,3 +475,18 @@ def test_cli_files_are_checked_before_the_model_loads(home, text_files, bad_file
     errors = error_lines(err)
     assert len(errors) == 2 and str(latin1) in errors[0] and "/no/such/model" in errors[1], err
     assert code != 0 and out == ""
+
+
+@pytest.mark.parametrize("mode", [[], ["--json"]])
+def test_cli_a_file_name_that_is_not_utf8_is_printed_escaped(folder32, home, tmp_path, mode):
+    """On a UTF-8 stdout, the table and the JSON show a name's bytes that are not UTF-8 as
+    \\xHH (a traceback before: Python keeps such bytes as surrogates, which UTF-8 refuses)."""
+    path = tmp_path / os.fsdecode(b"caf\xe9.txt")   # Latin-1, as an old archive names it
+    path.write_text("Some words to score in a file.", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "gpt2numba", "score", "--model", str(folder32),
+                           *mode, os.fsencode(path)], capture_output=True, timeout=300,
+                          env=cli_env(home, PYTHONIOENCODING="utf-8"))
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.decode("utf-8")
+    shown = str(tmp_path / "caf\\xe9.txt")
+    assert (json.loads(out)["file"] == shown) if mode else (shown in out.splitlines()[1])

@@ -76,6 +76,12 @@ def source_name(source) -> str:
     return "stdin" if source == "-" else source
 
 
+def printable(name) -> str:
+    """A file name as text that a UTF-8 stream takes: bytes of it that are not UTF-8 (which
+    Python keeps as lone surrogates, refused by UTF-8) written as \\xHH."""
+    return os.fsencode(name).decode("utf-8", errors="backslashreplace")
+
+
 def read_text(source, over_limit) -> str:
     """The UTF-8 text of a file, or of stdin for '-' (a byte-order mark dropped); at most
     INPUT_LIMIT_BYTES + 1 bytes are read. InputError, naming the source, when it cannot be

@@ -11,6 +11,7 @@ from gpt2numba.cli.common import (
     RunError,
     error_line,
     non_empty,
+    printable,
     progress_bar,
     read_text,
     source_name,
@@ -108,18 +109,19 @@ def _print_scores(gpt, named_ids, stride, as_json, per_token):
     """Score each text and print its row (or JSON, or TSV), then the total of the table."""
     import json
 
-    table = _ScoreTable([name for name, _ in named_ids], to_stderr=as_json or per_token)
+    table = _ScoreTable([printable(name) for name, _ in named_ids],
+                        to_stderr=as_json or per_token)
     if per_token and not as_json:
         write("file\tposition\tid\ttoken\tlogprob\n")
     for name, ids in named_ids:
         several_windows = ids.size > gpt.config.n_positions + 1
-        progress = _ScoreProgress(name) if several_windows else None
+        progress = _ScoreProgress(printable(name)) if several_windows else None
         result = gpt.score_ids(ids, stride, progress=progress)
         if progress is not None:
             progress.finish()
-        table.add(name, result)
+        table.add(printable(name), result)
         if as_json:
-            record = {"file": name, "tokens": result.tokens, "nll": result.nll,
+            record = {"file": printable(name), "tokens": result.tokens, "nll": result.nll,
                       "perplexity": result.perplexity}
             if per_token:
                 record.update(ids=ids[1:].tolist(),
