@@ -78,3 +78,15 @@ def test_score_to_a_full_stdout_is_one_line_and_status_1(mode, tiny_checkpoint, 
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     assert [line for line in lines if line.startswith("gpt2numba: error:")] == lines[-1:]
     assert lines[-1].startswith("gpt2numba: error: cannot write to stdout"), lines[-1]
+
+
+def test_download_to_a_full_stdout_is_one_line_and_status_1(hub, tiny_checkpoint):
+    hub.add_repo("someone/tiny-gpt2", tiny_checkpoint)
+    command = [sys.executable, "-m", "gpt2numba", "download", "someone/tiny-gpt2"]
+    with open("/dev/full", "w") as full:
+        run = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True,
+                             env=hub.env(), timeout=300)
+    lines = run.stderr.splitlines()
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert [line for line in lines if line.startswith("gpt2numba: error:")] == lines[-1:]
+    assert lines[-1].startswith("gpt2numba: error: cannot write to stdout"), lines[-1]

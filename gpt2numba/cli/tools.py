@@ -8,6 +8,7 @@ from gpt2numba.cli.common import (
     check_threads,
     compile_kernels,
     non_empty,
+    write,
 )
 
 
@@ -61,7 +62,7 @@ def bench(model, revision, threads, repeats, as_json, plot):
                                with_transformers=plot is not None)
     except (WeightsError, RuntimeError) as error:
         raise RunError(str(error)) from None
-    click.echo(report.to_json() if as_json else format_report(report))
+    write((report.to_json() if as_json else format_report(report)) + "\n")
     if plot is not None:
         try:
             plot_report(report, plot)
@@ -94,4 +95,4 @@ def download(name, revision):
     except WeightsError as error:
         raise RunError(str(error)) from None
     compile_kernels()
-    click.echo(folder)
+    write(f"{folder}\n")
