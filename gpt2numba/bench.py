@@ -222,7 +222,7 @@ def run_benchmark(model_name, revision=None, threads=None, repeats=5, lengths=W1
         cached = fresh_start(folder, threads, cache_dir)
     before_warm()
     model = GPT2.from_pretrained(folder, threads=threads)
-    others = ThreadCount()   # from here on, what other processes use is measured
+    others = ThreadCount().start()   # from here on, what other processes use is measured
     report = Report(model=str(model_name), threads=threads, threading_layer="",
                     versions={"numba": numba.__version__, "numpy": np.__version__,
                               "python": sys.version.split()[0]},

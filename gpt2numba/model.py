@@ -26,7 +26,8 @@ from gpt2numba.weights.layout import is_conv1d_weight, records, tensor_shapes
 # threading layer aborts; the others oversubscribe): one forward at a time per process.
 _FORWARD_LOCK = threading.Lock()
 # The thread count of a forward when the model is given none: the cores other processes leave
-# idle, at most the calling thread's Numba setting (kernels/_threads.py says why).
+# idle, at most the calling thread's Numba setting (kernels/_threads.py says why). It measures
+# from the first load given no count.
 _IDLE_CORES = ThreadCount()
 
 
@@ -124,6 +125,8 @@ class GPT2:
         is missing or wrong.
         """
         start_compiling()  # on a first run only: see compiling.py
+        if threads is None:
+            _IDLE_CORES.start()
         folder = Path(resolve(name_or_path, revision=revision))
         config = GPT2Config.from_folder(folder)
         tensors = load_tensors(folder, config)

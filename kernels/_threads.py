@@ -14,8 +14,11 @@ A NUMBA_THREADING_LAYER set by the user is left as it is.
 How many: a parallel region lasts as long as its slowest thread. When other processes keep
 cores busy, a thread that shares a core makes every region wait for it, and two threads end up
 slower than one. `ThreadCount` therefore counts the cores other processes used since it was
-last asked (from /proc/stat, minus this process's own CPU time) and uses only the idle ones,
-at least one. Where /proc/stat does not exist, it uses every thread Numba has.
+last asked (from the lines of /proc/stat of the CPUs this process may run on, minus this
+process's own CPU time) and uses only the idle ones of those CPUs, at least one. Where
+/proc/stat cannot be read or parsed, it uses every CPU this process may run on. Nothing reads
+/proc/stat before the first ThreadCount.start() or choice, so a model given its thread count
+never does.
 """
 
 import ctypes
@@ -30,6 +33,7 @@ from numba.np.ufunc.parallel import _launch_threads
 # Another process's usage below this share of a core leaves the core counted as idle: a shell,
 # a logger or the desktop should not halve the speed of a quiet machine.
 IDLE_CORE_SHARE = 0.5
+PROC_STAT = "/proc/stat"
 
 
 def use_tbb():
@@ -63,18 +67,45 @@ def start_threads_from_main_thread():
         _launch_threads()
 
 
+def allowed_cpus() -> set:
+    """The numbers of the CPUs this process may run on (its affinity mask, where the system has
+    one; else every CPU)."""
+    if hasattr(os, "sched_getaffinity"):
+        return os.sched_getaffinity(0)
+    return set(range(os.cpu_count() or 1))
+
+
+def busy_ticks(lines, cpus):
+    """The clock ticks the CPUs numbered `cpus` spent busy, from the lines of /proc/stat
+    ("cpu<n> user nice system idle iowait irq softirq steal ..."), or None when a line of one of
+    them is missing or malformed. The CPU lines come first, so reading stops at the first line
+    after them."""
+    ticks = {}
+    for line in lines:
+        name, *fields = line.split() or [""]
+        if not name.startswith("cpu"):
+            break
+        values = fields[:8]
+        if name[3:].isdecimal() and len(values) == 8 and all(v.isdecimal() for v in values):
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, values)
+            ticks[int(name[3:])] = user + nice + system + irq + softirq + steal
+    if not cpus <= ticks.keys():
+        return None
+    return sum(ticks[cpu] for cpu in cpus)
+
+
 def _busy_seconds():
-    """(CPU seconds all processes spent busy, CPU seconds of this process, wall time) or None."""
+    """(CPU seconds all processes spent busy on the CPUs this process may use, CPU seconds of
+    this process, wall time), or None where PROC_STAT cannot be read or parsed."""
     try:
-        with open("/proc/stat") as stat:
-            fields = stat.readline().split()[1:]
+        with open(PROC_STAT, encoding="ascii", errors="replace") as stat:
+            ticks = busy_ticks(stat, allowed_cpus())
     except OSError:
         return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    ticks = os.sysconf("SC_CLK_TCK")
+    if ticks is None:
+        return None
     own = os.times()
-    return ((user + nice + system + irq + softirq + steal) / ticks, own.user + own.system,
-            time.monotonic())
+    return ticks / os.sysconf("SC_CLK_TCK"), own.user + own.system, time.monotonic()
 
 
 class ThreadCount:
@@ -83,10 +114,18 @@ class ThreadCount:
 
     def __init__(self, sample=_busy_seconds):
         self._sample = sample
-        self._last = sample()
+        self._last = None
+
+    def start(self):
+        """Measure from now, unless measuring has begun; the first choice then knows the load
+        since this call. Returns self."""
+        if self._last is None:
+            self._last = self._sample()
+        return self
 
     def others_busy_cores(self):
-        """Cores' worth of CPU time other processes used since the last call (0.0 if unknown)."""
+        """Cores' worth of CPU time other processes used since the last call or start (0.0 if
+        unknown)."""
         now = self._sample()
         last, self._last = self._last, now
         if now is None or last is None or now[2] - last[2] <= 0:
@@ -95,9 +134,10 @@ class ThreadCount:
         return max(0.0, (busy - own) / wall)
 
     def __call__(self, most=None):
-        """Threads to use now: the idle cores, at least 1, at most `most` (Numba's maximum)."""
+        """Threads to use now: the idle cores of those this process may use, at least 1, at most
+        `most` (Numba's maximum)."""
         most = most or numba.config.NUMBA_NUM_THREADS
-        cores = os.cpu_count() or 1
+        cores = len(allowed_cpus())
         others = self.others_busy_cores()
         busy_cores = int(others + (1 - IDLE_CORE_SHARE))  # rounds a share above 0.5 up to a core
         return max(1, min(most, cores - busy_cores))

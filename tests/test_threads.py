@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from gpt2numba import ArgumentError
+from gpt2numba.kernels import _threads
 from gpt2numba.kernels._threads import ThreadCount
 
 IDS = [464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13]
@@ -65,6 +66,11 @@ def test_several_python_threads_at_once_get_the_serial_results(tiny_model):
     assert all(np.array_equal(got, want) for got, want in zip(results, expected))
 
 
+def allowed_cores():
+    """How many CPUs this process may run on."""
+    return len(os.sched_getaffinity(0))
+
+
 @pytest.fixture
 def busy_process():
     """Another process that keeps one core busy for the test, stopped at its end."""
@@ -78,8 +84,8 @@ def busy_process():
 
 
 def test_beside_a_busy_process_the_kernels_leave_its_core_alone(busy_process):
-    cores = os.cpu_count() or 1
-    count = ThreadCount()
+    cores = allowed_cores()
+    count = ThreadCount().start()
     time.sleep(1.0)
     assert count.others_busy_cores() >= 0.6
     time.sleep(1.0)
@@ -91,10 +97,96 @@ def test_only_other_processes_time_counts_and_a_small_share_leaves_a_core_idle()
                     (103.0, 12.0, 1.0),     # 3 busy core-s in 1 s, 2 of them ours: others 1.0
                     (104.4, 13.0, 2.0),     # others 0.4 of a core: counted as idle
                     (105.0, 13.0, 3.0)])    # others 0.6: a core taken
-    count = ThreadCount(sample=lambda: next(samples))
+    count = ThreadCount(sample=lambda: next(samples)).start()
     assert count.others_busy_cores() == pytest.approx(1.0)
-    assert count(most=64) == max(1, (os.cpu_count() or 1))
-    assert count(most=64) == max(1, (os.cpu_count() or 1) - 1)
+    assert count(most=64) == allowed_cores()
+    assert count(most=64) == max(1, allowed_cores() - 1)
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage\n", b"cpu  1 2 3\n", b"cpu  a b c d e f g h\n",
+                                     b"cpu  1 2 3 4 5 6 7\n", b"\xff\xfe\x00\n"])
+def test_a_proc_stat_that_cannot_be_parsed_leaves_every_allowed_core(monkeypatch, tmp_path,
+                                                                      content):
+    stat = tmp_path / "stat"
+    stat.write_bytes(content)
+    monkeypatch.setattr(_threads, "PROC_STAT", str(stat))
+    count = ThreadCount()
+    assert count.others_busy_cores() == 0.0
+    assert count(most=64) == allowed_cores()
+
+
+def test_the_cores_counted_are_those_this_process_may_run_on():
+    mask = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(mask)})   # this thread only, until the end of the test
+    try:
+        assert ThreadCount(sample=lambda: None)(most=64) == 1
+    finally:
+        os.sched_setaffinity(0, mask)
+
+
+def proc_stat(busy_ticks):
+    """/proc/stat's CPU lines: the total, then one per CPU number of `busy_ticks` (its user
+    time; nothing else busy, 1000 idle ticks)."""
+    lines = [f"cpu{number} {ticks} 0 0 1000 0 0 0 0 0 0" for number, ticks in busy_ticks.items()]
+    total = f"cpu  {sum(busy_ticks.values())} 0 0 {1000 * len(busy_ticks)} 0 0 0 0 0 0"
+    return "\n".join([total, *lines, "intr 1 2 3", "ctxt 4"]) + "\n"
+
+
+def test_a_busy_cpu_this_process_may_not_use_leaves_its_cores_idle(monkeypatch, tmp_path):
+    stat = tmp_path / "stat"
+    mine = dict.fromkeys(os.sched_getaffinity(0), 0)
+    other = max(mine) + 1   # a CPU outside this process's affinity mask
+    stat.write_text(proc_stat({**mine, other: 0}))
+    monkeypatch.setattr(_threads, "PROC_STAT", str(stat))
+    count = ThreadCount()
+    count.others_busy_cores()
+    stat.write_text(proc_stat({**mine, other: 100_000}))
+    assert count.others_busy_cores() == 0.0
+
+
+# A program whose /proc/stat is the file argv[2] ("/proc/stat" cannot be replaced for one
+# process, so the kernels' PROC_STAT is pointed at it before gpt2numba's model is imported).
+# It runs the command line's argv[3:] as `gpt2numba` would.
+WITH_PROC_STAT = """
+import runpy, sys
+from gpt2numba.kernels import _threads
+_threads.PROC_STAT = sys.argv[2]
+sys.argv = ["gpt2numba", *sys.argv[3:]]
+runpy.run_module("gpt2numba", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("content", ["", "garbage\n"])
+def test_a_proc_stat_that_reads_as_empty_or_garbage_does_not_stop_a_run(tmp_path, home,
+                                                                         tiny_checkpoint, content):
+    from support.cli import cli_env
+
+    stat = tmp_path / "stat"
+    stat.write_text(content)
+    done = subprocess.run([sys.executable, "-c", WITH_PROC_STAT, "", stat, "run", "--model",
+                           tiny_checkpoint, "--prompt", "Hello", "-n", "3"],
+                          env=cli_env(home), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and done.stdout.startswith("Hello")
+
+
+# A process that records every file Python opens, then loads a model with an explicit thread
+# count and runs a forward: prints the files opened under /proc/stat.
+OPENS_WITH_THREADS = """
+import sys
+opened = []
+sys.addaudithook(lambda event, args: opened.append(str(args[0])) if event == "open" else None)
+from gpt2numba import GPT2
+GPT2.from_pretrained(sys.argv[1], threads=1).next_token_logits([464, 3290])
+print([path for path in opened if path.startswith("/proc/stat")])
+"""
+
+
+def test_an_explicit_thread_count_never_reads_proc_stat(tiny_checkpoint):
+    done = subprocess.run([sys.executable, "-c", OPENS_WITH_THREADS, tiny_checkpoint],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[]\n"
 
 
 @pytest.mark.parametrize("threads", [0, True, 1.5, 10_000])
