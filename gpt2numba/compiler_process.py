@@ -22,6 +22,7 @@ import os
 import subprocess
 
 from gpt2numba.child_python import python_command
+from gpt2numba.kernels._jit import say_once
 
 # The child (argv: this process's pid, then kernel names): end with this process, then compile
 # the named kernels of gpt2numba.compiling.SIGNATURES, in the order given, reporting each one
@@ -46,7 +47,6 @@ for kernel, signature in SIGNATURES:
         kernel.compile(signature)
         print("cached", kernel.__name__, flush=True)
 """
-_relayed = set()  # (logger name, message) of the children's records already said here
 FINISH_SECONDS = 20  # a child's compile of its remaining kernels takes a few seconds
 
 
@@ -97,11 +97,9 @@ class CompilerProcess:
         kind, _, rest = line.rstrip("\n").partition(" ")
         if kind == "cached":
             self._done.add(rest)
-        elif kind == "log":
+        elif kind == "log":  # said once, though both children and this process may say it
             logger, _, message = rest.partition(" ")
-            if (logger, message) not in _relayed:  # both children may say the same
-                _relayed.add((logger, message))
-                logging.getLogger(logger).warning("%s", message)
+            say_once(message, logger=logging.getLogger(logger))
 
 
 def start(names) -> CompilerProcess | None:

@@ -21,7 +21,11 @@ Every kernel is float32 in, float32 out, over C-contiguous arrays. The policy:
   * with no writable folder (read-only site-packages, no writable home, no NUMBA_CACHE_DIR),
     kernels are compiled in memory, with one log line saying how to give them a cache;
   * a NUMBA_CACHE_DIR that exists but is read-only (a cache baked into an image) is read as it
-    is; Numba would skip it and compile everything again into the source tree.
+    is; Numba would skip it and compile everything again into the source tree;
+  * a NUMBA_CACHE_DIR that can be neither written nor read, which Numba passes over in silence,
+    is named in one log line with the folder used instead (or none).
+Each log line is said once per process, also when the compiling processes say it too
+(`say_once`).
 
 The threading layer (tbb, and why) is chosen here too, when the kernels are imported, before
 any of them runs: see _threads.py.
@@ -31,6 +35,7 @@ module (`np.float32(...)`) to keep arithmetic in float32.
 """
 
 import functools
+import inspect
 import logging
 import os
 
@@ -44,15 +49,21 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 OPT_LEVEL = 1
 
 log = logging.getLogger(__name__)
-_said = set()  # the log lines already written by this process, each said once
+_said = set()  # the log lines already written by this process, and their templates
 use_tbb()
 start_threads_from_main_thread()
 
 
-def _say_once(message, *args):
-    if message not in _said:
-        _said.add(message)
-        log.warning(message, *args)
+def say_once(message, *args, logger=log):
+    """Log the warning `message % args` on `logger`, unless this process has said the same text,
+    or another text of the same `message` template, before. A compiling process's line relayed
+    here (compiler_process.py) comes as text alone, so the notice that both processes meet
+    (a full disk, say) is said once."""
+    text = message % args if args else message
+    if message in _said or text in _said:
+        return
+    _said.update((message, text))
+    logger.warning("%s", text)
 
 
 class _ReadOnlyCacheDirLocator(UserProvidedCacheLocator):
@@ -80,8 +91,8 @@ class _KernelCache(FunctionCache):
         try:
             return super().load_overload(sig, target_context)
         except Exception as error:  # UnpicklingError, EOFError, ...: whatever a damaged file gives
-            _say_once("gpt2numba: the JIT cache in %s has damaged entries (%s); compiling "
-                      "them again", self.cache_path, type(error).__name__)
+            say_once("gpt2numba: the JIT cache in %s has damaged entries (%s); compiling "
+                     "them again", self.cache_path, type(error).__name__)
             self._remove_entries()
             return None
 
@@ -89,8 +100,10 @@ class _KernelCache(FunctionCache):
         try:
             super().save_overload(sig, data)
         except Exception as error:  # read-only folder, disk full, a damaged index left behind
-            _say_once("gpt2numba: cannot write the JIT cache in %s (%s); kernels compiled now "
-                      "are kept in memory only", self.cache_path, error)
+            # strerror leaves out the file's temporary name, so that every process says the same
+            say_once("gpt2numba: cannot write the JIT cache in %s (%s); kernels compiled now "
+                     "are kept in memory only", self.cache_path,
+                     getattr(error, "strerror", None) or error)
 
     def _remove_entries(self):
         """Delete this function's index and data files, so they are written anew (best effort)."""
@@ -139,10 +152,36 @@ def _compile(function, **options):
     try:
         dispatcher._cache = _KernelCache(function)  # what Dispatcher.enable_caching sets
     except RuntimeError:  # Numba: "cannot cache function ...: no locator available"
-        _say_once("gpt2numba: no writable folder for the JIT cache (beside the package, in the "
-                  "user cache folder, or NUMBA_CACHE_DIR), so every run compiles the kernels; set "
-                  "NUMBA_CACHE_DIR to a writable folder to keep them")
+        _say_no_cache_folder(function)
+        return dispatcher
+    if config.CACHE_DIR and not isinstance(dispatcher._cache._impl.locator,
+                                           UserProvidedCacheLocator):
+        say_once("gpt2numba: NUMBA_CACHE_DIR=%s cannot hold the JIT cache (%s), so it is kept "
+                 "in %s instead", config.CACHE_DIR, _cache_dir_error(function),
+                 dispatcher._cache.cache_path)
     return dispatcher
+
+
+def _say_no_cache_folder(function):
+    if config.CACHE_DIR:
+        say_once("gpt2numba: NUMBA_CACHE_DIR=%s cannot hold the JIT cache (%s), nor can any "
+                 "other folder (beside the package, in the user cache folder), so every run "
+                 "compiles the kernels; set NUMBA_CACHE_DIR to a writable folder to keep them",
+                 config.CACHE_DIR, _cache_dir_error(function))
+    else:
+        say_once("gpt2numba: no writable folder for the JIT cache (beside the package, in the "
+                 "user cache folder, or NUMBA_CACHE_DIR), so every run compiles the kernels; set "
+                 "NUMBA_CACHE_DIR to a writable folder to keep them")
+
+
+def _cache_dir_error(function) -> str:
+    """Why Numba passed over NUMBA_CACHE_DIR for `function`: the error of its own test (create
+    the folder, then a file in it), repeated."""
+    try:
+        UserProvidedCacheLocator(function, inspect.getfile(function)).ensure_cache_path()
+    except OSError as error:
+        return error.strerror or str(error)
+    return "not writable when Numba tried it"
 
 
 def kernel(function):

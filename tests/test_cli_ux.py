@@ -258,6 +258,7 @@ def test_download_compiles_the_kernels_with_progress_lines(hub, tiny_checkpoint,
     shown = re.findall(r"^gpt2numba: compiling kernel (\d+) of (\d+) \((\w+)\)$", err, re.M)
     assert [(int(k), int(total)) for k, total, _ in shown] == [(k, n) for k in range(1, n + 1)]
     assert sorted(name for _, _, name in shown) == sorted(k.__name__ for k in KERNELS)
+    assert "s (cached for the next runs)\n" in err
     assert "\r" not in err and "\x1b[" not in err
     code, out, err = run_cli(["run", "Hi", "-m", "someone/tiny-gpt2", "-n", 2],
                              hub.env(offline=True, NUMBA_CACHE_DIR=cache))

@@ -112,3 +112,66 @@ def test_no_writable_folder_compiles_in_memory_and_says_how_to_keep_a_cache(tmp_
     total, hits, stderr = call_kernel(None, env=env, prefix=read_only(KERNELS_SOURCE, home))
     assert (total, hits) == (EXPECTED_SUM, 0)
     assert len(stderr) == 1 and "NUMBA_CACHE_DIR" in stderr[0], stderr
+
+
+def test_a_cache_dir_that_cannot_be_created_is_named_with_the_folder_used_instead(
+        tmp_path, can_mount_read_only):
+    """Numba replaces such a NUMBA_CACHE_DIR by the next folder it can write, silently."""
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}
+    env["HOME"] = str(home)
+    total, hits, stderr = call_kernel(not_a_folder / "cache", env=env,
+                                      prefix=read_only(KERNELS_SOURCE))
+    assert (total, hits) == (EXPECTED_SUM, 0)
+    assert len(stderr) == 1, stderr
+    assert f"NUMBA_CACHE_DIR={not_a_folder / 'cache'}" in stderr[0], stderr
+    assert str(home / ".cache" / "numba") in stderr[0], stderr
+
+
+def test_a_cache_dir_that_cannot_be_created_with_no_other_folder_says_both(tmp_path,
+                                                                           can_mount_read_only):
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    home = tmp_path / "read-only-home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}
+    env["HOME"] = str(home)
+    total, hits, stderr = call_kernel(not_a_folder / "cache", env=env,
+                                      prefix=read_only(KERNELS_SOURCE, home))
+    assert (total, hits) == (EXPECTED_SUM, 0)
+    assert len(stderr) == 1, stderr
+    assert f"NUMBA_CACHE_DIR={not_a_folder / 'cache'}" in stderr[0], stderr
+    assert "every run compiles the kernels" in stderr[0], stderr
+
+
+def on_a_full_disk(folder):
+    """A command prefix that runs the rest in a mount namespace where `folder` is a small
+    file system with no space left."""
+    fill = f"mount -t tmpfs -o size=64k tmpfs {folder} && (cat /dev/zero > {folder}/fill || true)"
+    return ["unshare", "--mount", "--", "sh", "-c", f'{fill} 2>/dev/null && exec "$@"', "sh"]
+
+
+def test_with_a_full_disk_the_cli_says_once_that_nothing_is_cached(tmp_path, tiny_checkpoint,
+                                                                    home, can_mount_read_only):
+    """The compiling processes and this one each failed to save; the closing line said the
+    kernels were cached for the next runs."""
+    from support.cli import cli_env, run_cli
+
+    full = tmp_path / "full"
+    full.mkdir()
+    code, stdout, stderr = run_cli(
+        ["run", "--model", tiny_checkpoint, "--prompt", "Hello", "-n", "3"],
+        cli_env(home, NUMBA_CACHE_DIR=full / "cache"),
+        command=[*on_a_full_disk(full), sys.executable, "-m", "gpt2numba"], timeout=600)
+    assert code == 0, stderr
+    assert "Traceback" not in stderr and stdout.startswith("Hello")
+    lines = stderr.splitlines()
+    cannot_write = [line for line in lines if "cannot write the JIT cache" in line]
+    assert len(cannot_write) == 1 and "No space left on device" in cannot_write[0], stderr
+    closing = [line for line in lines if line.startswith("gpt2numba: compiled the kernels in")]
+    assert len(closing) == 1, stderr
+    assert "cached for the next runs" not in closing[0], closing[0]
+    assert "kept in memory only: the next run compiles again" in closing[0], closing[0]

@@ -188,13 +188,15 @@ class CompileProgress:
         else:
             click.echo(f"gpt2numba: compiling kernel {k} of {n} ({name})", err=True)
 
-    def finish(self):
-        """The closing line, once something was shown."""
+    def finish(self, cached=True):
+        """The closing line, once something was shown; `cached`: whether the kernels are now in
+        Numba's disk cache (else, kept in memory only, the next run compiles them again)."""
         if self.start is not None:
             end = "\r\x1b[K" if self.terminal else ""
+            kept = ("cached for the next runs" if cached
+                    else "kept in memory only: the next run compiles again")
             click.echo(f"{end}gpt2numba: compiled the kernels in "
-                       f"{time.perf_counter() - self.start:.1f} s (cached for the next runs)",
-                       err=True)
+                       f"{time.perf_counter() - self.start:.1f} s ({kept})", err=True)
             self.start = None
 
 
@@ -213,5 +215,5 @@ def compile_kernels(kernels=None):
     start = time.time()
     progress = CompileProgress()
     compile(progress, kernels)
-    progress.finish()
+    progress.finish(cached=all_cached(kernels))
     return start, time.time()
