@@ -292,6 +292,25 @@ def test_default_model_downloads_from_the_hub_then_runs_offline(hub, tiny_checkp
     assert hub.requests == []
 
 
+def test_the_summary_says_download_only_when_files_came_over_the_network(hub, tiny_checkpoint,
+                                                                         model):
+    """Resolving a cached model against a slow Hub took long enough to be called a download."""
+    hub.add_repo("someone/tiny-gpt2", tiny_checkpoint)
+    hub.delay = 0.3
+    args = ["run", "--prompt", "Hi", "-n", 2, "--model", "someone/tiny-gpt2"]
+    runs = {"first": hub.env(), "cached": hub.env(), "offline": hub.env(offline=True)}
+    summaries, requests = {}, {}
+    for name, env in runs.items():
+        hub.clear()
+        code, _, err = run_cli(args, env)
+        assert code == 0, err
+        summaries[name], requests[name] = err.splitlines()[-1], len(hub.requests)
+    assert "download" in summaries["first"], summaries
+    assert "download" not in summaries["cached"], summaries
+    assert "download" not in summaries["offline"], summaries
+    assert requests["cached"] > 0 and requests["offline"] == 0, requests
+
+
 def test_hub_failures_are_one_error_line_and_exit_1(hub, tiny_checkpoint):
     hub.add_repo("someone/tiny-gpt2", tiny_checkpoint)
     cases = {

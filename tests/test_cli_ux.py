@@ -220,7 +220,7 @@ def test_the_summary_times_download_load_and_compile_apart():
     start = time.time()
     line = summary_line(Stream, Phases(4.04, 0.8, [(start - 13, start - 1)]), start)
     assert ", download 4.0 s, load 0.8 s, compile 12.0 s, " in line
-    assert "download" not in summary_line(Stream, Phases(0.002, 0.8, []), start)
+    assert "download" not in summary_line(Stream, Phases(None, 0.8, []), start)
 
 
 # -- compiling: progress, and download warming the cache ------------------------------------------

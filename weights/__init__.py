@@ -2,6 +2,7 @@
 
     from gpt2numba.weights import WeightsError, resolve, load_tensors, CHECKPOINT_FILES
     folder = resolve("gpt2")                # or "owner/name", or a local folder; revision="..."
+    folder, downloaded = fetch("gpt2")      # the same, and whether a file came over the network
     tensors = load_tensors(folder, config)  # canonical name -> float32 ndarray, memory-mapped
 
 `config` is any object with the sizes n_layer, n_embd, n_positions, vocab_size (gpt2numba's
@@ -12,8 +13,8 @@ package knows nothing of kernels or of the model's math.
 
 from .checkpoint import load_tensors, read_header
 from .errors import WeightsError
-from .hub import CHECKPOINT_FILES, SHORT_NAMES, TOKENIZER_FILES, resolve
+from .hub import CHECKPOINT_FILES, SHORT_NAMES, TOKENIZER_FILES, Fetched, fetch, resolve
 from .layout import tensor_shapes
 
-__all__ = ["WeightsError", "resolve", "load_tensors", "CHECKPOINT_FILES", "TOKENIZER_FILES",
-           "SHORT_NAMES", "tensor_shapes", "read_header"]
+__all__ = ["WeightsError", "resolve", "fetch", "Fetched", "load_tensors", "CHECKPOINT_FILES",
+           "TOKENIZER_FILES", "SHORT_NAMES", "tensor_shapes", "read_header"]

@@ -5,6 +5,7 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import WeightsError
 
@@ -25,6 +26,14 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 # File times come from a coarser clock than time.time(): a blob written during the download may
 # carry an mtime slightly before it started. Re-hashing a blob cached 2 s earlier costs nothing.
 _CLOCK_SLACK = 2.0
+
+
+class Fetched(NamedTuple):
+    """What `fetch` found: the folder holding the files, and whether any of them came over the
+    network in that call."""
+
+    folder: Path
+    downloaded: bool
 
 
 def resolve(name_or_path, revision=None, files=CHECKPOINT_FILES) -> Path:
@@ -55,6 +64,13 @@ def resolve(name_or_path, revision=None, files=CHECKPOINT_FILES) -> Path:
     model.safetensors (pickle checkpoints are refused), not cached while offline or the Hub
     unreachable, a path that is not a folder, a folder missing files.
     """
+    return fetch(name_or_path, revision, files).folder
+
+
+def fetch(name_or_path, revision=None, files=CHECKPOINT_FILES) -> Fetched:
+    """What `resolve` does, also saying whether a file was downloaded: one that was not in
+    huggingface_hub's cache before. A local folder, a cached model and an offline run download
+    nothing, however long the Hub took to answer its questions."""
     files = tuple(files)
     if not files:
         raise ValueError("resolve() needs at least one file name in `files`")
@@ -66,7 +82,7 @@ def resolve(name_or_path, revision=None, files=CHECKPOINT_FILES) -> Path:
         if revision is not None:
             raise WeightsError(f"{text} is a local folder, so revision {revision!r} cannot be "
                                f"applied; drop the revision or pass a Hub repo id")
-        return _check_folder(path, files)
+        return Fetched(_check_folder(path, files), downloaded=False)
     if path.exists():
         raise WeightsError(f"{text} is a file, not a folder; pass the folder that holds "
                            f"{', '.join(files)}, or a Hub repo id")
@@ -121,7 +137,7 @@ def _check_folder(folder: Path, files) -> Path:
                        f"needs {', '.join(files)}")
 
 
-def _download(name: str, repo_id: str, revision, files) -> Path:
+def _download(name: str, repo_id: str, revision, files) -> Fetched:
     # Imported here: loading from a local folder should not pay for importing the Hub client.
     import httpx2
     from huggingface_hub import constants, hf_hub_download
@@ -144,6 +160,7 @@ def _download(name: str, repo_id: str, revision, files) -> Path:
         started = time.time()
         try:
             if folder is None:
+                cached = _files_in_cache(repo_id)   # checks repo_id, as huggingface_hub does
                 _check_reachable(repo_id, filename, revision, repo)
             local = Path(hf_hub_download(repo_id, filename, revision=pinned))
         except HFValidationError as error:
@@ -196,7 +213,18 @@ def _download(name: str, repo_id: str, revision, files) -> Path:
         _verify_fresh_download(local, started, f"{filename} of {repo}")
         if folder is None:
             folder = local.parent
-    return folder
+    return Fetched(folder, downloaded=bool(_files_in_cache(repo_id) - cached))
+
+
+def _files_in_cache(repo_id) -> set:
+    """The files that hold data in huggingface_hub's cache folder of `repo_id`: its blobs, and
+    the snapshot files of a cache without symlinks (where a downloaded file is moved)."""
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    repo = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model")
+    return {path for folder in ("blobs", "snapshots") for path in (repo / folder).rglob("*")
+            if path.is_file() and not path.is_symlink() and path.suffix != ".incomplete"}
 
 
 # How long the reachability check waits to connect: a Hub that answers connects in well under

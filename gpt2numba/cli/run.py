@@ -19,7 +19,6 @@ from gpt2numba.cli.common import (
     write,
 )
 
-DOWNLOAD_SHOWN_SECONDS = 0.1      # resolving a cached or local model takes milliseconds
 SAMPLING_ONLY = ("top_k", "top_p", "seed")   # options that mean nothing in greedy decoding
 
 
@@ -88,7 +87,7 @@ def run(ctx, prompt_argument, prompt, prompt_file, model, revision, max_new_toke
     from gpt2numba.compiling import start_compiling
     from gpt2numba.kernels._cache import recording_compiles
     from gpt2numba.sampling import NonFiniteLogitsError
-    from gpt2numba.weights import resolve
+    from gpt2numba.weights import fetch
 
     if prompt_argument is not None and (prompt is not None or prompt_file is not None):
         raise click.UsageError("pass the prompt once: as PROMPT, --prompt or --prompt-file")
@@ -106,8 +105,8 @@ def run(ctx, prompt_argument, prompt, prompt_file, model, revision, max_new_toke
         try:
             start_compiling()  # a first run compiles in two other processes meanwhile
             start = time.perf_counter()
-            folder = resolve(model, revision=revision)
-            download_seconds = time.perf_counter() - start
+            folder, downloaded = fetch(model, revision=revision)
+            download_seconds = time.perf_counter() - start if downloaded else None
             load_start = time.time()
             gpt = GPT2.from_pretrained(folder, threads=threads)
             load_end = time.time()
@@ -196,9 +195,10 @@ def _without_final_newline(text) -> str:
 
 
 class Phases:
-    """How long a run spent before generating: download (resolving the model name), load and
-    compile. `compiles`: Numba's (start, end) intervals (time.time()), from recording_compiles,
-    over the whole run; `load_seconds` excludes those that fell in the load."""
+    """How long a run spent before generating: download (resolving the model name, None when no
+    file came over the network), load and compile. `compiles`: Numba's (start, end) intervals
+    (time.time()), from recording_compiles, over the whole run; `load_seconds` excludes those
+    that fell in the load."""
 
     def __init__(self, download_seconds, load_seconds, compiles):
         self.download_seconds = download_seconds
@@ -222,8 +222,8 @@ def summary_line(stream, phases, wall_start) -> str:
 
     `stream` is the finished TextStream, `phases` the Phases before it. Generation and
     first-token times exclude the time Numba spent compiling; the compile time is its own item,
-    or "kernels cached" when nothing was compiled. The download appears when resolving the
-    model took DOWNLOAD_SHOWN_SECONDS or more (a cached or local model takes milliseconds).
+    or "kernels cached" when nothing was compiled. The download appears when a file came over
+    the network (not for a local, cached or offline model, however long the Hub took to answer).
     `wall_start` is time.time() when the generation began.
     """
     intervals = phases.compiles
@@ -238,7 +238,7 @@ def summary_line(stream, phases, wall_start) -> str:
         before_first = sum(max(0.0, min(end, first_end) - start) for start, end in intervals
                            if start >= wall_start)
         parts.append(f"first token {max(stream.first_token_seconds - before_first, 0.0):.2f} s")
-    if phases.download_seconds >= DOWNLOAD_SHOWN_SECONDS:
+    if phases.download_seconds is not None:
         parts.append(f"download {phases.download_seconds:.1f} s")
     parts.append(f"load {phases.load_seconds:.1f} s")
     parts.append(f"compile {compiled:.1f} s" if intervals else "kernels cached")

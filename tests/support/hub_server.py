@@ -18,7 +18,8 @@ way huggingface.co does, so huggingface_hub runs unmodified against it with HF_E
   ``X-Repo-Commit``); a private repo without its token -> 401 ``RepoNotFound``; a gated repo
   without a token -> 401 ``GatedRepo``, with a wrong token -> 403 ``GatedRepo``.
 
-Every request is recorded, so a test can assert that nothing was sent.
+Every request is recorded, so a test can assert that nothing was sent; ``delay`` seconds (0 by
+default) pass before each answer, as from a slow or distant Hub.
 
 huggingface_hub reads HF_ENDPOINT, HF_HOME and HF_HUB_OFFLINE when it is first imported
 (into ``huggingface_hub.constants``); in the pytest process it is usually imported already
@@ -35,6 +36,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -84,6 +86,7 @@ class FakeHub:
         home: the HF_HOME folder of this test (the cache is ``home / "hub"``).
         requests: list of (method, path) tuples, in arrival order; path includes the query.
         headers: list of dicts of the request headers (lower-case names), parallel to requests.
+        delay: seconds each request waits before it is answered (0.0).
     """
 
     def __init__(self, home, repos=None):
@@ -91,6 +94,7 @@ class FakeHub:
         self.home.mkdir(parents=True, exist_ok=True)
         self.requests = []
         self.headers = []
+        self.delay = 0.0
         self._repos = {}
         self.url = None
         self._lock = threading.Lock()
@@ -251,6 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, body):
         self.fake._record(self.command, self.path, self.headers)
+        time.sleep(self.fake.delay)
         path = unquote(urlsplit(self.path).path)
         if m := _API.fullmatch(path):
             return self._api(m["repo"], m["kind"] or "revision", m["rev"] or "main", m["sub"],
