@@ -27,6 +27,7 @@ from support.cli import (
     read_terminal,
     run_cli,
     run_with_peak,
+    run_with_peak_on_yes,
 )
 
 MIB = 2**20
@@ -120,23 +121,13 @@ def test_endless_prompts_are_refused_in_seconds_within_bounded_memory(tiny_check
         subprocess.DEVNULL, tmp_path)
     assert_one_error_line(code, err, 2, "--prompt-file", "16 MiB")
     assert seconds < 20 and peak < PEAK_BOUND_KIB
-    yes = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
-    try:
-        code, err, seconds, peak = run_with_peak(
-            ["run", "--prompt", "-", "-m", tiny_checkpoint], cli_env(home), yes.stdout, tmp_path)
-    finally:
-        yes.kill()
-        yes.wait()
+    code, err, seconds, peak = run_with_peak_on_yes(
+        ["run", "--prompt", "-", "-m", tiny_checkpoint], cli_env(home), tmp_path)
     assert_one_error_line(code, err, 2, "--prompt", "16 MiB")
     assert seconds < 20 and peak < PEAK_BOUND_KIB
-    yes = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
-    try:   # `yes | gpt2numba run`: no prompt option, so stdin is the prompt
-        code, err, seconds, peak = run_with_peak(["run", "-m", tiny_checkpoint], cli_env(home),
-                                                 yes.stdout, tmp_path)
-    finally:
-        yes.kill()
-        yes.wait()
-        yes.stdout.close()
+    # `yes | gpt2numba run`: no prompt option, so stdin is the prompt
+    code, err, seconds, peak = run_with_peak_on_yes(["run", "-m", tiny_checkpoint],
+                                                    cli_env(home), tmp_path)
     assert_one_error_line(code, err, 2, "stdin", "16 MiB")
     assert seconds < 20 and peak < PEAK_BOUND_KIB
 

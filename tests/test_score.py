@@ -30,6 +30,7 @@ from support.cli import (
     cli_env,
     run_cli,
     run_with_peak,
+    run_with_peak_on_yes,
 )
 from support.tokenizer_corpus import english_prose
 
@@ -389,14 +390,8 @@ def test_cli_endless_input_is_refused_in_seconds_within_bounded_memory(folder32,
                                              cli_env(home), subprocess.DEVNULL, tmp_path)
     assert_one_error_line(code, err, 2, "/dev/zero", "16 MiB")
     assert seconds < 20 and peak < PEAK_BOUND_KIB
-    yes = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
-    try:
-        code, err, seconds, peak = run_with_peak(["score", "--model", folder32], cli_env(home),
-                                                 yes.stdout, tmp_path)
-    finally:
-        yes.kill()
-        yes.wait()
-        yes.stdout.close()
+    code, err, seconds, peak = run_with_peak_on_yes(["score", "--model", folder32],
+                                                    cli_env(home), tmp_path)
     assert_one_error_line(code, err, 2, "stdin", "16 MiB")
     assert seconds < 20 and peak < PEAK_BOUND_KIB
     code, out, err = run_cli(["score", "--help"], cli_env(home, COLUMNS=100))

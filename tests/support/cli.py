@@ -69,6 +69,18 @@ def run_with_peak(args, env, stdin, tmp_path):
             int(peak_file.read_text()))
 
 
+def run_with_peak_on_yes(args, env, tmp_path):
+    """run_with_peak with the endless output of `yes` piped into stdin (`yes | gpt2numba ...`);
+    `yes` is stopped afterwards."""
+    yes = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
+    try:
+        return run_with_peak(args, env, yes.stdout, tmp_path)
+    finally:
+        yes.kill()
+        yes.wait()
+        yes.stdout.close()
+
+
 def assert_one_error_line(code, stderr, expected_code, *words):
     """Exit status `expected_code`, stderr exactly one `gpt2numba: error:` line with `words`."""
     lines = stderr.splitlines()
