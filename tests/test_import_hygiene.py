@@ -16,12 +16,12 @@ from support.paths import REPO_ROOT
 # Prints, one per line: the resolved sys.path entries ('' is the current folder) and the file of
 # `kernels`, after importing gpt2numba's own.
 REPORT = """
-import os, sys
+import importlib, os, sys
 from pathlib import Path
 for entry in sys.path:
     print("path", Path(entry or os.getcwd()).resolve())
-import kernels
 import gpt2numba.kernels
+kernels = importlib.import_module("kernels")   # PyPI's, which transformers imports
 print("kernels", Path(kernels.__file__).resolve())
 """
 
