@@ -103,48 +103,42 @@ def test_a_read_only_populated_cache_is_used_as_it_is(tmp_path, can_mount_read_o
     assert set((KERNELS_SOURCE / "__pycache__").glob("*.nbi")) == in_tree
 
 
+def env_with_home(home):
+    """os.environ for a user whose home is `home`: Numba's user-wide cache folder under it, and
+    no NUMBA_CACHE_DIR (call_kernel sets the one a test passes)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME")}
+    env["HOME"] = str(home)
+    return env
+
+
 def test_no_writable_folder_compiles_in_memory_and_says_how_to_keep_a_cache(tmp_path,
                                                                            can_mount_read_only):
     home = tmp_path / "read-only-home"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME")}
-    env["HOME"] = str(home)
+    env = env_with_home(home)
     total, hits, stderr = call_kernel(None, env=env, prefix=read_only(KERNELS_SOURCE, home))
     assert (total, hits) == (EXPECTED_SUM, 0)
     assert len(stderr) == 1 and "NUMBA_CACHE_DIR" in stderr[0], stderr
 
 
+@pytest.mark.parametrize("home_writable", [True, False], ids=["home-cache", "no-other-folder"])
 def test_a_cache_dir_that_cannot_be_created_is_named_with_the_folder_used_instead(
-        tmp_path, can_mount_read_only):
-    """Numba replaces such a NUMBA_CACHE_DIR by the next folder it can write, silently."""
+        tmp_path, can_mount_read_only, home_writable):
+    """Numba replaces such a NUMBA_CACHE_DIR by the next folder it can write (the user-wide one
+    under HOME), or by none, silently."""
     not_a_folder = tmp_path / "a-file"
     not_a_folder.write_text("")
     home = tmp_path / "home"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}
-    env["HOME"] = str(home)
-    total, hits, stderr = call_kernel(not_a_folder / "cache", env=env,
-                                      prefix=read_only(KERNELS_SOURCE))
+    read_only_folders = (KERNELS_SOURCE,) if home_writable else (KERNELS_SOURCE, home)
+    total, hits, stderr = call_kernel(not_a_folder / "cache", env=env_with_home(home),
+                                      prefix=read_only(*read_only_folders))
     assert (total, hits) == (EXPECTED_SUM, 0)
     assert len(stderr) == 1, stderr
     assert f"NUMBA_CACHE_DIR={not_a_folder / 'cache'}" in stderr[0], stderr
-    assert str(home / ".cache" / "numba") in stderr[0], stderr
-
-
-def test_a_cache_dir_that_cannot_be_created_with_no_other_folder_says_both(tmp_path,
-                                                                           can_mount_read_only):
-    not_a_folder = tmp_path / "a-file"
-    not_a_folder.write_text("")
-    home = tmp_path / "read-only-home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}
-    env["HOME"] = str(home)
-    total, hits, stderr = call_kernel(not_a_folder / "cache", env=env,
-                                      prefix=read_only(KERNELS_SOURCE, home))
-    assert (total, hits) == (EXPECTED_SUM, 0)
-    assert len(stderr) == 1, stderr
-    assert f"NUMBA_CACHE_DIR={not_a_folder / 'cache'}" in stderr[0], stderr
-    assert "every run compiles the kernels" in stderr[0], stderr
+    instead = (str(home / ".cache" / "numba") if home_writable
+               else "every run compiles the kernels")
+    assert instead in stderr[0], stderr
 
 
 def on_a_full_disk(folder):

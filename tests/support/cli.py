@@ -81,6 +81,14 @@ def run_with_peak_on_yes(args, env, tmp_path):
         yes.stdout.close()
 
 
+def assert_refused_in_seconds(run, *words):
+    """`run`, from run_with_peak: one error line with `words`, status 2, within 20 s and
+    PEAK_BOUND_KIB: an input without end was refused, not read into memory."""
+    code, err, seconds, peak = run
+    assert_one_error_line(code, err, 2, *words)
+    assert seconds < 20 and peak < PEAK_BOUND_KIB, (seconds, peak)
+
+
 def assert_one_error_line(code, stderr, expected_code, *words):
     """Exit status `expected_code`, stderr exactly one `gpt2numba: error:` line with `words`."""
     lines = stderr.splitlines()
