@@ -2,7 +2,7 @@
 
     python benchmarks/threads.py [--model FOLDER_OR_NAME] [--repeats 7]
 
-The measurement behind kernels/_threads.py: next_token_logits of a 124M GPT-2 at 16 and 128
+The measurement behind kernels/threads.py: next_token_logits of a 124M GPT-2 at 16 and 128
 tokens, with the omp, workqueue and tbb layers (each in a fresh process: a process has one
 layer), with 1 thread, 2 threads, and the automatic count (ThreadCount, what the model does
 when no thread count is given). "busy" runs the same beside another process that keeps one
@@ -32,7 +32,7 @@ MEASURE = """
 import json, sys, time
 import numba, numpy as np
 from gpt2numba import GPT2
-from gpt2numba.kernels._threads import ThreadCount
+from gpt2numba.kernels.threads import ThreadCount
 model = GPT2.from_pretrained(sys.argv[1])
 repeats, count, result = int(sys.argv[2]), ThreadCount(), {}
 for setting in ("1", "2", "auto"):

@@ -17,7 +17,7 @@ import numba
 import numpy as np
 
 from gpt2numba.child_python import python_command
-from gpt2numba.kernels._threads import ThreadCount
+from gpt2numba.kernels.threads import ThreadCount
 
 W1_LENGTHS = (16, 128, 512, 1024)
 W2_PROMPT = list(range(1000, 1016))   # the standard generation work: greedy, 16 ids, 64 new

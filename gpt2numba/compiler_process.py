@@ -22,7 +22,7 @@ import os
 import subprocess
 
 from gpt2numba.child_python import python_command
-from gpt2numba.kernels._jit import say_once
+from gpt2numba.kernels.cache import say_once
 
 # The child (argv: this process's pid, then kernel names): end with this process, then compile
 # the named kernels of gpt2numba.compiling.SIGNATURES, in the order given, reporting each one

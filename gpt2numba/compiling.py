@@ -33,7 +33,7 @@ from gpt2numba.kernels import (
     residual,
     transpose_checked,
 )
-from gpt2numba.kernels._cache import all_cached, cache_is_writable
+from gpt2numba.kernels.cache import all_cached, cache_is_writable
 
 # What a first run waits for the forward's kernels on a 2-core x86-64 machine, compiled in two
 # processes (4.4-8.3 s measured on a Zen 4); only used to tell the user roughly how long the

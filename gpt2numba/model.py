@@ -15,8 +15,8 @@ from gpt2numba.config import GPT2Config
 from gpt2numba.errors import ArgumentError, check_in_vocabulary, is_count
 from gpt2numba.generate import Generation, TextStream
 from gpt2numba.heap import keep_freed_memory
-from gpt2numba.kernels._threads import ThreadCount
 from gpt2numba.kernels.linear import stored_row_length
+from gpt2numba.kernels.threads import ThreadCount
 from gpt2numba.score import Score, check_stride, ids_to_score, score_in_windows
 from gpt2numba.tokenizer import Tokenizer
 from gpt2numba.weights import WeightsError, load_tensors, resolve
@@ -26,7 +26,7 @@ from gpt2numba.weights.layout import is_conv1d_weight, records, tensor_shapes
 # threading layer aborts; the others oversubscribe): one forward at a time per process.
 _FORWARD_LOCK = threading.Lock()
 # The thread count of a forward when the model is given none: the cores other processes leave
-# idle, at most the calling thread's Numba setting (kernels/_threads.py says why). It measures
+# idle, at most the calling thread's Numba setting (kernels/threads.py says why). It measures
 # from the first load given no count.
 _IDLE_CORES = ThreadCount()
 

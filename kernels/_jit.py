@@ -25,10 +25,10 @@ Every kernel is float32 in, float32 out, over C-contiguous arrays. The policy:
   * a NUMBA_CACHE_DIR that can be neither written nor read, which Numba passes over in silence,
     is named in one log line with the folder used instead (or none).
 Each log line is said once per process, also when the compiling processes say it too
-(`say_once`).
+(`cache.say_once`).
 
 The threading layer (tbb, and why) is chosen here too, when the kernels are imported, before
-any of them runs: see _threads.py.
+any of them runs: see threads.py.
 
 Numba types Python float literals as float64, so kernels use the float32 constants of their
 module (`np.float32(...)`) to keep arithmetic in float32.
@@ -36,34 +36,20 @@ module (`np.float32(...)`) to keep arithmetic in float32.
 
 import functools
 import inspect
-import logging
 import os
 
 from numba import config, njit
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, UserProvidedCacheLocator
 from numba.core.compiler_lock import global_compiler_lock
 
-from ._threads import start_threads_from_main_thread, use_tbb
+from .cache import say_once
+from .threads import start_threads_from_main_thread, use_tbb
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 OPT_LEVEL = 1
 
-log = logging.getLogger(__name__)
-_said = set()  # the log lines already written by this process, and their templates
 use_tbb()
 start_threads_from_main_thread()
-
-
-def say_once(message, *args, logger=log):
-    """Log the warning `message % args` on `logger`, unless this process has said the same text,
-    or another text of the same `message` template, before. A compiling process's line relayed
-    here (compiler_process.py) comes as text alone, so the notice that both processes meet
-    (a full disk, say) is said once."""
-    text = message % args if args else message
-    if message in _said or text in _said:
-        return
-    _said.update((message, text))
-    logger.warning("%s", text)
 
 
 class _ReadOnlyCacheDirLocator(UserProvidedCacheLocator):

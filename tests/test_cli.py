@@ -22,7 +22,7 @@ from gpt2numba import GPT2
 from gpt2numba.blocks import FORWARD_KERNELS
 from gpt2numba.compiling import KERNELS
 from gpt2numba.kernels import first_nonfinite, transpose_checked
-from gpt2numba.kernels._cache import all_cached
+from gpt2numba.kernels.cache import all_cached
 from support.cli import (
     assert_one_error_line,
     cli_env,
@@ -90,7 +90,7 @@ def test_greedy_run_prints_prompt_and_the_libraries_continuation(first_run, mode
 def test_kernel_cache_detection_follows_numba_cache_dir(first_run, home, tmp_path):
     assert all_cached(FORWARD_KERNELS)  # after first_run, in the session's NUMBA_CACHE_DIR
     code = ("from gpt2numba.blocks import FORWARD_KERNELS; "
-            "from gpt2numba.kernels._cache import all_cached; print(all_cached(FORWARD_KERNELS))")
+            "from gpt2numba.kernels.cache import all_cached; print(all_cached(FORWARD_KERNELS))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=cli_env(home, NUMBA_CACHE_DIR=tmp_path / "empty-cache"),
                           timeout=120)

@@ -29,7 +29,7 @@ FIRST_RUN = textwrap.dedent("""
     from gpt2numba import GPT2, compiling
     from gpt2numba.blocks import FORWARD_KERNELS
     from gpt2numba.compiling import KERNELS
-    from gpt2numba.kernels._cache import all_cached
+    from gpt2numba.kernels.cache import all_cached
 
     if sys.argv[2] == "one-core":
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -68,7 +68,7 @@ EXIT_EARLY = textwrap.dedent("""
 
 
 CACHED = ("from gpt2numba.compiling import KERNELS\n"
-          "from gpt2numba.kernels._cache import all_cached\n"
+          "from gpt2numba.kernels.cache import all_cached\n"
           "print(all_cached(KERNELS))\n")
 
 

@@ -23,7 +23,7 @@ USE = textwrap.dedent("""
     import json, sys
     from gpt2numba import GPT2
     from gpt2numba.compiling import KERNELS
-    from gpt2numba.kernels._cache import all_cached, recording_compiles
+    from gpt2numba.kernels.cache import all_cached, recording_compiles
 
     cached = all_cached(KERNELS)
     with recording_compiles() as compiles:

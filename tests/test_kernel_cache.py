@@ -1,4 +1,4 @@
-"""kernels/_cache.py: is a dispatcher in Numba's disk cache, and how long did Numba compile.
+"""kernels/cache.py: is a dispatcher in Numba's disk cache, and how long did Numba compile.
 
 The cache probe runs in fresh processes on a small module the test writes, with its own
 NUMBA_CACHE_DIR: what a new process would find is the question it answers.
@@ -11,7 +11,7 @@ import textwrap
 
 from numba import njit
 
-from gpt2numba.kernels._cache import compile_intervals, is_cached, recording_compiles
+from gpt2numba.kernels.cache import compile_intervals, is_cached, recording_compiles
 
 SQUARE = textwrap.dedent("""
     from numba import njit
@@ -31,7 +31,7 @@ PROBE = textwrap.dedent("""
     import sys
     sys.path.insert(0, sys.argv[1])
     from square import not_cached, square
-    from gpt2numba.kernels._cache import is_cached
+    from gpt2numba.kernels.cache import is_cached
     before = is_cached(square)
     if sys.argv[2] == "call":
         square(3.0)

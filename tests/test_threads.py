@@ -1,4 +1,4 @@
-"""Threads as users have them (kernels/_threads.py): a fork after a forward, several Python
+"""Threads as users have them (kernels/threads.py): a fork after a forward, several Python
 threads at once, and a machine where another process keeps a core busy.
 
 Each case that depends on the threading layer runs in a fresh process, where the layer is
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from gpt2numba import ArgumentError
-from gpt2numba.kernels import _threads
-from gpt2numba.kernels._threads import ThreadCount
+from gpt2numba.kernels import threads as kernel_threads
+from gpt2numba.kernels.threads import ThreadCount
 
 IDS = [464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13]
 
@@ -109,7 +109,7 @@ def test_a_proc_stat_that_cannot_be_parsed_leaves_every_allowed_core(monkeypatch
                                                                       content):
     stat = tmp_path / "stat"
     stat.write_bytes(content)
-    monkeypatch.setattr(_threads, "PROC_STAT", str(stat))
+    monkeypatch.setattr(kernel_threads, "PROC_STAT", str(stat))
     count = ThreadCount()
     assert count.others_busy_cores() == 0.0
     assert count(most=64) == allowed_cores()
@@ -137,7 +137,7 @@ def test_a_busy_cpu_this_process_may_not_use_leaves_its_cores_idle(monkeypatch, 
     mine = dict.fromkeys(os.sched_getaffinity(0), 0)
     other = max(mine) + 1   # a CPU outside this process's affinity mask
     stat.write_text(proc_stat({**mine, other: 0}))
-    monkeypatch.setattr(_threads, "PROC_STAT", str(stat))
+    monkeypatch.setattr(kernel_threads, "PROC_STAT", str(stat))
     count = ThreadCount()
     count.others_busy_cores()
     stat.write_text(proc_stat({**mine, other: 100_000}))
@@ -149,8 +149,8 @@ def test_a_busy_cpu_this_process_may_not_use_leaves_its_cores_idle(monkeypatch, 
 # It runs the command line's argv[3:] as `gpt2numba` would.
 WITH_PROC_STAT = """
 import runpy, sys
-from gpt2numba.kernels import _threads
-_threads.PROC_STAT = sys.argv[2]
+from gpt2numba.kernels import threads as kernel_threads
+kernel_threads.PROC_STAT = sys.argv[2]
 sys.argv = ["gpt2numba", *sys.argv[3:]]
 runpy.run_module("gpt2numba", run_name="__main__")
 """

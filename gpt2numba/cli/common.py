@@ -206,7 +206,7 @@ def compile_kernels(kernels=None):
     Returns the (start, end) time.time() of a compile (which may wait for the compiling
     processes: compiling.py), or None when the kernels were cached."""
     from gpt2numba.compiling import KERNELS, compile
-    from gpt2numba.kernels._cache import all_cached
+    from gpt2numba.kernels.cache import all_cached
 
     kernels = KERNELS if kernels is None else kernels
     if all_cached(kernels):

@@ -85,7 +85,7 @@ def run(ctx, prompt_argument, prompt, prompt_file, model, revision, max_new_toke
     from gpt2numba import GPT2, ArgumentError, ContextFullWarning, WeightsError
     from gpt2numba.blocks import FORWARD_KERNELS
     from gpt2numba.compiling import start_compiling
-    from gpt2numba.kernels._cache import recording_compiles
+    from gpt2numba.kernels.cache import recording_compiles
     from gpt2numba.sampling import NonFiniteLogitsError
     from gpt2numba.weights import fetch
 

@@ -1,15 +1,21 @@
-"""What compiling costs, beside the policy that decides it (_jit.py): whether Numba's disk cache
-already holds a kernel, and the wall-clock intervals Numba spends compiling.
+"""Numba's disk cache of the kernels, beside the policy that decides it (_jit.py): whether it
+already holds a kernel, the wall-clock intervals Numba spends compiling, and the cache's
+notices, each said once per process.
 
-Both take dispatchers (what @kernel returns) and know nothing of which kernels a model calls.
+The first two take dispatchers (what @kernel returns) and know nothing of which kernels a model
+calls.
 Numba has no public way to ask its cache what it holds; `_cache_index` is the one place that
 uses its private API, so a Numba upgrade that changes it breaks one function.
 """
 
+import logging
 import os
 from contextlib import contextmanager
 
 from numba.core import event
+
+log = logging.getLogger(__name__)
+_said = set()  # the notices already written by this process, and their templates
 
 
 def _cache_index(dispatcher) -> dict:
@@ -81,3 +87,15 @@ def recording_compiles():
             yield intervals
         finally:
             intervals.extend(compile_intervals(recorder.buffer))
+
+
+def say_once(message, *args, logger=log):
+    """Log the warning `message % args` on `logger`, unless this process has said the same text,
+    or another text of the same `message` template, before. A compiling process's line relayed
+    here (compiler_process.py) comes as text alone, so the notice that both processes meet
+    (a full disk, say) is said once."""
+    text = message % args if args else message
+    if message in _said or text in _said:
+        return
+    _said.update((message, text))
+    logger.warning("%s", text)
