@@ -71,8 +71,8 @@ def linear_table(threads, repeats):
 def head_table(repeats, rounds=3):
     """The head of one token (x [1, 768] @ wte.T, wte [50257, 768]) with wte memory-mapped from
     a file, as the model keeps it (4 KiB pages), against wte in memory that NumPy allocated
-    (huge pages where Linux gives them), which the model does not do (model.check_wte_finite
-    says why): batches alternating."""
+    (huge pages where Linux gives them), which the model does not do (docs/performance.md says
+    why): batches alternating."""
     import tempfile
 
     import numpy as np
@@ -140,7 +140,7 @@ def random_params(rng, config):
     params_from_tensors like a checkpoint: speed does not depend on the values."""
     import numpy as np
 
-    from gpt2numba.model import params_from_tensors
+    from gpt2numba.params import params_from_tensors
     from gpt2numba.weights import tensor_shapes
 
     tensors = {name: rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)

@@ -24,7 +24,7 @@ from numba import njit, prange
 from random_checkpoint import add_model_argument, checkpoint_folder
 
 import gpt2numba.kernels
-from gpt2numba import GPT2, model, numpy_checks
+from gpt2numba import GPT2, numpy_checks, params
 from gpt2numba.kernels.transpose import BAND, TILE
 
 
@@ -55,12 +55,12 @@ LOADS = {"kernels": gpt2numba.kernels, "none": NO_CHECKS, "numpy": numpy_checks}
 @contextlib.contextmanager
 def loading_with(checks):
     """GPT2.from_pretrained checks and transposes the weights with `checks` meanwhile."""
-    saved = model.load_checks
-    model.load_checks = lambda: checks
+    saved = params.load_checks
+    params.load_checks = lambda: checks
     try:
         yield
     finally:
-        model.load_checks = saved
+        params.load_checks = saved
 
 
 def load_seconds(folder, checks):

@@ -5,7 +5,7 @@
     print(model.generate("Alan Turing theorized that", max_new_tokens=40))
 
 `gpt2numba.compile()` compiles the kernels ahead (the first forward would, once per machine:
-6-8 s on two cores).
+Numba keeps them in its disk cache).
 
 The names below are imported on first use (PEP 562), not with the package: importing NumPy
 and Numba takes most of a second, and the command line must be able to catch Ctrl-C from its

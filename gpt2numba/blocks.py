@@ -8,7 +8,7 @@
 (weights.layout.records): params.h[i].attn.c_attn.weight is "h.{i}.attn.c_attn.weight". One
 difference of layout: the checkpoints store each projection as OpenAI's Conv1D, weight
 [in, out]; here every projection weight is [out, in], transposed once at load (see
-model.params_from_tensors), so that each output of `linear` is a dot product of two contiguous
+params.params_from_tensors), so that each output of `linear` is a dot product of two contiguous
 rows. The head uses wte [vocab, n_embd] as it is: it is already [out, in].
 """
 

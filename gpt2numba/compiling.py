@@ -7,12 +7,12 @@ machine code in its disk cache (kernels/_jit.py), so only a machine's first run 
 shown, with the exact types the model passes: a kernel compiled for other types (a writable
 weight where the model's are read-only) would be compiled again at the first forward.
 
-On a first run, `start_compiling` (called by GPT2.from_pretrained and by the command line
-before anything else) hands the kernels to two processes (compiler_process.py), one per half,
+On a first run, `start_compiling` (called as a model's load begins, runtime.loading, and by
+`gpt2numba download`) hands the kernels to two processes (compiler_process.py), one per half,
 so that two cores compile at once while this process downloads and loads the model. The first
 token waits only for the forward's kernels, which each process compiles first: the load uses
 NumPy's versions of its two kernels meanwhile (`load_checks`), and scoring waits for its kernel
-when it needs it (`ready`).
+when it needs it (`prepare`, which runtime.running calls before any kernel runs).
 """
 
 import logging
@@ -35,9 +35,8 @@ from gpt2numba.kernels import (
 )
 from gpt2numba.kernels.cache import all_cached, cache_is_writable
 
-# What a first run waits for the forward's kernels on a 2-core x86-64 machine, compiled in two
-# processes (4.4-8.3 s measured on a Zen 4); only used to tell the user roughly how long the
-# pause is.
+# Roughly how long a first run waits for the forward's kernels on two cores (docs/performance.md
+# has the measurements); only used to tell the user how long the pause is.
 COMPILE_ESTIMATE_SECONDS = 8
 
 _WEIGHT = types.Array(types.float32, 2, "C", readonly=True)   # every parameter is read-only
@@ -130,11 +129,22 @@ def compile(progress=None, kernels=KERNELS):  # shadows the builtin: named like 
         _first_forward_checked = True
 
 
+def prepare(kernels):
+    """Make `kernels` callable without a pause, before each call of them (runtime.running): on
+    the process's first forward, `before_first_forward`; then wait for any of them that a
+    compiling process still has (`ready`)."""
+    before_first_forward()
+    waiting = [kernel for kernel in kernels if kernel.__name__ in _compilers]
+    if waiting:
+        ready(waiting)
+
+
 def before_first_forward():
-    """Called before every forward; the first time only, when a kernel it needs is not in
-    Numba's cache, log one INFO record on the `gpt2numba` logger and compile: the forward's
-    kernels when the compiling processes run (they go on with the rest) or when no cache can
-    keep the rest, else (one core) every kernel, here, so that the next runs find them all."""
+    """Called before every forward (by `prepare`); the first time only, when a kernel it needs
+    is not in Numba's cache, log one INFO record on the `gpt2numba` logger and compile: the
+    forward's kernels when the compiling processes run (they go on with the rest) or when no
+    cache can keep the rest, else (one core) every kernel, here, so that the next runs find
+    them all."""
     global _first_forward_checked
     if _first_forward_checked:
         return

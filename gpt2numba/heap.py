@@ -4,12 +4,10 @@ Every kernel allocates its output, and a forward of n tokens frees and allocates
 of n x 3072 floats per layer. glibc serves arrays above its mmap threshold with fresh pages
 from the OS and gives freed heap memory back above its trim threshold; both thresholds grow
 with the arrays a process frees, but only up to each array's size, and a layer frees several.
-So a 1024-token forward of 124M took 75 thousand page faults (290 MiB of pages the kernel
-zeroes anew), 512 tokens 36 thousand; 128 tokens none. With the two thresholds set to 32 and
-64 MiB, the values glibc's own adjustment stops at, there are none: in fresh processes
-alternating with the default (2-core Zen 4), 1024-token forwards took 1240-1248 ms against
-1316-1332 (a third pair was disturbed), 512-token forwards 553-625 ms against 642-714; the
-peak RSS of a 1024-token forward rose by 7-14 MiB (1-2%).
+So a long forward took tens of thousands of page faults, pages the kernel zeroes anew, at
+every layer. With the two thresholds set to 32 and 64 MiB, the values glibc's own adjustment
+stops at, there are none (tests/test_heap.py counts them), for slightly more peak memory;
+docs/performance.md has the timings.
 
 The setting is the process's, as glibc's own adjustment is. A user's explicit one (the
 MALLOC_*_THRESHOLD_ variables, or GLIBC_TUNABLES naming either threshold) is left as it is, and

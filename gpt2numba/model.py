@@ -1,92 +1,22 @@
-"""GPT2: load a checkpoint, run the forward, generate text."""
+"""GPT2: load a checkpoint, run the forward, generate text, score text."""
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from types import SimpleNamespace
 
 import numba
 import numpy as np
 
-import gpt2numba.kernels
-from gpt2numba.blocks import gpt2
-from gpt2numba.compiling import before_first_forward, load_checks, start_compiling
+from gpt2numba import runtime
+from gpt2numba.blocks import FORWARD_KERNELS, gpt2
 from gpt2numba.config import GPT2Config
 from gpt2numba.errors import ArgumentError, check_in_vocabulary, is_count
 from gpt2numba.generate import Generation, TextStream
-from gpt2numba.heap import keep_freed_memory
-from gpt2numba.kernels.linear import stored_row_length
-from gpt2numba.kernels.threads import ThreadCount
+from gpt2numba.kernels import log_softmax_at
+from gpt2numba.params import load_folder
 from gpt2numba.score import Score, check_stride, ids_to_score, score_in_windows
 from gpt2numba.tokenizer import Tokenizer
-from gpt2numba.weights import WeightsError, load_tensors, resolve
-from gpt2numba.weights.layout import is_conv1d_weight, records, tensor_shapes
+from gpt2numba.weights import fetch
 
-# Numba's parallel kernels may not be entered by two Python threads at once (the workqueue
-# threading layer aborts; the others oversubscribe): one forward at a time per process.
-_FORWARD_LOCK = threading.Lock()
-# The thread count of a forward when the model is given none: the cores other processes leave
-# idle, at most the calling thread's Numba setting (kernels/threads.py says why). It measures
-# from the first load given no count.
-_IDLE_CORES = ThreadCount()
-
-
-def params_from_tensors(tensors, config: GPT2Config, folder,
-                        checks=gpt2numba.kernels) -> SimpleNamespace:
-    """Checkpoint tensors (canonical names, Conv1D [in, out]) -> the records blocks.gpt2 reads,
-    every weight checked to be finite.
-
-    The result is ``layout.records`` of the tensors, named like the checkpoint
-    (params.h[i].attn.c_attn.weight, params.wte.weight, ...), with every Conv1D weight
-    transposed to [out, in] by `transpose_checked`, which also finds its first NaN or infinity
-    in the same pass; rows of 4 KiB get a cache line of padding (linear.stored_row_length).
-    Each copy's memory-mapped original is released as soon as it is copied, so the peak is one
-    file plus the copies. The other tensors stay as they come (memory-mapped), read-only; the
-    small ones are scanned here, and wte (a third of the file) by `check_wte_finite`, which the
-    load runs beside the tokenizer. Every parameter is read-only, like the mapped ones:
-    Numba compiles one version of a kernel per argument type, and a writable and a read-only
-    weight are two types (a second compile of `linear` on the first run). `checks` has the
-    two kernels used: gpt2numba.kernels, or numpy_checks (compiling.load_checks says when).
-    """
-    params = {}
-    for name in tensor_shapes(config):
-        tensor = tensors.pop(name)
-        if is_conv1d_weight(name):
-            row_length = stored_row_length(tensor.shape[0])
-            params[name], first = checks.transpose_checked(tensor, row_length)
-            params[name].flags.writeable = False
-        else:
-            params[name] = tensor
-            first = -1 if name == "wte.weight" else checks.first_nonfinite(tensor.reshape(-1))
-        if first >= 0:
-            raise _not_finite(folder, name, tensor, first)
-    return records(params)
-
-
-def check_wte_finite(wte, folder, checks):
-    """WeightsError if wte [vocab, n_embd] holds a NaN or an infinity, found on one thread by
-    checks.first_nonfinite (checks: gpt2numba.kernels or numpy_checks, as for the load).
-
-    The load runs this beside the tokenizer's reading, which keeps one core busy in Python: the
-    scan takes the other core, and so adds almost nothing to the load's time
-    (`python benchmarks/finite_scan.py` measures it).
-
-    wte stays memory-mapped. A copy in NumPy's memory (huge pages) would make the head of each
-    token 1.2-1.6x as fast (`python benchmarks/bench_kernels.py` times both: about 1-2 ms less
-    per token), but the copy made a fresh process's load 100-290 ms slower (2-core Zen 4 VM),
-    more than a typical run's tokens would win back.
-    """
-    numba.set_num_threads(1)  # this thread's setting only
-    first = checks.first_nonfinite(wte.reshape(-1))
-    if first >= 0:
-        raise _not_finite(folder, "wte.weight", wte, first)
-
-
-def _not_finite(folder, name, tensor, index):
-    where = [int(i) for i in np.unravel_index(index, tensor.shape)]
-    return WeightsError(f"{Path(folder) / 'model.safetensors'}: tensor {name!r} holds "
-                        f"{tensor.reshape(-1)[index]} at {where}; GPT-2 weights are finite "
-                        f"numbers, so the file is corrupt: download or copy it again")
+SCORING_KERNELS = (*FORWARD_KERNELS, log_softmax_at)
 
 
 class GPT2:
@@ -99,6 +29,7 @@ class GPT2:
         self.tokenizer = tokenizer
         self.name = name
         self.threads = threads
+        self.load_report = None   # a runtime.LoadReport, when from_pretrained built the model
 
     @property
     def threads(self):
@@ -121,23 +52,17 @@ class GPT2:
 
         Hub files go through huggingface_hub's cache (HF_HOME, HF_HUB_OFFLINE, HF_TOKEN,
         HF_ENDPOINT honoured); `revision` pins a branch, tag or commit. `threads`: see
-        GPT2.threads. Raises weights.WeightsError with a one-sentence explanation when anything
-        is missing or wrong.
+        GPT2.threads. Raises WeightsError with a one-sentence explanation when anything is
+        missing or wrong. The model's `load_report` (runtime.LoadReport) says how long the
+        download, the load and any compile took.
         """
-        start_compiling()  # on a first run only: see compiling.py
-        if threads is None:
-            _IDLE_CORES.start()
-        folder = Path(resolve(name_or_path, revision=revision))
-        config = GPT2Config.from_folder(folder)
-        tensors = load_tensors(folder, config)
-        checks = load_checks()  # the kernels, or on a first run their NumPy versions
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            wte_checked = pool.submit(check_wte_finite, tensors["wte.weight"], folder, checks)
-            tokenizer = Tokenizer.from_files(folder / "vocab.json", folder / "merges.txt")
-            wte_checked.result()
-        tokenizer.check_model(config.vocab_size, folder / "config.json")
-        params = params_from_tensors(tensors, config, folder, checks)
-        return cls(config, params, tokenizer, name=str(name_or_path), threads=threads)
+        with runtime.loading(threads) as clock:
+            folder, downloaded = fetch(name_or_path, revision=revision)
+            clock.files_ready(downloaded)
+            config, params, tokenizer = load_folder(folder)
+        model = cls(config, params, tokenizer, name=str(name_or_path), threads=threads)
+        model.load_report = clock.report
+        return model
 
     def __repr__(self):
         c = self.config
@@ -173,16 +98,17 @@ class GPT2:
         return self._forward(ids, ids.size - 1)[0]
 
     def _forward(self, ids, head_from):
-        before_first_forward()
-        keep_freed_memory()
-        with _FORWARD_LOCK:
-            caller_threads = numba.get_num_threads()
-            numba.set_num_threads(self.threads or _IDLE_CORES(most=caller_threads))
-            try:
-                return gpt2(ids, self.params, self.config.n_head, self.config.layer_norm_epsilon,
-                            head_from)
-            finally:
-                numba.set_num_threads(caller_threads)
+        with runtime.running(self.threads, FORWARD_KERNELS):
+            return gpt2(ids, self.params, self.config.n_head, self.config.layer_norm_epsilon,
+                        head_from)
+
+    def _window_logprobs(self, ids, first, targets):
+        """float64 log p of targets [n - first], given by the logits of positions first..n-1 of
+        ids [n]: a scoring window's forward and log-softmax, in one run of the kernels."""
+        with runtime.running(self.threads, SCORING_KERNELS):
+            logits = gpt2(ids, self.params, self.config.n_head, self.config.layer_norm_epsilon,
+                          first)                                     # [n - first, vocab]
+            return log_softmax_at(logits, targets)
 
     def stream(self, prompt, max_new_tokens=50, **options) -> TextStream:
         """The continuation of `prompt`, an iterator of text pieces (UTF-8 safe) as they come.
@@ -220,7 +146,8 @@ class GPT2:
         """
         stride = check_stride(stride, self.config.n_positions)
         ids = ids_to_score(ids, self.config.vocab_size)
-        return score_in_windows(self.logits, ids, self.config.n_positions, stride, progress)
+        return score_in_windows(self._window_logprobs, ids, self.config.n_positions, stride,
+                                progress)
 
     def score(self, text, stride=None, *, progress=None) -> Score:
         """Score `text` (tokenized as it is, no <|endoftext|> added): see score_ids."""

@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gpt2numba.compiling import ready
 from gpt2numba.errors import check_in_vocabulary, is_count
-from gpt2numba.kernels import log_softmax_at
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,21 +73,18 @@ def windows(n_tokens, n_positions, stride):
         begin += stride
 
 
-def score_in_windows(window_logits, ids, n_positions, stride, progress=None) -> Score:
+def score_in_windows(window_logprobs, ids, n_positions, stride, progress=None) -> Score:
     """Score ids [N] int64 (N >= 2, checked by ids_to_score) window by window.
 
-    window_logits(ids [n], first) -> float32 logits [n - first, vocab] of positions first..n-1
-    (n <= n_positions), the ones the window scores; one window's logits are alive at a time.
-    progress(scored, total), if given, is called after each window with the number of tokens
-    scored so far and in all.
+    window_logprobs(ids [n], first, targets [n - first]) -> float64 [n - first]: log p of each
+    target under the logits of positions first..n-1 of the window (n <= n_positions), the ones
+    it scores; one window's logits are alive at a time. progress(scored, total), if given, is
+    called after each window with the number of tokens scored so far and in all.
     """
     token_logprobs = np.empty(ids.size - 1, dtype=np.float64)   # [t - 1]: log p(ids[t])
-    ready([log_softmax_at])   # on a first run, compiled by another process after the forward's
     for begin, end, first in windows(ids.size, n_positions, stride):
-        logits = window_logits(ids[begin:end], first)                 # [end - begin - first, vocab]
         targets = ids[begin + first + 1:end + 1]                      # [end - begin - first]
-        token_logprobs[begin + first:end] = log_softmax_at(logits, targets)
-        del logits   # before the next window's are computed: one window's logits at a time
+        token_logprobs[begin + first:end] = window_logprobs(ids[begin:end], first, targets)
         if progress is not None:
             progress(end, token_logprobs.size)
     return Score.from_logprobs(token_logprobs)

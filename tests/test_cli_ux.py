@@ -10,7 +10,6 @@ import pty
 import re
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -18,8 +17,9 @@ from safetensors.numpy import load_file, save_file
 
 import gpt2numba
 from gpt2numba.blocks import FORWARD_KERNELS
-from gpt2numba.cli.run import Phases, summary_line
+from gpt2numba.cli.run import summary_line
 from gpt2numba.compiling import KERNELS
+from gpt2numba.runtime import LoadReport
 from support.cli import (
     assert_one_error_line,
     assert_refused_in_seconds,
@@ -203,10 +203,10 @@ def test_the_summary_times_download_load_and_compile_apart():
         new_ids, seconds, first_token_seconds = [1, 2], 0.5, 0.1
         stopped_because = "max_new_tokens reached"
 
-    start = time.time()
-    line = summary_line(Stream, Phases(4.04, 0.8, [(start - 13, start - 1)]), start)
+    line = summary_line(Stream, LoadReport(4.04, 0.8, 0.5), 11.5)
     assert ", download 4.0 s, load 0.8 s, compile 12.0 s, " in line
-    assert "download" not in summary_line(Stream, Phases(None, 0.8, []), start)
+    line = summary_line(Stream, LoadReport(None, 0.8, None), None)
+    assert "download" not in line and ", kernels cached, " in line
 
 
 # -- compiling: progress, and download warming the cache ------------------------------------------

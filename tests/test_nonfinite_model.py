@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from gpt2numba import GPT2, WeightsError, kernels, model, numpy_checks
+from gpt2numba import GPT2, WeightsError, kernels, numpy_checks, params
 from gpt2numba.sampling import NonFiniteLogitsError
 
 
@@ -41,7 +41,7 @@ def put(index, value):
 @pytest.mark.parametrize("checks", [kernels, numpy_checks], ids=["kernels", "numpy"])
 def test_a_non_finite_weight_is_refused_naming_the_tensor(tiny_checkpoint, tmp_path, monkeypatch,
                                                           name, index, value, checks):
-    monkeypatch.setattr(model, "load_checks", lambda: checks)
+    monkeypatch.setattr(params, "load_checks", lambda: checks)
     folder = with_tensor_changed(tiny_checkpoint, tmp_path / "model", name, put(index, value))
     with pytest.raises(WeightsError) as error:
         GPT2.from_pretrained(folder)

@@ -203,17 +203,16 @@ class CompileProgress:
 def compile_kernels(kernels=None):
     """gpt2numba.compile() of `kernels` (default: all), with CompileProgress when any is not in
     Numba's cache (else it loads them from the cache in a fraction of a second, silently).
-    Returns the (start, end) time.time() of a compile (which may wait for the compiling
-    processes: compiling.py), or None when the kernels were cached."""
-    from gpt2numba.compiling import KERNELS, compile
-    from gpt2numba.kernels.cache import all_cached
+    Returns the seconds the compile took (including any wait for the compiling processes:
+    compiling.py), or None when the kernels were cached."""
+    from gpt2numba.compiling import KERNELS, all_cached, compile
 
     kernels = KERNELS if kernels is None else kernels
     if all_cached(kernels):
         compile(kernels=kernels)
         return None
-    start = time.time()
+    start = time.perf_counter()
     progress = CompileProgress()
     compile(progress, kernels)
     progress.finish(cached=all_cached(kernels))
-    return start, time.time()
+    return time.perf_counter() - start

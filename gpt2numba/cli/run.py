@@ -1,7 +1,6 @@
 """`gpt2numba run`: continue a prompt and print the text as it comes, then a summary line."""
 
 import sys
-import time
 import warnings
 
 import click
@@ -82,17 +81,30 @@ def run(ctx, prompt_argument, prompt, prompt_file, model, revision, max_new_toke
         gpt2numba run "Alan Turing theorized that" -n 40
         echo "The meaning of life is" | gpt2numba run -t 0.8 -s 1
     """
-    from gpt2numba import GPT2, ArgumentError, ContextFullWarning, WeightsError
+    from gpt2numba import GPT2, WeightsError
     from gpt2numba.blocks import FORWARD_KERNELS
-    from gpt2numba.compiling import start_compiling
-    from gpt2numba.kernels.cache import recording_compiles
-    from gpt2numba.sampling import NonFiniteLogitsError
-    from gpt2numba.weights import fetch
 
     if prompt_argument is not None and (prompt is not None or prompt_file is not None):
         raise click.UsageError("pass the prompt once: as PROMPT, --prompt or --prompt-file")
     text = _read_prompt(prompt if prompt_argument is None else prompt_argument, prompt_file)
     check_threads(threads)
+    _say_when_sampling_options_do_nothing(ctx, temperature)
+    try:
+        gpt = GPT2.from_pretrained(model, revision=revision, threads=threads)
+    except WeightsError as error:
+        raise RunError(str(error)) from None
+    stream = _stream(gpt, text, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                     repetition_penalty=repetition_penalty, seed=seed, stop=stop,
+                     stop_at_eos=eos_stop, slide=slide)
+    compile_seconds = compile_kernels(FORWARD_KERNELS)  # the others: for the next runs
+    _print_continuation(text, stream, use_color(no_color))
+    if stream.stop_reason == "context":
+        click.echo(f"gpt2numba: {stream.context_full_message(slide='--slide')}", err=True)
+    click.echo(summary_line(stream, gpt.load_report, compile_seconds), err=True)
+
+
+def _say_when_sampling_options_do_nothing(ctx, temperature):
+    """One line on stderr when --top-k, --top-p or --seed was given without sampling."""
     given = [name for name in SAMPLING_ONLY
              if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
     if given and temperature == 0:
@@ -101,52 +113,38 @@ def run(ctx, prompt_argument, prompt, prompt_file, model, revision, max_new_toke
                    f"greedy decoding (temperature 0); add --temperature 0.8 (say) to sample",
                    err=True)
 
-    with recording_compiles() as compiles:
-        try:
-            start_compiling()  # a first run compiles in two other processes meanwhile
-            start = time.perf_counter()
-            folder, downloaded = fetch(model, revision=revision)
-            download_seconds = time.perf_counter() - start if downloaded else None
-            load_start = time.time()
-            gpt = GPT2.from_pretrained(folder, threads=threads)
-            load_end = time.time()
-        except (WeightsError, ValueError, OSError) as error:
-            raise RunError(str(error)) from None
 
-        n_positions = gpt.config.n_positions
-        try:
-            stream = gpt.stream(text, max_new_tokens, temperature=temperature, top_k=top_k,
-                                top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
-                                stop=stop, stop_at_eos=eos_stop, slide=slide)
-        except ArgumentError as error:
-            if error.argument == "prompt":
-                raise RunError(f"{error}; shorten the prompt, or pass --slide to continue its "
-                               f"last {n_positions} tokens") from None
-            option = "--" + error.argument.replace("_", "-")
-            raise click.BadParameter(str(error), param_hint=f"'{option}'") from None
+def _stream(gpt, text, max_new_tokens, **options):
+    """gpt.stream(text, ...), its ArgumentError turned into the command line's: a prompt too
+    long (RunError, which says how to go on) or a bad option (BadParameter naming it)."""
+    from gpt2numba import ArgumentError
 
-        compiled_here = compile_kernels(FORWARD_KERNELS)  # the others: for the next runs
-        color = use_color(no_color)
-        try:
-            write(text)
-            generation_wall_start = time.time()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ContextFullWarning)  # said below, with --slide
-                for piece in stream:
-                    write(click.style(piece, fg="cyan") if color else piece)
-            write("\n")
-        except NonFiniteLogitsError as error:
-            write("\n")
-            raise RunError(str(error)) from None
+    try:
+        return gpt.stream(text, max_new_tokens, **options)
+    except ArgumentError as error:
+        if error.argument == "prompt":
+            raise RunError(f"{error}; shorten the prompt, or pass --slide to continue its last "
+                           f"{gpt.config.n_positions} tokens") from None
+        option = "--" + error.argument.replace("_", "-")
+        raise click.BadParameter(str(error), param_hint=f"'{option}'") from None
 
-    if compiled_here is not None:  # includes the wait for the compiling processes
-        compiles.append(compiled_here)
-    in_load = sum(max(0.0, min(end, load_end) - max(begin, load_start))
-                  for begin, end in compiles)
-    times = Phases(download_seconds, load_end - load_start - in_load, compiles)
-    if stream.stop_reason == "context":
-        click.echo(f"gpt2numba: {stream.context_full_message(slide='--slide')}", err=True)
-    click.echo(summary_line(stream, times, generation_wall_start), err=True)
+
+def _print_continuation(text, stream, color):
+    """Print the prompt, then the stream's pieces as they come (cyan when `color`), then a
+    newline; a RunError when the logits stop being finite."""
+    from gpt2numba import ContextFullWarning
+    from gpt2numba.sampling import NonFiniteLogitsError
+
+    write(text)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ContextFullWarning)  # said by `run`, with --slide
+            for piece in stream:
+                write(click.style(piece, fg="cyan") if color else piece)
+    except NonFiniteLogitsError as error:
+        write("\n")
+        raise RunError(str(error)) from None
+    write("\n")
 
 
 def _read_prompt(prompt, prompt_file) -> str:
@@ -194,53 +192,26 @@ def _without_final_newline(text) -> str:
     return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
 
 
-class Phases:
-    """How long a run spent before generating: download (resolving the model name, None when no
-    file came over the network), load and compile. `compiles`: Numba's (start, end) intervals
-    (time.time()), from recording_compiles, over the whole run; `load_seconds` excludes those
-    that fell in the load."""
-
-    def __init__(self, download_seconds, load_seconds, compiles):
-        self.download_seconds = download_seconds
-        self.load_seconds = load_seconds
-        self.compiles = compiles
-
-
-def _covered_seconds(intervals) -> float:
-    """The length of the union of (start, end) intervals: nested ones count once."""
-    covered, reach = 0.0, float("-inf")
-    for start, end in sorted(intervals):
-        if end > reach:
-            covered += end - max(start, reach)
-            reach = end
-    return covered
-
-
-def summary_line(stream, phases, wall_start) -> str:
+def summary_line(stream, load_report, compile_seconds) -> str:
     """The stderr footer, e.g. `gpt2numba: 50 tokens in 2.31 s (21.6 tokens/s), first token
     0.35 s, download 4.0 s, load 0.8 s, compile 12.3 s, stopped: max_new_tokens reached`.
 
-    `stream` is the finished TextStream, `phases` the Phases before it. Generation and
-    first-token times exclude the time Numba spent compiling; the compile time is its own item,
-    or "kernels cached" when nothing was compiled. The download appears when a file came over
-    the network (not for a local, cached or offline model, however long the Hub took to answer).
-    `wall_start` is time.time() when the generation began.
+    `stream` is the finished TextStream; `load_report` the model's runtime.LoadReport;
+    `compile_seconds` what the compile before generating took (common.compile_kernels: None
+    when the kernels were cached). The compile is the sum of that and any compile in the load,
+    or "kernels cached" when there was none. The download appears when a file came over the
+    network (not for a local, cached or offline model, however long the Hub took to answer).
     """
-    intervals = phases.compiles
-    compiled = _covered_seconds(intervals)
-    in_generation = sum(end - start for start, end in intervals if start >= wall_start)
     n = len(stream.new_ids)
-    seconds = max(stream.seconds - in_generation, 0.0)
+    seconds = stream.seconds
     parts = [f"{n} token{'' if n == 1 else 's'} in {seconds:.2f} s"
              + (f" ({n / seconds:.1f} tokens/s)" if n and seconds > 0 else "")]
     if stream.first_token_seconds is not None:
-        first_end = wall_start + stream.first_token_seconds
-        before_first = sum(max(0.0, min(end, first_end) - start) for start, end in intervals
-                           if start >= wall_start)
-        parts.append(f"first token {max(stream.first_token_seconds - before_first, 0.0):.2f} s")
-    if phases.download_seconds is not None:
-        parts.append(f"download {phases.download_seconds:.1f} s")
-    parts.append(f"load {phases.load_seconds:.1f} s")
-    parts.append(f"compile {compiled:.1f} s" if intervals else "kernels cached")
+        parts.append(f"first token {stream.first_token_seconds:.2f} s")
+    if load_report.download_seconds is not None:
+        parts.append(f"download {load_report.download_seconds:.1f} s")
+    parts.append(f"load {load_report.load_seconds:.1f} s")
+    compiles = [s for s in (load_report.compile_seconds, compile_seconds) if s is not None]
+    parts.append(f"compile {sum(compiles):.1f} s" if compiles else "kernels cached")
     parts.append(f"stopped: {stream.stopped_because}")
     return "gpt2numba: " + ", ".join(parts)
