@@ -3,8 +3,8 @@ load uses while the kernels are not in Numba's cache (a machine's first run, or 
 cache).
 
 On a first run the load starts long before any kernel is compiled, and these two kernels would
-put about 1.5 CPU seconds of compiling (`python benchmarks/compile_time.py`) in front of the
-first token to save under 0.2 s of load (`python benchmarks/finite_scan.py` times both loads).
+put their compile in front of the first token to save a small part of the load
+(`python benchmarks/compile_time.py` and `python benchmarks/finite_scan.py` measure both).
 The same results, as the tests check; compiling.py compiles the kernels after the forward's,
 for the next runs.
 """
