@@ -9,10 +9,9 @@ Every kernel is float32 in, float32 out, over C-contiguous arrays. The policy:
 - `error_model="numpy"`: division by zero gives inf instead of raising, so division does not
   carry a branch that blocks vectorisation;
 - LLVM's -O1 pipeline instead of Numba's default -O3: Numba runs its loop vectoriser at every
-  level, and for these kernels -O3's further passes only cost time: the same speed within 2%
-  on every kernel, for 63-71% of the compile time of a machine's first run
-  (`python benchmarks/opt_level.py` compiles every kernel both ways and times them side by
-  side). A NUMBA_OPT set by the user is obeyed instead;
+  level, and for these kernels -O3's further passes cost compile time, which a machine's first
+  run waits for, without making them faster (`python benchmarks/opt_level.py` compiles every
+  kernel both ways and times them side by side). A NUMBA_OPT set by the user is obeyed instead;
 - an on-disk cache, so that a second process loads the machine code instead of compiling
   again. It is Numba's own (`cache=True`) with three differences, because a cache must never
   stop the program:

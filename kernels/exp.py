@@ -1,8 +1,8 @@
 """exp(x) for float32, written so that LLVM can vectorise it.
 
 Numba lowers `np.exp` to a call into libm, one element at a time, which no loop around it can
-vectorise; softmax and GELU need hundreds of millions of them per forward. This version is
-arithmetic only, so a loop over it becomes SIMD code:
+vectorise; softmax and GELU need over a hundred million of them in a forward of 1024 tokens
+of gpt2. This version is arithmetic only, so a loop over it becomes SIMD code:
 
     exp(x) = 2^k * exp(r),   k = round(x / ln 2),   r = x - k ln 2,   |r| <= ln(2) / 2
 

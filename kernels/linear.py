@@ -6,11 +6,9 @@ of two contiguous rows. The tied head uses the token embedding wte [vocab, n_emb
 A row of w may be longer than `in` (BLAS's "leading dimension"): only its first `in` floats
 are read. The model pads the rows whose length is a multiple of 4 KiB (`stored_row_length`):
 the L1 cache (32 KiB, 8 ways) maps addresses 4 KiB apart to the same set, so a tile's weight
-rows, 12 KiB apart at in = 3072, evicted one another. With one cache line of padding, the
-kernel alone ran 3072 -> 768 at 185-196 GFLOP/s instead of 147-158 from 48 to 512 rows, and
-gpt2-medium's 4096 -> 1024 at 512 rows at 172 instead of 137 (2-core Zen 4, weights hot in
-cache; a few shapes lost up to 4%). In a whole 124M forward, whose weights come from DRAM, the
-change was within the noise.
+rows, 12 KiB apart at in = 3072, would evict one another. One cache line of padding puts them
+in different sets. It matters most while the weights are in cache; a whole forward reads them
+from DRAM.
 
 The bias is optional, as llm.c's `bias != NULL`: pass NO_BIAS, an empty array, for none (the
 head has none). Not None: Numba compiles one version of a kernel per argument type, and a None

@@ -10,10 +10,8 @@ machine has, when this module is imported, from the CPU features Numba compiles 
 - AVX-512 (32 registers of 16 floats): 24 sums and 24 multiply-adds per 10 loads, in two
   shapes: 6 x 4 (6 rows of a, 4 of b) for blocks of WIDE_MIN_ROWS rows or more, and 4 x 6 on
   fewer rows, where 6-row tiles would leave more rows to the edges (6 columns divide
-  linear's panels of 96). Measured by forwards alternating in one process: 4 x 6 under 96
-  rows made forwards of 16 to 80 tokens 5-8% faster than the 4 x 4 tile before it; from 96
-  rows, 4 x 6 was level with 6 x 4 on the 768-deep projections but 4-6% slower on
-  3072 -> 768.
+  linear's panels of 96). From WIDE_MIN_ROWS rows on, 6 x 4 is the better of the two on the
+  3072-deep down projection, and no worse on the others (docs/performance.md has the runs).
 A plain dot product per output loads 2 values per multiply-add, so memory traffic, not
 arithmetic, bounds it (`benchmarks/bench_kernels.py` compares the two).
 

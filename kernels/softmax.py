@@ -9,8 +9,9 @@ first half, for attention, which divides its outputs by the sum instead of the r
 The row's maximum is taken with LLVM's `maxnum`, not Python's `max`. `max(a, b)` is a compare
 and a select, and LLVM turns a loop of those into SIMD code only when told that no value is
 NaN, which the kernels do not assume (see _jit.py); `maxnum` is defined for NaN (it returns the
-other operand), so the loop vectorises as it is: 2.8x faster on a row of attention scores
-(2-core Zen 4). A NaN in a row still gives NaN everywhere, through its own exponential.
+other operand), so the loop vectorises as it is (`python benchmarks/bench_kernels.py` times
+the attention that uses it). A NaN in a row still gives NaN everywhere, through its own
+exponential.
 """
 
 import numpy as np

@@ -6,11 +6,7 @@ each output is a dot product of two contiguous rows. The model transposes each p
 load, and since that pass reads every weight anyway, it also checks that they are finite (a NaN
 weight would turn every logit into NaN): the check costs no extra read of the file.
 
-The rows may be longer than `in` (linear.stored_row_length says when and why). The copy is
-Numba's array, on the 4 KiB pages Numba's allocator gets. An array from NumPy, which asks Linux
-for huge pages at 4 MiB and more, made a 16-token forward 6% faster and a 48-token one 1%, but
-a fresh process's load took up to 270 ms longer in half of the runs on this project's VM
-(faulting in huge pages), so the copy stays Numba's.
+The rows may be longer than `in` (linear.stored_row_length says when and why).
 
 Schedule: the output rows are cut into bands of BAND rows, one parallel task each. A band reads
 the source row by row (BAND contiguous floats of each of the `in` rows) and writes BAND output
