@@ -3,7 +3,8 @@
 Numba compiles on one core, and a machine's first run spends most of its wait compiling. With
 two cores, two children (compiling.py says which kernels each) compile into the shared disk
 cache while this process downloads and loads the model; this process then loads their kernels
-from the cache. A child reports each kernel on its stdout, by name, once it is cached.
+from the cache. A child (compile_child.py) reports each kernel on its stdout, by name, once it
+is cached, and relays the package's log records on the same pipe.
 
 Nothing depends on the child succeeding: if it cannot start, dies, or writes nothing, the
 kernels it did not report are compiled here as usual. It is stopped when this process exits;
@@ -24,29 +25,6 @@ import subprocess
 from gpt2numba.child_python import python_command
 from gpt2numba.kernels.cache import say_once
 
-# The child (argv: this process's pid, then kernel names): end with this process, then compile
-# the named kernels of gpt2numba.compiling.SIGNATURES, in the order given, reporting each one
-# once it is in the cache, and relaying the package's log records (a damaged cache entry, say)
-# on the same pipe. Its stderr is discarded: any failure of its own shows up again here, where
-# the kernels it did not report are compiled.
-_CHILD = """
-import ctypes, logging, os, signal, sys
-if sys.platform == "linux":
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)   # 1: PR_SET_PDEATHSIG
-if os.getppid() != int(sys.argv[1]):             # the parent ended before that
-    sys.exit()
-from gpt2numba.compiling import SIGNATURES
-
-class Relay(logging.Handler):
-    def emit(self, record):
-        print("log", record.name, record.getMessage().replace("\\n", " "), flush=True)
-
-logging.getLogger("gpt2numba").addHandler(Relay())
-for kernel, signature in SIGNATURES:
-    if kernel.__name__ in sys.argv[2:]:
-        kernel.compile(signature)
-        print("cached", kernel.__name__, flush=True)
-"""
 FINISH_SECONDS = 20  # a child's compile of its remaining kernels takes a few seconds
 
 
@@ -55,8 +33,8 @@ class CompilerProcess:
 
     def __init__(self, names):
         self._process = subprocess.Popen(
-            python_command(_CHILD, os.getpid(), *names), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            python_command("gpt2numba.compile_child", os.getpid(), *names),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.names = tuple(names)
         self._done = set()
         self.wait_at_exit = False
