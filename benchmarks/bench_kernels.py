@@ -30,7 +30,7 @@ def main(argv=None):
 
 
 def median_seconds(function, repeats):
-    from gpt2numba.bench import time_calls
+    from gpt2numba.bench_workload import time_calls
 
     return time_calls(function, repeats).median
 

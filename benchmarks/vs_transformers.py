@@ -24,19 +24,16 @@ import numpy as np
 from random_checkpoint import add_model_argument, checkpoint_folder
 
 from gpt2numba import GPT2
-from gpt2numba.bench import W1_LENGTHS, W2_NEW_TOKENS, W2_PROMPT, fresh_start, time_calls
-
-THEIR_FRESH_PROCESS = """
-import sys, time
-start = time.perf_counter()
-import torch
-torch.set_num_threads(int(sys.argv[2]))
-from transformers import GPT2LMHeadModel
-model = GPT2LMHeadModel.from_pretrained(sys.argv[1]).eval()
-with torch.no_grad():
-    model(torch.tensor([list(range(1000, 1016))]), use_cache=False).logits[0, -1].argmax()
-print(time.perf_counter() - start, flush=True)
-"""
+from gpt2numba.bench import fresh_start, run_fresh
+from gpt2numba.bench_workload import (
+    W2_NEW_TOKENS,
+    our_w1,
+    our_w2,
+    their_w1,
+    their_w2,
+    time_calls,
+    w1_lengths,
+)
 
 
 def row(label, theirs, ours, unit="s"):
@@ -45,24 +42,19 @@ def row(label, theirs, ours, unit="s"):
           f"{theirs / ours:>8.2f}x")
 
 
-# `gpt2numba run` as the console script runs it, then its own peak RSS (VmHWM) on the last line.
-RUN_AND_REPORT_RSS = """
-import sys
-from gpt2numba.cli import main
-from gpt2numba.bench import peak_rss_bytes
-try:
-    main(sys.argv[1:], prog_name="gpt2numba")
-finally:
-    print(peak_rss_bytes())
-"""
+def their_first_token(folder, threads):
+    """Seconds from transformers' import to its first token, in a fresh process of its own
+    (bench_fresh.py's)."""
+    times, _ = run_fresh(["transformers", folder, threads])
+    return times["import_s"] + times["load_s"] + times["first_forward_s"]
 
 
 def peak_rss_of_run(folder, cache_dir, threads):
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
     args = ["run", "--model", str(folder), "--prompt", "Hello",
             "--max-new-tokens", str(W2_NEW_TOKENS), "--threads", str(threads), "--no-color"]
-    done = subprocess.run([sys.executable, "-c", RUN_AND_REPORT_RSS, *args], env=env,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, Path(__file__).with_name("peak_rss_of_run.py"), *args],
+                          env=env, capture_output=True, text=True, check=True)
     return int(done.stdout.splitlines()[-1])
 
 
@@ -92,9 +84,7 @@ def main(argv=None):
         cache_dir = str(Path(scratch) / "numba-cache")
         cold = fresh_start(folder, args.threads, cache_dir)
         cached = fresh_start(folder, args.threads, cache_dir)
-        their_first = float(subprocess.run([sys.executable, "-c", THEIR_FRESH_PROCESS, str(folder),
-                                            str(args.threads)],
-                                           capture_output=True, text=True, check=True).stdout)
+        their_first = their_first_token(folder, args.threads)
         rss = peak_rss_of_run(folder, cache_dir, args.threads)
         file_size = (folder / "model.safetensors").stat().st_size
 
@@ -105,34 +95,21 @@ def main(argv=None):
               f"{args.threads} threads, {os.cpu_count()} cores")
         print(f"{'':44}{'transformers':>14}{'gpt2numba':>14}{'ratio':>9}")
         with torch.no_grad():
-            for n in (n for n in W1_LENGTHS if n <= ours.config.n_positions):
-                ids = [1000 + i for i in range(n)]
-                tensor = torch.tensor([ids])
-                their = time_calls(lambda: theirs(tensor, use_cache=False).logits[0, -1],
-                                   args.repeats).median
+            for n in w1_lengths(ours.config.n_positions):
+                their = time_calls(their_w1(theirs, n), args.repeats).median
                 time.sleep(0.3)
-                mine = time_calls(lambda: ours.next_token_logits(ids), args.repeats).median
+                mine = time_calls(our_w1(ours, n), args.repeats).median
                 row(f"W1 forward, {n} tokens", their, mine, "ms")
-        prompt = torch.tensor([W2_PROMPT])
-
-        def their_w2():
-            with torch.no_grad():
-                out = theirs.generate(prompt, attention_mask=torch.ones_like(prompt),
-                                      max_new_tokens=W2_NEW_TOKENS, do_sample=False,
-                                      use_cache=False, eos_token_id=None, pad_token_id=0)
-            assert out.shape[1] == len(W2_PROMPT) + W2_NEW_TOKENS
-
-        def our_w2():
-            new_ids = ours.generate_ids(W2_PROMPT, W2_NEW_TOKENS, stop_at_eos=False)
-            assert len(new_ids) == W2_NEW_TOKENS
 
         their_runs, our_runs = [], []
+        works = ((their_runs, their_w2(theirs)), (our_runs, our_w2(ours)))
         for _ in range(args.rounds):
-            for runs, work in ((their_runs, their_w2), (our_runs, our_w2)):
+            for runs, work in works:
                 time.sleep(0.3)
                 start = time.perf_counter()
-                work()
+                new_tokens = work()
                 runs.append(time.perf_counter() - start)
+                assert new_tokens == W2_NEW_TOKENS
         their, mine = float(np.median(their_runs)), float(np.median(our_runs))
         row(f"W2 generate, 16 + {W2_NEW_TOKENS} tokens, greedy (median of {args.rounds})",
             their, mine)

@@ -1,8 +1,9 @@
 """`gpt2numba bench`: import, load, JIT cold vs cached, warm forward and generation, timed.
 
-Cold and cached starts run in fresh processes whose NUMBA_CACHE_DIR is a temporary directory
-(empty for the first, populated by it for the second), so the user's own cache is neither
-used nor touched. Warm figures are medians over repeated runs in this process.
+Cold and cached starts run in fresh processes (bench_fresh.py) whose NUMBA_CACHE_DIR is a
+temporary directory (empty for the first, populated by it for the second), so the user's own
+cache is neither used nor touched. Warm figures are medians over repeated runs in this process.
+The work itself (W1, W2) and its timing are bench_workload.py's.
 """
 
 import json
@@ -16,75 +17,22 @@ from dataclasses import asdict, dataclass, field
 import numba
 import numpy as np
 
+from gpt2numba.bench_workload import (
+    W1_LENGTHS,
+    W2_NEW_TOKENS,
+    W2_PROMPT,
+    our_w1,
+    our_w2,
+    time_calls,
+    w1_lengths,
+)
 from gpt2numba.child_python import python_command
 from gpt2numba.kernels.threads import ThreadCount
 
-W1_LENGTHS = (16, 128, 512, 1024)
-W2_PROMPT = list(range(1000, 1016))   # the standard generation work: greedy, 16 ids, 64 new
-W2_NEW_TOKENS = 64
 # Other processes' load, in cores, above which the report says the machine was busy.
 BUSY_CORES = 0.5
-
-# Runs in a fresh process: times import, load, compile (gpt2numba.compile of the forward's
-# kernels, which is what a first token waits for: compiling, or loading the kernels from the
-# cache; its progress on stderr as PROGRESS lines) and the first forward
-# (the W2 prompt, whose argmax is the first generated token), then reports them with the peak
-# RSS and the wall-clock time of the first token as one JSON line.
+# The prefix of the lines on which a fresh process (bench_fresh.py) reports its compile progress.
 PROGRESS = "progress:"
-_FRESH_PROCESS = """
-import json, sys, time
-start = time.perf_counter()
-import gpt2numba
-from gpt2numba import GPT2
-from gpt2numba.bench import PROGRESS, peak_rss_bytes
-from gpt2numba.blocks import FORWARD_KERNELS
-imported = time.perf_counter()
-model = GPT2.from_pretrained(sys.argv[1], threads=int(sys.argv[2]))
-loaded = time.perf_counter()
-gpt2numba.compile(lambda k, n, name: print(PROGRESS, k, n, name, file=sys.stderr, flush=True),
-                  FORWARD_KERNELS)
-compiled = time.perf_counter()
-model.next_token_logits(list(range(1000, 1016)))
-first = time.perf_counter()
-print(json.dumps({"import_s": imported - start, "load_s": loaded - imported,
-                  "compile_s": compiled - loaded, "first_forward_s": first - compiled,
-                  "peak_rss_mib": peak_rss_bytes() / 2**20, "first_token_at": time.time()}),
-      flush=True)
-"""
-
-# The same in transformers (torch), for the plot, then the median warm forward of each length
-# (argv[3], comma-separated; argv[4] repeats), use_cache=False as gpt2numba. compile_s is 0:
-# PyTorch's CPU kernels are compiled ahead, into its libraries. A process of its own, so that
-# neither library's idle worker threads slow the other's.
-_THEIR_FRESH_PROCESS = """
-import json, sys, time
-start = time.perf_counter()
-import torch
-torch.set_num_threads(int(sys.argv[2]))
-from transformers import GPT2LMHeadModel
-from transformers.utils import logging
-imported = time.perf_counter()
-logging.disable_progress_bar()
-model = GPT2LMHeadModel.from_pretrained(sys.argv[1]).eval()
-loaded = time.perf_counter()
-with torch.no_grad():
-    model(torch.tensor([list(range(1000, 1016))]), use_cache=False).logits[0, -1].argmax()
-first = time.perf_counter()
-first_token_at = time.time()
-forward = {}
-with torch.no_grad():
-    for n in map(int, sys.argv[3].split(",")):
-        ids = torch.tensor([[1000 + i % 40000 for i in range(n)]])
-        seconds = []
-        for _ in range(int(sys.argv[4]) + 1):   # the first is a warm-up
-            begin = time.perf_counter()
-            model(ids, use_cache=False).logits[0, -1]
-            seconds.append(time.perf_counter() - begin)
-        forward[n] = sorted(seconds[1:])[len(seconds[1:]) // 2]
-print(json.dumps({"import_s": imported - start, "load_s": loaded - imported, "compile_s": 0.0,
-                  "first_forward_s": first - loaded, "peak_rss_mib": 0.0,
-                  "first_token_at": first_token_at, "forward": forward}), flush=True)
-"""
 
 
 def peak_rss_bytes():
@@ -112,19 +60,6 @@ class FreshStart:
     first_forward_s: float
     peak_rss_mib: float
     to_first_token_s: float
-
-
-@dataclass
-class Spread:
-    """Median, min and max of repeated timings, in seconds."""
-    median: float
-    min: float
-    max: float
-
-    @classmethod
-    def of(cls, seconds):
-        """The Spread of a list of timings."""
-        return cls(float(np.median(seconds)), float(np.min(seconds)), float(np.max(seconds)))
 
 
 @dataclass
@@ -157,16 +92,16 @@ def forward_flops(config, n):
     return projections + attention + 2 * d * config.vocab_size
 
 
-def run_fresh(code, args, cache_dir=None, compile_progress=None) -> tuple[dict, float]:
-    """Run `code` in a new Python process (NUMBA_CACHE_DIR=cache_dir when given) with `args`;
-    return the JSON line it prints and the seconds from its start to its `first_token_at`.
+def run_fresh(args, cache_dir=None, compile_progress=None) -> tuple[dict, float]:
+    """Run bench_fresh.py in a new Python process (NUMBA_CACHE_DIR=cache_dir when given) with
+    `args`; return the JSON line it prints and the seconds from its start to its `first_token_at`.
 
     compile_progress(k, n, name) is called as the process compiles kernel k of n.
     """
     env = dict(os.environ, **({} if cache_dir is None else {"NUMBA_CACHE_DIR": cache_dir}))
     start_at = time.time()
-    with subprocess.Popen(python_command(code, *args), env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as child:
+    with subprocess.Popen(python_command("gpt2numba.bench_fresh", *args), env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
         errors = []
         for line in child.stderr:   # until the child ends; its stdout is one short line
             if line.startswith(PROGRESS):
@@ -186,20 +121,9 @@ def run_fresh(code, args, cache_dir=None, compile_progress=None) -> tuple[dict, 
 def fresh_start(folder, threads, cache_dir, compile_progress=None) -> FreshStart:
     """Start a new Python process with NUMBA_CACHE_DIR=cache_dir and time it to the first token
     of the checkpoint in `folder` (resolved beforehand: a fresh process never downloads)."""
-    times, to_first_token = run_fresh(_FRESH_PROCESS, [folder, threads], cache_dir,
+    times, to_first_token = run_fresh(["gpt2numba", folder, threads], cache_dir,
                                       compile_progress)
     return FreshStart(**times, to_first_token_s=to_first_token)
-
-
-def time_calls(function, repeats):
-    """Run function once to warm up, then `repeats` times; return the Spread of the timed runs."""
-    function()
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        seconds.append(time.perf_counter() - start)
-    return Spread.of(seconds)
 
 
 def run_benchmark(model_name, revision=None, threads=None, repeats=5, lengths=W1_LENGTHS,
@@ -227,19 +151,17 @@ def run_benchmark(model_name, revision=None, threads=None, repeats=5, lengths=W1
                     versions={"numba": numba.__version__, "numpy": np.__version__,
                               "python": sys.version.split()[0]},
                     cold=cold, cached=cached)
-    for n in lengths:
-        if n > model.config.n_positions:
-            continue
+    for n in w1_lengths(model.config.n_positions, lengths):
         progress(f"warm forward, {n} tokens...")
-        ids = [1000 + i % 40000 for i in range(n)]
-        spread = time_calls(lambda: model.next_token_logits(ids), repeats)
+        spread = time_calls(our_w1(model, n), repeats)
         report.forward[n] = spread
         report.forward_gflops[n] = forward_flops(model.config, n) / spread.median / 1e9
     progress(f"generation: greedy, {len(W2_PROMPT)}-token prompt, {W2_NEW_TOKENS} new tokens...")
+    generate = our_w2(model)
     start = time.perf_counter()
-    new = model.generate_ids(W2_PROMPT, W2_NEW_TOKENS, stop_at_eos=False)
+    new_tokens = generate()
     report.generate_s = time.perf_counter() - start
-    report.generate_tokens_per_s = len(new) / report.generate_s
+    report.generate_tokens_per_s = new_tokens / report.generate_s
     report.threading_layer = numba.threading_layer()
     report.others_busy_cores = others.others_busy_cores()
     report.load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
@@ -261,8 +183,8 @@ def time_transformers(folder, threads, repeats, lengths) -> dict:
     first token, and the median warm forward of each of `lengths` tokens."""
     import transformers
 
-    times, to_first_token = run_fresh(_THEIR_FRESH_PROCESS,
-                                      [folder, threads, ",".join(map(str, lengths)), repeats])
+    times, to_first_token = run_fresh(["transformers", folder, threads,
+                                       ",".join(map(str, lengths)), repeats])
     forward = {int(n): seconds for n, seconds in times.pop("forward").items()}
     return {"version": transformers.__version__,
             "fresh": asdict(FreshStart(**times, to_first_token_s=to_first_token)),
