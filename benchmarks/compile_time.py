@@ -2,15 +2,14 @@
 
     python benchmarks/compile_time.py [--threads 2]
 
-Runs a fresh process with an empty NUMBA_CACHE_DIR that imports the package and calls
-`gpt2numba.compile()` (every kernel the load, the forward and scoring call, with the types the
-model calls them with), then one forward of a tiny GPT-2, which must compile nothing more (sizes
-do not change the machine code); then a second fresh process on the now populated cache. The
+Runs a fresh process (compile_time_child.py) with an empty NUMBA_CACHE_DIR that imports the package
+and calls `gpt2numba.compile()` (every kernel the load, the forward and scoring call, with the
+types the model calls them with), then one forward of a tiny GPT-2, which must compile nothing more
+(sizes do not change the machine code); then a second fresh process on the now populated cache. The
 first prints, for every function Numba compiles, its CPU seconds (time.process_time: other
-processes on the machine disturb it less than wall time) excluding the functions it compiled
-on the way (the helpers compiled on first use by a kernel are listed under their own name),
-and the number of versions compiled. The second gives what loading the cached machine code
-costs instead.
+processes on the machine disturb it less than wall time) excluding the functions it compiled on the
+way (the helpers compiled on first use by a kernel are listed under their own name), and the number
+of versions compiled. The second gives what loading the cached machine code costs instead.
 """
 
 import argparse
@@ -19,66 +18,15 @@ import os
 import subprocess
 import sys
 import tempfile
-
-# The child: import, then one forward with every compile timed by Numba's compile events.
-CHILD = """
-import json, sys, time
-start = time.process_time()
-import numpy as np
-from numba.core import event
-import gpt2numba.kernels  # noqa: F401  (the threading layer and the kernels' module code)
-from gpt2numba import compiling
-from gpt2numba.blocks import gpt2
-from gpt2numba.compiling import compile
-from gpt2numba.config import GPT2Config
-from gpt2numba.model import params_from_tensors
-from gpt2numba.weights import tensor_shapes
-imported = time.process_time()
-
-class CompileTimes(event.Listener):
-    def __init__(self):
-        self.stack, self.seconds, self.versions = [], {}, {}
-
-    def on_start(self, ev):
-        self.stack.append([time.process_time(), 0.0])
-
-    def on_end(self, ev):
-        began, nested = self.stack.pop()
-        spent = time.process_time() - began
-        name = ev.data["dispatcher"].py_func.__qualname__
-        self.seconds[name] = self.seconds.get(name, 0.0) + spent - nested
-        self.versions[name] = self.versions.get(name, 0) + 1
-        if self.stack:
-            self.stack[-1][1] += spent
-
-if sys.argv[1] == "one-process":  # every compile here, where the listener sees it
-    compiling.compiler_process.start = lambda names: None
-times = CompileTimes()
-event.register("numba:compile", times)
-before, wall = time.process_time(), time.perf_counter()
-compile()
-compiled, wall = time.process_time() - before, time.perf_counter() - wall
-config = GPT2Config(n_layer=1, n_head=2, n_embd=16, n_positions=8, vocab_size=11)
-rng = np.random.default_rng(0)
-tensors = {}
-for name, shape in tensor_shapes(config).items():
-    tensors[name] = rng.standard_normal(shape, dtype=np.float32)
-    tensors[name].flags.writeable = False  # as the model's mapped weights
-params = params_from_tensors(tensors, config, ".")
-versions = sum(times.versions.values())
-gpt2(np.arange(5), params, config.n_head, config.layer_norm_epsilon, head_from=4)
-print(json.dumps({"import": imported - start, "compile": compiled, "wall": wall,
-                  "seconds": times.seconds, "versions": times.versions,
-                  "forward_compiles": sum(times.versions.values()) - versions}))
-"""
+from pathlib import Path
 
 
 def run_child(cache_dir, threads, how):
     """One fresh process on cache_dir, compiling in one process or as a first run does (two):
     its JSON report."""
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, NUMBA_NUM_THREADS=str(threads))
-    done = subprocess.run([sys.executable, "-c", CHILD, how], env=env, capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run([sys.executable, Path(__file__).with_name("compile_time_child.py"), how],
+                          env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.splitlines()[-1])
 
 

@@ -20,34 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from random_checkpoint import add_model_argument, checkpoint_folder
 
 LAYERS = ("omp", "workqueue", "tbb")
 LENGTHS = (16, 128)
 SETTINGS = ("1", "2", "auto")
-
-# One layer, one process: medians of next_token_logits per (threads setting, length), as JSON.
-MEASURE = """
-import json, sys, time
-import numba, numpy as np
-from gpt2numba import GPT2
-from gpt2numba.kernels.threads import ThreadCount
-model = GPT2.from_pretrained(sys.argv[1])
-repeats, count, result = int(sys.argv[2]), ThreadCount(), {}
-for setting in ("1", "2", "auto"):
-    for n in (16, 128):
-        ids = [1000 + i for i in range(n)]
-        seconds = []
-        for _ in range(repeats + 1):
-            numba.set_num_threads(count() if setting == "auto" else int(setting))
-            start = time.perf_counter()
-            model.next_token_logits(ids)
-            seconds.append(time.perf_counter() - start)
-        result[f"{setting}/{n}"] = float(np.median(seconds[1:]))
-print(json.dumps({"layer": numba.threading_layer(), "medians": result}))
-"""
-
 
 def measure(folder, layer, repeats, busy):
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
@@ -58,8 +37,9 @@ def measure(folder, layer, repeats, busy):
     try:
         if hog:
             time.sleep(1.0)
-        done = subprocess.run([sys.executable, "-c", MEASURE, str(folder), str(repeats)], env=env,
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run([sys.executable, Path(__file__).with_name("threads_child.py"),
+                               str(folder), str(repeats)],
+                              env=env, capture_output=True, text=True, check=True)
     finally:
         if hog:
             hog.kill()
