@@ -44,10 +44,10 @@ def main(argv=None):
         print(f"{'':34}{'-O3':>10}{'-O1':>10}{'O1 / O3':>9}")
         print(f"{'compile every kernel, CPU s':34}{compile_seconds[3]:>10.2f}"
               f"{compile_seconds[1]:>10.2f}{compile_seconds[1] / compile_seconds[3]:>9.2f}")
-        model = random_model()
+        config, params = random_model()
         for n in LENGTHS:
             repeats = args.repeats if n < 1024 else max(3, args.repeats // 3)
-            ms, logits = alternating_forwards(builds, model, n, repeats)
+            ms, logits = alternating_forwards(builds, config, params, n, repeats)
             differ = abs(logits[3] - logits[1]).max()
             print(f"{f'forward, {n} tokens, median ms':34}{ms[3]:>10.2f}{ms[1]:>10.2f}"
                   f"{ms[1] / ms[3]:>9.2f}   logits differ by {differ:.1e}")
@@ -93,52 +93,55 @@ def compile_all(package):
 
 
 def random_model():
-    """Random read-only float32 parameters shaped as GPT-2 124M's, projections [out, in]."""
+    """GPT-2 124M's config, and random read-only float32 parameters of its shapes (weights.layout's
+    table) as blocks.gpt2 reads them: records named like the checkpoint, projections [out, in]."""
     import numpy as np
 
-    rng = np.random.default_rng(0)
+    from gpt2numba import GPT2Config
+    from gpt2numba.weights.layout import is_conv1d_weight, records, tensor_shapes
 
-    def tensor(*shape, mean=0.0):
-        array = (mean + 0.02 * rng.standard_normal(shape)).astype(np.float32)
-        array.flags.writeable = False
-        return array
-
-    def norm():
-        return tensor(768, mean=1.0), tensor(768)
-
-    layers = [dict(ln_1=norm(), c_attn=(tensor(2304, 768), tensor(2304)),
-                   attn_proj=(tensor(768, 768), tensor(768)), ln_2=norm(),
-                   c_fc=(tensor(3072, 768), tensor(3072)),
-                   mlp_proj=(tensor(768, 3072), tensor(768))) for _ in range(12)]
-    return dict(wte=tensor(50257, 768), wpe=tensor(1024, 768), layers=layers, ln_f=norm())
+    config, rng, tensors = GPT2Config(), np.random.default_rng(0), {}
+    for name, shape in tensor_shapes(config).items():
+        if is_conv1d_weight(name):
+            shape = shape[::-1]   # stored [in, out]: the kernels read [out, in]
+        layer_norm_gain = name.endswith(".weight") and name.rsplit(".", 2)[-2].startswith("ln_")
+        mean = 1.0 if layer_norm_gain else 0.0
+        tensors[name] = (mean + 0.02 * rng.standard_normal(shape)).astype(np.float32)
+        tensors[name].flags.writeable = False
+    return config, records(tensors)
 
 
-def forward(k, model, ids):
+def forward(k, config, params, ids):
     """Last-row logits of GPT-2 with kernels package k: blocks.py's layer graph, with every block
     on every position."""
     from gpt2numba.kernels.linear import NO_BIAS
 
-    h = k.embedding(model["wte"], model["wpe"], ids)
-    for p in model["layers"]:
-        qkv = k.linear(k.layernorm(h, *p["ln_1"], 1e-5), *p["c_attn"])
-        a = k.causal_self_attention(qkv, 12, 0)
-        h = k.residual(h, k.linear(a, *p["attn_proj"]))
-        a = k.gelu(k.linear(k.layernorm(h, *p["ln_2"], 1e-5), *p["c_fc"]))
-        h = k.residual(h, k.linear(a, *p["mlp_proj"]))
-    return k.linear(k.layernorm(h[-1:], *model["ln_f"], 1e-5), model["wte"], NO_BIAS)
+    def norm(x, p):
+        return k.layernorm(x, p.weight, p.bias, config.layer_norm_epsilon)
+
+    def linear(x, p):
+        return k.linear(x, p.weight, p.bias)
+
+    h = k.embedding(params.wte.weight, params.wpe.weight, ids)
+    for p in params.h:
+        a = k.causal_self_attention(linear(norm(h, p.ln_1), p.attn.c_attn), config.n_head, 0)
+        h = k.residual(h, linear(a, p.attn.c_proj))
+        a = k.gelu(linear(norm(h, p.ln_2), p.mlp.c_fc))
+        h = k.residual(h, linear(a, p.mlp.c_proj))
+    return k.linear(norm(h[-1:], params.ln_f), params.wte.weight, NO_BIAS)
 
 
-def alternating_forwards(builds, model, n, repeats):
+def alternating_forwards(builds, config, params, n, repeats):
     """Median milliseconds of a forward of n tokens per build, calls alternating, and logits."""
     import numpy as np
 
     ids = np.arange(1000, 1000 + n, dtype=np.int64)
-    logits = {level: forward(k, model, ids) for level, k in builds.items()}   # warm
+    logits = {level: forward(k, config, params, ids) for level, k in builds.items()}   # warm
     times = {level: [] for level in builds}
     for r in range(repeats):
         for level in (LEVELS if r % 2 else LEVELS[::-1]):
             start = time.perf_counter()
-            forward(builds[level], model, ids)
+            forward(builds[level], config, params, ids)
             times[level].append(time.perf_counter() - start)
     return {level: 1e3 * float(np.median(t)) for level, t in times.items()}, logits
 
