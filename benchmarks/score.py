@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from random_checkpoint import add_model_argument, checkpoint_folder
+from random_checkpoint import add_model_argument, checkpoint_folder, transformers_with_threads
 
 SEED = 0
 
@@ -62,20 +62,15 @@ def transformers_recipe(model, ids, n_positions, stride):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        import torch
-        import transformers
-    except ImportError:
-        print("benchmarks/score.py: transformers and torch are not installed, nothing to compare "
-              "against; install the test extra: pip install -e '.[test]'")
+    peers = transformers_with_threads("score.py", args.threads)
+    if peers is None:
         return
+    torch, transformers = peers
     import numba
     import numpy as np
 
     from gpt2numba import GPT2
 
-    torch.set_num_threads(args.threads)
-    numba.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="gpt2numba-score-bench-") as scratch:
         folder = checkpoint_folder(args.model, scratch)
         ours = GPT2.from_pretrained(folder)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numba
 import numpy as np
-from random_checkpoint import add_model_argument, checkpoint_folder
+from random_checkpoint import add_model_argument, checkpoint_folder, transformers_with_threads
 
 from gpt2numba import GPT2
 from gpt2numba.bench import fresh_start, run_fresh
@@ -69,15 +69,10 @@ def main(argv=None):
                         help="W2 runs of each, alternating (the machine's speed drifts over a "
                              "minute)")
     args = parser.parse_args(argv)
-    try:
-        import torch
-        import transformers
-    except ImportError:
-        print("benchmarks/vs_transformers.py: transformers and torch are not installed, nothing to "
-              "compare against; install the test extra: pip install -e '.[test]'")
+    peers = transformers_with_threads("vs_transformers.py", args.threads)
+    if peers is None:
         return
-    torch.set_num_threads(args.threads)
-    numba.set_num_threads(args.threads)
+    torch, transformers = peers
 
     with tempfile.TemporaryDirectory(prefix="gpt2numba-vs-transformers-") as scratch:
         folder = checkpoint_folder(args.model, scratch)
