@@ -25,7 +25,7 @@ def main(how):
     from gpt2numba.blocks import gpt2
     from gpt2numba.compiling import compile
     from gpt2numba.config import GPT2Config
-    from gpt2numba.model import params_from_tensors
+    from gpt2numba.params import params_from_tensors
     from gpt2numba.weights import tensor_shapes
     imported = time.process_time()
 
