@@ -43,6 +43,7 @@ from gpt2numba.tokenizer_files import (
     token_bytes,
 )
 from gpt2numba.tokenizer_unicode import GPT2_PATTERN, PATTERN, UNICODE_VERSION
+from gpt2numba.weights import WeightsError
 
 __all__ = [
     "Tokenizer", "StreamDecoder", "bpe_reference", "bytes_to_unicode", "GPT2_PATTERN",
@@ -127,10 +128,10 @@ class Tokenizer:
     def from_files(cls, vocab_json: str | Path, merges_txt: str | Path) -> Tokenizer:
         """Load GPT-2's ``vocab.json`` and ``merges.txt``.
 
-        Raises ValueError, one line naming the file (and the line, where there is one), when a
-        file is larger than 16 MiB, nested too deep, not UTF-8 or not JSON, or breaks a rule of
-        :meth:`__init__`; a merges line that is not two tokens. A file that cannot be read
-        raises OSError (FileNotFoundError, ...).
+        Raises ``weights.WeightsError`` (as for any bad file of a model), one line naming the
+        file (and the line, where there is one), when a file cannot be read (the OSError
+        chained), is larger than 16 MiB, nested too deep, not UTF-8 or not JSON, or breaks a
+        rule of :meth:`__init__`; a merges line that is not two tokens.
         """
         vocab_json, merges_txt = Path(vocab_json), Path(merges_txt)
         vocab_text = read_text(vocab_json, "vocab file")
@@ -140,12 +141,12 @@ class Tokenizer:
             return cls(pairs, merges, vocab_file=vocab_json)
         except VocabError as e:
             where = locate_key(vocab_text, e.token, e.nth)
-            raise ValueError(f"vocab file {vocab_json}{where}: {e}") from None
+            raise WeightsError(f"vocab file {vocab_json}{where}: {e}") from e
         except MergeError as e:
             also = "" if e.earlier is None else f" (first on line {first_line + e.earlier})"
-            raise ValueError(
+            raise WeightsError(
                 f"merges file {merges_txt}, line {first_line + e.index}: {e.problem}{also}"
-            ) from None
+            ) from e
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, revision: str | None = None) -> Tokenizer:
@@ -153,7 +154,8 @@ class Tokenizer:
         of a local folder holding ``vocab.json`` and ``merges.txt``.
 
         Files are found by :func:`weights.resolve` (Hub cache, ``HF_HOME``, offline mode and
-        ``revision`` honoured); its ``weights.WeightsError`` propagates.
+        ``revision`` honoured). Every failure, of finding or of reading the files, is a
+        ``weights.WeightsError``.
         """
         from gpt2numba.weights import TOKENIZER_FILES, resolve
 
@@ -164,19 +166,19 @@ class Tokenizer:
         """Check that this is the vocabulary of a model with `vocab_size` token embeddings
         (config_file's ``vocab_size``): exactly that many tokens, ``<|endoftext|>`` the last.
 
-        Raises ValueError, one line naming both files and sizes, when they do not belong
-        together: the model would be given ids it has no embedding for, produce ids the
+        Raises ``weights.WeightsError``, one line naming both files and sizes, when they do
+        not belong together: the model would be given ids it has no embedding for, produce ids the
         tokenizer cannot decode, or stop at the wrong id. The model calls it at load.
         """
         vocab = f"vocab file {self.vocab_file}" if self.vocab_file else "the vocabulary"
         if self._n_vocab != vocab_size:
-            raise ValueError(
+            raise WeightsError(
                 f"{vocab} has {self._n_vocab} tokens but {config_file} gives vocab_size "
                 f"{vocab_size}: the tokenizer is not this model's; use the vocab.json and "
                 "merges.txt that came with the model"
             )
         if self._eos_id != vocab_size - 1:
-            raise ValueError(
+            raise WeightsError(
                 f"{vocab} has {EOS_TOKEN!r} at id {self._eos_id}, but the model of {config_file} "
                 f"(vocab_size {vocab_size}) ends text with id {vocab_size - 1}: the tokenizer "
                 "is not this model's"

@@ -9,9 +9,9 @@
 
 A file can come from anyone (a Hub repo is files anybody can upload), so each is read with
 bounds: at most :data:`MAX_FILE_BYTES` (its size is read before its contents), and JSON nested
-at most ``weights.json_depth.MAX_DEPTH`` deep (checked before parsing). Every problem is a
-ValueError of one line naming the file and, where there is one, the line; a file that cannot be
-opened raises OSError.
+at most ``weights.json_depth.MAX_DEPTH`` deep (checked before parsing). Every problem, a file
+that cannot be opened included, is a ``WeightsError`` (a model file is bad, as for the other
+files of a checkpoint) of one line naming the file and, where there is one, the line.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import os
 import re
 from pathlib import Path
 
+from gpt2numba.weights import WeightsError
 from gpt2numba.weights.json_depth import MAX_DEPTH, nested_deeper_than
 
 #: The end-of-text token: GPT-2's only special token.
@@ -73,14 +74,18 @@ def read_text(path: Path, what: str) -> str:
     """The UTF-8 text of a tokenizer file of at most MAX_FILE_BYTES.
 
     The size is checked before anything is read, and no more than the limit is ever read (a
-    pipe or a device has no size). OSError (FileNotFoundError, ...) if it cannot be read.
+    pipe or a device has no size). WeightsError naming the file if it cannot be read (the
+    OSError chained), is too large or is not UTF-8.
     """
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        data = f.read(MAX_FILE_BYTES + 1) if size <= MAX_FILE_BYTES else b""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            data = f.read(MAX_FILE_BYTES + 1) if size <= MAX_FILE_BYTES else b""
+    except OSError as e:
+        raise WeightsError(f"{what} {path} cannot be read ({e}); check the file") from e
     if size > MAX_FILE_BYTES or len(data) > MAX_FILE_BYTES:
         amount = f"{size} bytes" if size > MAX_FILE_BYTES else "endless"
-        raise ValueError(
+        raise WeightsError(
             f"{what} {path} is {amount}, more than the {MAX_FILE_BYTES >> 20} MiB a tokenizer "
             "file may be (GPT-2's are about 1 MB): it is not a GPT-2 tokenizer file"
         )
@@ -88,7 +93,7 @@ def read_text(path: Path, what: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        raise ValueError(f"{what} {path}, line {line}: not valid UTF-8 ({e.reason})") from None
+        raise WeightsError(f"{what} {path}, line {line}: not valid UTF-8 ({e.reason})") from e
 
 
 def shown(value) -> str:
@@ -102,24 +107,24 @@ class _Pairs(list):
 
 
 def parse_vocab(text: str, path: Path) -> list[tuple[str, int]]:
-    """The (token, id) pairs of vocab.json's text, in file order; ValueError naming the file
+    """The (token, id) pairs of vocab.json's text, in file order; WeightsError naming the file
     if it is not JSON or not one object. The pairs are checked by :func:`check_vocab`."""
     depth = nested_deeper_than(text)
     if depth is not None:
-        raise ValueError(
+        raise WeightsError(
             f"vocab file {path}: JSON nested {depth} deep, more than {MAX_DEPTH}; a vocab.json "
             "is one flat object mapping token -> id"
         )
     try:
         pairs = json.loads(text, object_pairs_hook=_Pairs)
     except json.JSONDecodeError as e:
-        raise ValueError(
+        raise WeightsError(
             f"vocab file {path}, line {e.lineno}, column {e.colno}: not valid JSON ({e.msg})"
-        ) from None
+        ) from e
     except ValueError as e:  # e.g. an integer of more digits than Python converts
-        raise ValueError(f"vocab file {path}: not a usable JSON file ({e})") from None
+        raise WeightsError(f"vocab file {path}: not a usable JSON file ({e})") from e
     if not isinstance(pairs, _Pairs):
-        raise ValueError(f"vocab file {path}, line 1: expected a JSON object mapping token -> id")
+        raise WeightsError(f"vocab file {path}, line 1: expected a JSON object mapping token -> id")
     return pairs
 
 
@@ -128,7 +133,7 @@ _COUNT_SPACES = operator.methodcaller("count", " ")
 
 def parse_merges(text: str, path: Path) -> tuple[list[tuple[str, str]], int]:
     """The merges of merges.txt's text, best first, and the line number of the first one (2
-    after a ``#version`` line, else 1). ValueError naming the file and line if a line is not
+    after a ``#version`` line, else 1). WeightsError naming the file and line if a line is not
     two tokens.
 
     As in OpenAI's encoder, any whitespace separates the two (tokens never hold whitespace:
@@ -148,7 +153,7 @@ def parse_merges(text: str, path: Path) -> tuple[list[tuple[str, str]], int]:
     merges = [tuple(line.split()) for line in body]
     for k, merge in enumerate(merges):
         if len(merge) != 2:
-            raise ValueError(f"merges file {path}, line {first + k}: expected two tokens "
+            raise WeightsError(f"merges file {path}, line {first + k}: expected two tokens "
                              f"separated by a space, got {shown(body[k])}")
     return merges, first
 

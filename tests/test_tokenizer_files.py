@@ -1,17 +1,20 @@
 """gpt2numba.tokenizer_files: reading vocab.json and merges.txt, and every way they can be bad.
 
-Each bad file is built here; loading it must raise ValueError with one line that names the file
-(and the line, where there is one) and what is wrong. Files from anyone are read with bounds:
-16 MiB each, JSON nested at most 128 deep, the size known before anything is read.
+Each bad file is built here; loading it must raise WeightsError (the one exception of a bad model
+file) with one line that names the file (and the line, where there is one) and what is wrong.
+Files from anyone are read with bounds: 16 MiB each, JSON nested at most 128 deep, the size known
+before anything is read.
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+from gpt2numba import WeightsError
 from gpt2numba.tokenizer import Tokenizer
 from support.tokenizer_corpus import BYTE_TOKENS, EOT, TOY_MERGES, toy_vocab, write_files
 
@@ -19,9 +22,9 @@ LIMIT = 16 << 20  # 16 MiB: the stated limit of each file
 
 
 def expect_error(vocab_merges, *fragments):
-    """The message of the ValueError that loading the pair raises: one line, with every
+    """The message of the WeightsError that loading the pair raises: one line, with every
     fragment in it."""
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(WeightsError) as info:
         Tokenizer.from_files(*vocab_merges)
     message = str(info.value)
     assert "\n" not in message, message
@@ -171,9 +174,16 @@ def test_merges_without_header_and_with_crlf_load(tmp_path):
     assert len(t.encode(" the")) == 1
 
 
-def test_missing_file_raises_oserror(tmp_path, vocab_dir):
-    with pytest.raises(FileNotFoundError):
+def test_a_file_that_cannot_be_read_is_a_weights_error_naming_it(tmp_path, vocab_dir):
+    with pytest.raises(WeightsError) as info:
         Tokenizer.from_files(tmp_path / "vocab.json", vocab_dir / "merges.txt")
+    message = str(info.value)
+    assert "\n" not in message and f"vocab file {tmp_path / 'vocab.json'} cannot be read" in message
+    assert isinstance(info.value.__cause__, FileNotFoundError)
+    (tmp_path / "merges.txt").mkdir()
+    with pytest.raises(WeightsError, match="merges file .* cannot be read") as info:
+        Tokenizer.from_files(vocab_dir / "vocab.json", tmp_path / "merges.txt")
+    assert isinstance(info.value.__cause__, IsADirectoryError)
 
 
 def test_vocab_id_too_long_for_python_names_the_file(tmp_path):
@@ -277,7 +287,7 @@ def test_refusing_a_huge_vocab_json_reads_none_of_it(tmp_path):
     vocab, merges = write_files(tmp_path, TOY_MERGES)
     sparse_file(vocab, 1 << 30)
     seen = peak_of_loading(vocab, merges)
-    assert seen["error"].startswith("ValueError: ") and "16 MiB" in seen["error"], seen
+    assert seen["error"].startswith("WeightsError: ") and "16 MiB" in seen["error"], seen
     assert seen["rise_mib"] < 8, seen
 
 
@@ -286,7 +296,7 @@ def test_an_endless_merges_file_is_refused_after_16_mib(tmp_path):
     """/dev/zero has no size: reading stops one byte past the limit."""
     vocab, _ = write_files(tmp_path, TOY_MERGES)
     seen = peak_of_loading(vocab, "/dev/zero")
-    assert seen["error"].startswith("ValueError: merges file /dev/zero is endless"), seen
+    assert seen["error"].startswith("WeightsError: merges file /dev/zero is endless"), seen
     assert "16 MiB" in seen["error"], seen
     assert seen["rise_mib"] < 40, seen
 
@@ -303,7 +313,7 @@ def test_a_vocabulary_smaller_than_the_model_is_refused_naming_both_files(tmp_pa
     tok = Tokenizer.from_files(vocab, merges)
     config = tmp_path / "config.json"
     for vocab_size in (50257, tok.vocab_size - 1):
-        with pytest.raises(ValueError) as info:
+        with pytest.raises(WeightsError) as info:
             tok.check_model(vocab_size, config)
         message = str(info.value)
         assert "\n" not in message
@@ -320,7 +330,7 @@ def test_endoftext_must_be_the_models_last_id(tmp_path):
         vocab[a + b] = len(vocab)
     tok = Tokenizer.from_files(*write_files(tmp_path, TOY_MERGES, vocab=vocab))
     config = tmp_path / "config.json"
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(WeightsError) as info:
         tok.check_model(len(vocab), config)
     message = str(info.value)
     for fragment in (str(tmp_path / "vocab.json"), str(config), "id 256",
@@ -328,9 +338,42 @@ def test_endoftext_must_be_the_models_last_id(tmp_path):
         assert fragment in message, message
 
 
+def broken_copy(checkpoint, folder, change):
+    """A copy of `checkpoint` in `folder` (model.safetensors linked, not copied), then
+    `change(folder)` breaks its tokenizer files."""
+    folder.mkdir()
+    for name in ("config.json", "vocab.json", "merges.txt"):
+        shutil.copyfile(checkpoint / name, folder / name)
+    (folder / "model.safetensors").symlink_to(checkpoint / "model.safetensors")
+    change(folder)
+    return folder
+
+
+@pytest.mark.parametrize("change,words", [
+    (lambda f: (f / "vocab.json").write_text('{"!": 0,,}'), ["vocab.json", "not valid JSON"]),
+    (lambda f: (f / "merges.txt").write_bytes(b"#version: 0.2\n\xff \xfe\n"),
+     ["merges.txt", "line 2", "UTF-8"]),
+    (lambda f: (f / "merges.txt").write_text("#version: 0.2\nab\n"), ["merges.txt", "two tokens"]),
+    (lambda f: write_files(f, TOY_MERGES), ["vocab.json", "261 tokens", "config.json"]),
+], ids=["vocab-not-json", "merges-not-utf8", "merges-line", "vocab-not-the-models"])
+def test_a_bad_tokenizer_file_of_a_model_is_a_weights_error(tiny_checkpoint, tmp_path, change,
+                                                            words):
+    """A model folder's four files fail alike: GPT2.from_pretrained raises WeightsError, whichever
+    file is bad (a ValueError before, for the tokenizer's two)."""
+    from gpt2numba import GPT2
+
+    folder = broken_copy(tiny_checkpoint, tmp_path / "model", change)
+    with pytest.raises(WeightsError) as info:
+        GPT2.from_pretrained(folder)
+    message = str(info.value)
+    assert "\n" not in message and str(folder) in message, message
+    for fragment in words:
+        assert fragment in message, message
+
+
 def test_a_tokenizer_built_from_memory_names_no_file(tmp_path):
     tok = Tokenizer(toy_vocab(), TOY_MERGES)
-    with pytest.raises(ValueError, match="the vocabulary has 261 tokens but cfg gives"):
+    with pytest.raises(WeightsError, match="the vocabulary has 261 tokens but cfg gives"):
         tok.check_model(50257, "cfg")
 
 
