@@ -12,7 +12,7 @@ from gpt2numba.errors import ArgumentError, check_in_vocabulary, is_count
 from gpt2numba.generate import Generation, TextStream
 from gpt2numba.kernels import log_softmax_at
 from gpt2numba.params import load_folder
-from gpt2numba.score import Score, check_stride, ids_to_score, score_in_windows
+from gpt2numba.score import Score, check_stride, score_tokens
 from gpt2numba.tokenizer import Tokenizer
 from gpt2numba.weights import fetch
 
@@ -140,19 +140,17 @@ class GPT2:
         """Score token ids [N] of any length: log p of tokens 1..N-1, each given the tokens before
         it in windows of n_positions that start every `stride` tokens (see gpt2numba.score).
 
-        stride: 1..n_positions, default n_positions // 2. ValueError for a stride out of range,
-        ids out of range, or fewer than 2 ids (nothing to score). progress(scored, total) is
-        called after each window.
+        stride: 1..n_positions, default n_positions // 2. ArgumentError (a ValueError) naming
+        the argument for a stride out of range ("stride"), ids out of range or fewer than 2 ids
+        (nothing to score: "ids"). progress(scored, total) is called after each window.
         """
-        stride = check_stride(stride, self.config.n_positions)
-        ids = ids_to_score(ids, self.config.vocab_size)
-        return score_in_windows(self._window_logprobs, ids, self.config.n_positions, stride,
-                                progress)
+        return score_tokens(self._window_logprobs, ids, self.config, stride, progress)
 
     def score(self, text, stride=None, *, progress=None) -> Score:
-        """Score `text` (tokenized as it is, no <|endoftext|> added): see score_ids."""
-        stride = check_stride(stride, self.config.n_positions)
-        return self.score_ids(self.tokenizer.encode(text), stride, progress=progress)
+        """Score `text` (tokenized as it is, no <|endoftext|> added): see score_ids. A text of
+        fewer than 2 tokens is an ArgumentError naming "text"."""
+        return score_tokens(self._window_logprobs, self.tokenizer.encode(text), self.config,
+                            stride, progress, argument="text")
 
     def score_many(self, texts, stride=None) -> list[Score]:
         """One Score per text of `texts` (any iterable of str), each scored as `score` does, one

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gpt2numba.errors import check_in_vocabulary, is_count
+from gpt2numba.errors import ArgumentError, check_in_vocabulary, is_count
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,26 +38,37 @@ def perplexity(nll, tokens) -> float:
         return float(np.exp(nll / tokens))
 
 
+def score_tokens(window_logprobs, ids, config, stride=None, progress=None, argument="ids"):
+    """The Score of token ids [N], after checking `stride` and `ids` (ArgumentError naming
+    "stride", or `argument` for the ids: the caller's name for what they came from); then as
+    score_in_windows. config gives n_positions and vocab_size."""
+    stride = check_stride(stride, config.n_positions)
+    ids = ids_to_score(ids, config.vocab_size, argument)
+    return score_in_windows(window_logprobs, ids, config.n_positions, stride, progress)
+
+
 def check_stride(stride, n_positions) -> int:
-    """The stride to use: n_positions // 2 for None; ValueError outside 1..n_positions."""
+    """The stride to use: n_positions // 2 for None; ArgumentError outside 1..n_positions."""
     if stride is None:
         return n_positions // 2
     if not (is_count(stride) and 1 <= stride <= n_positions):
-        raise ValueError(f"stride must be an integer in 1..{n_positions} (n_positions), "
-                         f"got {stride!r}")
+        raise ArgumentError("stride", f"stride must be an integer in 1..{n_positions} "
+                                      f"(n_positions), got {stride!r}")
     return int(stride)
 
 
-def ids_to_score(ids, vocab_size) -> np.ndarray:
-    """ids as a new int64 array, or ValueError if they are not token ids or fewer than two."""
+def ids_to_score(ids, vocab_size, argument="ids") -> np.ndarray:
+    """ids as a new int64 array, or ArgumentError naming `argument` if they are not token ids
+    or fewer than two."""
     ids = np.asarray(ids)
     if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
-        raise ValueError("ids must be a 1-D sequence of integer token ids")
+        raise ArgumentError(argument, "ids must be a 1-D sequence of integer token ids")
     if ids.size < 2:
         what = "empty" if ids.size == 0 else "a single token"
-        raise ValueError(f"nothing to score: the text is {what}; the first token has no context "
-                         f"and is not scored, so scoring needs at least 2 tokens")
-    check_in_vocabulary(ids, vocab_size)
+        raise ArgumentError(argument, f"nothing to score: the text is {what}; the first token "
+                                      f"has no context and is not scored, so scoring needs at "
+                                      f"least 2 tokens")
+    check_in_vocabulary(ids, vocab_size, argument)
     return ids.astype(np.int64)
 
 

@@ -126,5 +126,6 @@ def test_counts_accept_numpy_integers_and_refuse_bools(tiny_model):
     assert refused.value.argument == "max_new_tokens"
     ids = list(range(1000, 1010))
     assert tiny_model.score_ids(ids, np.int64(4)).tokens == 9
-    with pytest.raises(ValueError, match="stride"):
+    with pytest.raises(ArgumentError, match="stride") as refused:
         tiny_model.score_ids(ids, True)
+    assert refused.value.argument == "stride"

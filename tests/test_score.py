@@ -197,27 +197,36 @@ def test_progress_is_reported_after_each_window(ours, prose_ids):
 
 @pytest.mark.parametrize("stride", [0, -1, N_POSITIONS + 1, 1.5, "8", True])
 def test_stride_outside_the_context_is_refused(ours, stride):
+    """An ArgumentError naming "stride", as generation's arguments are named."""
     for call in (lambda: ours.score("Some text to score here", stride=stride),
                  lambda: ours.score_ids([1, 2, 3], stride=stride),
                  lambda: ours.score_many(["Some text"], stride=stride)):
-        with pytest.raises(ValueError, match=rf"stride must be an integer in 1\.\.{N_POSITIONS}"):
+        with pytest.raises(ArgumentError,
+                           match=rf"stride must be an integer in 1\.\.{N_POSITIONS}") as error:
             call()
+        assert error.value.argument == "stride"
 
 
 @pytest.mark.parametrize("text", ["", "Hello"])
 def test_nothing_to_score(ours, text):
     assert len(ours.tokenizer.encode(text)) < 2
-    with pytest.raises(ValueError, match="nothing to score"):
+    with pytest.raises(ArgumentError, match="nothing to score") as error:
         ours.score(text)
-    with pytest.raises(ValueError, match="nothing to score"):
+    assert error.value.argument == "text"
+    with pytest.raises(ArgumentError, match="nothing to score") as error:
         ours.score_ids(ours.tokenizer.encode(text))
+    assert error.value.argument == "ids"
+    with pytest.raises(ArgumentError, match="nothing to score") as error:
+        ours.score_many(["Some text to score", text])
+    assert error.value.argument == "text"
 
 
 @pytest.mark.parametrize("ids,words", [([1, 50257], "out of range"), ([-1, 3], "out of range"),
                                        ([[1, 2], [3, 4]], "1-D"), ([1.0, 2.0], "integer")])
 def test_bad_ids_are_refused(ours, ids, words):
-    with pytest.raises(ValueError, match=words):
+    with pytest.raises(ArgumentError, match=words) as error:
         ours.score_ids(ids)
+    assert error.value.argument == "ids"
 
 
 # -- memory ---------------------------------------------------------------------------------------

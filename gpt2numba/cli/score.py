@@ -51,7 +51,6 @@ def score(files, model, revision, stride, as_json, per_token):
         gpt2numba score --per-token essay.txt > tokens.tsv
     """
     from gpt2numba.model import GPT2
-    from gpt2numba.score import check_stride
     from gpt2numba.weights import WeightsError
 
     sources = files or ("-",)
@@ -61,16 +60,9 @@ def score(files, model, revision, stride, as_json, per_token):
     if texts:
         try:
             gpt = GPT2.from_pretrained(model, revision=revision)
-        except (WeightsError, ValueError, OSError) as error:
+        except WeightsError as error:
             raise RunError(str(error)) from None
-        try:
-            stride = check_stride(stride, gpt.config.n_positions)
-        except ValueError as error:
-            raise click.BadParameter(str(error), param_hint="'--stride'") from None
-        named_ids, tokens_status = _ids_to_score(gpt, texts)
-        if named_ids:
-            _print_scores(gpt, named_ids, stride, as_json, per_token)
-        status = max(status, tokens_status)
+        status = max(status, _print_scores(gpt, texts, stride, as_json, per_token))
     if status:
         sys.exit(status)
 
@@ -89,51 +81,68 @@ def _read_texts(sources):
     return texts, status
 
 
-def _ids_to_score(gpt, texts):
-    """([(name, token ids)] of the texts that have something to score, exit status): one error
-    line on stderr for each text of fewer than 2 tokens, and status 1 if there was one."""
-    from gpt2numba.score import ids_to_score
-
-    named_ids, status = [], 0
-    for name, text in texts:
-        try:
-            named_ids.append((name, ids_to_score(gpt.tokenizer.encode(text),
-                                                 gpt.config.vocab_size)))
-        except ValueError as error:
-            error_line(f"{name}: {error}")
-            status = RunError.exit_code
-    return named_ids, status
-
-
-def _print_scores(gpt, named_ids, stride, as_json, per_token):
-    """Score each text and print its row (or JSON, or TSV), then the total of the table."""
+def _print_scores(gpt, texts, stride, as_json, per_token):
+    """Score each text and print its row (or JSON, or TSV), then the total of the table. Returns
+    the exit status: 1 if a text had too few tokens to score (named on stderr), else 0."""
     import json
 
-    table = _ScoreTable([printable(name) for name, _ in named_ids],
-                        to_stderr=as_json or per_token)
-    if per_token and not as_json:
-        write("file\tposition\tid\ttoken\tlogprob\n")
-    for name, ids in named_ids:
-        several_windows = ids.size > gpt.config.n_positions + 1
-        progress = _ScoreProgress(printable(name)) if several_windows else None
-        result = gpt.score_ids(ids, stride, progress=progress)
-        if progress is not None:
-            progress.finish()
+    table = _ScoreTable([printable(name) for name, _ in texts], to_stderr=as_json or per_token)
+    tokens_tsv = _TokensTsv()
+    status = 0
+    for name, text in texts:
+        ids = gpt.tokenizer.encode(text)
+        result = _score(gpt, name, ids, stride)
+        if result is None:
+            status = RunError.exit_code
+            continue
         table.add(printable(name), result)
         if as_json:
             record = {"file": printable(name), "tokens": result.tokens, "nll": result.nll,
                       "perplexity": result.perplexity}
             if per_token:
-                record.update(ids=ids[1:].tolist(),
-                              token_logprobs=result.token_logprobs.tolist())
+                record.update(ids=ids[1:], token_logprobs=result.token_logprobs.tolist())
             write(json.dumps(record) + "\n")
         elif per_token:
-            field = _tsv_field(os.fsencode(name))  # the name's bytes, UTF-8 or not
-            write("".join(f"{field}\t{t}\t{token_id}\t"
-                          f"{_tsv_field(gpt.tokenizer.decode_bytes([token_id]))}\t{logprob!r}\n"
-                          for t, token_id, logprob in zip(range(1, ids.size), ids[1:].tolist(),
-                                                          result.token_logprobs.tolist())))
+            tokens_tsv.add(gpt.tokenizer, name, ids, result)
     table.finish()
+    return status
+
+
+def _score(gpt, name, ids, stride):
+    """gpt.score_ids(ids), with progress on stderr for a text of several windows. None, after
+    its error line, for a text the library refuses (too short); a bad stride is --stride's."""
+    from gpt2numba.errors import ArgumentError
+
+    several_windows = len(ids) > gpt.config.n_positions + 1
+    progress = _ScoreProgress(printable(name)) if several_windows else None
+    try:
+        result = gpt.score_ids(ids, stride, progress=progress)
+    except ArgumentError as error:
+        if error.argument == "stride":
+            raise click.BadParameter(str(error), param_hint="'--stride'") from None
+        error_line(f"{name}: {error}")
+        return None
+    if progress is not None:
+        progress.finish()
+    return result
+
+
+class _TokensTsv:
+    """--per-token's TSV on stdout: its header before the first text's tokens, then a line per
+    scored token."""
+
+    def __init__(self):
+        self.started = False
+
+    def add(self, tokenizer, name, ids, result):
+        if not self.started:
+            write("file\tposition\tid\ttoken\tlogprob\n")
+            self.started = True
+        field = _tsv_field(os.fsencode(name))  # the name's bytes, UTF-8 or not
+        write("".join(f"{field}\t{t}\t{token_id}\t"
+                      f"{_tsv_field(tokenizer.decode_bytes([token_id]))}\t{logprob!r}\n"
+                      for t, token_id, logprob in zip(range(1, len(ids)), ids[1:],
+                                                      result.token_logprobs.tolist())))
 
 
 def _tsv_field(data) -> str:
@@ -145,7 +154,8 @@ def _tsv_field(data) -> str:
 
 
 class _ScoreTable:
-    """Per-file rows of tokens, nll and perplexity, then the corpus total for several files."""
+    """Per-file rows of tokens, nll and perplexity, then the corpus total for several files; the
+    header comes with the first row (no table when no file is scored)."""
 
     def __init__(self, names, to_stderr):
         self.width = max(len("total"), len("file"), *map(len, names))
@@ -153,7 +163,6 @@ class _ScoreTable:
         self.rows = 0
         self.tokens = 0
         self.nll = 0.0
-        self._line(f"{'file':<{self.width}}  {'tokens':>10}  {'nll':>16}  {'perplexity':>12}")
 
     def _line(self, text):
         if self.to_stderr:
@@ -168,6 +177,9 @@ class _ScoreTable:
                    f"{perplexity(nll, tokens):>12.6g}")
 
     def add(self, name, result):
+        if not self.rows:
+            self._line(f"{'file':<{self.width}}  {'tokens':>10}  {'nll':>16}  "
+                       f"{'perplexity':>12}")
         self._row(name, result.tokens, result.nll)
         self.rows += 1
         self.tokens += result.tokens
