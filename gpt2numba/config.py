@@ -6,17 +6,29 @@ and epsilon. Everything in config.json that would make the model compute somethi
 GPT-2 is refused here, before any tensor is opened.
 """
 
-import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from gpt2numba.weights import WeightsError
-from gpt2numba.weights.json_depth import MAX_DEPTH, nested_deeper_than
+from gpt2numba.weights.json_file import FileProblem, read_json
 
 # A config.json is about 1 KB; anything this large is not one, and is not read.
 MAX_CONFIG_BYTES = 1 << 20
+_NOT_JSON = ("{path} is not valid JSON ({error}); restore the file, e.g. by downloading the "
+             "checkpoint again")
+# What can be wrong with config.json as a JSON file, in words (json_file.FileProblem's kinds).
+_JSON_PROBLEMS = {
+    "too large": ("{path} is larger than {limit_mib} MiB; a GPT-2 config.json is about 1 KB, so "
+                  "this is not one"),
+    "not UTF-8": "{path} is not UTF-8 text ({error}); check the file",
+    "too deep": "{path} nests JSON {depth} levels deep (at most {max_depth}); it is not a model "
+                "config",
+    "not JSON": _NOT_JSON,
+    "unusable JSON": _NOT_JSON,   # an integer longer than Python converts
+    "not an object": "{path} holds a JSON {type}, not an object; it is not a model config",
+}
 # The largest value of each size a GPT-2-shaped checkpoint can plausibly have (gpt2-xl has 48
 # layers, 25 heads, 1600 wide, 1024 positions, 50257 tokens). Checked before anything is built
 # per layer or per token, so a config of 10**30 layers is a message, not a machine out of memory.
@@ -61,32 +73,14 @@ class GPT2Config:
         """
         path = Path(folder) / "config.json"
         try:
-            with open(path, "rb") as file:
-                data = file.read(MAX_CONFIG_BYTES + 1)
+            raw = read_json(path, MAX_CONFIG_BYTES)
         except FileNotFoundError as error:
             raise WeightsError(f"{path} does not exist; a GPT-2 checkpoint folder needs its "
                                f"config.json") from error
         except OSError as error:
             raise WeightsError(f"{path} cannot be read ({error}); check the file") from error
-        if len(data) > MAX_CONFIG_BYTES:
-            raise WeightsError(f"{path} is larger than {MAX_CONFIG_BYTES >> 20} MiB; a GPT-2 "
-                               f"config.json is about 1 KB, so this is not one")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise WeightsError(f"{path} is not UTF-8 text ({error}); check the file") from error
-        depth = nested_deeper_than(text)
-        if depth is not None:
-            raise WeightsError(f"{path} nests JSON {depth} levels deep (at most {MAX_DEPTH}); "
-                               f"it is not a model config")
-        try:
-            raw = json.loads(text)
-        except ValueError as error:  # not JSON, or an integer longer than Python converts
-            raise WeightsError(f"{path} is not valid JSON ({error}); restore the file, e.g. by "
-                               f"downloading the checkpoint again") from error
-        if not isinstance(raw, dict):
-            raise WeightsError(f"{path} holds a JSON {type(raw).__name__}, not an object; "
-                               f"it is not a model config")
+        except FileProblem as problem:
+            raise WeightsError(problem.words(_JSON_PROBLEMS, path=path)) from problem.__cause__
         return cls._from_dict(raw, path)
 
     @classmethod

@@ -8,10 +8,11 @@
   character (``Ġ`` is a space, ``Ċ`` a newline): see :func:`bytes_to_unicode`.
 
 A file can come from anyone (a Hub repo is files anybody can upload), so each is read with
-bounds: at most :data:`MAX_FILE_BYTES` (its size is read before its contents), and JSON nested
-at most ``weights.json_depth.MAX_DEPTH`` deep (checked before parsing). Every problem, a file
-that cannot be opened included, is a ``WeightsError`` (a model file is bad, as for the other
-files of a checkpoint) of one line naming the file and, where there is one, the line.
+bounds (by ``weights.json_file``, as config.json is): at most :data:`MAX_FILE_BYTES` (its size
+is read before its contents), and JSON nested at most ``weights.json_depth.MAX_DEPTH`` deep
+(checked before parsing). Every problem, a file that cannot be opened included, is a
+``WeightsError`` (a model file is bad, as for the other files of a checkpoint) of one line
+naming the file and, where there is one, the line.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from __future__ import annotations
 import codecs
 import json
 import operator
-import os
 import re
 from pathlib import Path
 
 from gpt2numba.weights import WeightsError
-from gpt2numba.weights.json_depth import MAX_DEPTH, nested_deeper_than
+from gpt2numba.weights.json_file import FileProblem, parse_json, read_utf8
 
 #: The end-of-text token: GPT-2's only special token.
 EOS_TOKEN = "<|endoftext|>"
@@ -32,6 +32,19 @@ EOS_TOKEN = "<|endoftext|>"
 #: Largest vocab.json or merges.txt read. GPT-2's are 1.0 MB and 0.46 MB; a file 16 times
 #: larger is not a GPT-2 tokenizer, and reading it whole could take gigabytes.
 MAX_FILE_BYTES = 16 << 20
+
+# What can be wrong with a tokenizer file as a (JSON) file, in words (json_file.FileProblem's
+# kinds); `what` is "vocab file" or "merges file".
+_FILE_PROBLEMS = {
+    "too large": ("{what} {path} is {amount}, more than the {limit_mib} MiB a tokenizer file may "
+                  "be (GPT-2's are about 1 MB): it is not a GPT-2 tokenizer file"),
+    "not UTF-8": "{what} {path}, line {line}: not valid UTF-8 ({reason})",
+    "too deep": ("{what} {path}: JSON nested {depth} deep, more than {max_depth}; a vocab.json "
+                 "is one flat object mapping token -> id"),
+    "not JSON": "{what} {path}, line {line}, column {column}: not valid JSON ({reason})",
+    "unusable JSON": "{what} {path}: not a usable JSON file ({error})",  # e.g. a 5000-digit id
+    "not an object": "{what} {path}, line 1: expected a JSON object mapping token -> id",
+}
 
 
 def bytes_to_unicode() -> dict[int, str]:
@@ -78,22 +91,15 @@ def read_text(path: Path, what: str) -> str:
     OSError chained), is too large or is not UTF-8.
     """
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            data = f.read(MAX_FILE_BYTES + 1) if size <= MAX_FILE_BYTES else b""
+        return read_utf8(path, MAX_FILE_BYTES)
     except OSError as e:
         raise WeightsError(f"{what} {path} cannot be read ({e}); check the file") from e
-    if size > MAX_FILE_BYTES or len(data) > MAX_FILE_BYTES:
-        amount = f"{size} bytes" if size > MAX_FILE_BYTES else "endless"
-        raise WeightsError(
-            f"{what} {path} is {amount}, more than the {MAX_FILE_BYTES >> 20} MiB a tokenizer "
-            "file may be (GPT-2's are about 1 MB): it is not a GPT-2 tokenizer file"
-        )
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise WeightsError(f"{what} {path}, line {line}: not valid UTF-8 ({e.reason})") from e
+    except FileProblem as problem:
+        raise _file_error(problem, what, path) from problem.__cause__
+
+
+def _file_error(problem: FileProblem, what: str, path: Path) -> WeightsError:
+    return WeightsError(problem.words(_FILE_PROBLEMS, what=what, path=path))
 
 
 def shown(value) -> str:
@@ -109,23 +115,10 @@ class _Pairs(list):
 def parse_vocab(text: str, path: Path) -> list[tuple[str, int]]:
     """The (token, id) pairs of vocab.json's text, in file order; WeightsError naming the file
     if it is not JSON or not one object. The pairs are checked by :func:`check_vocab`."""
-    depth = nested_deeper_than(text)
-    if depth is not None:
-        raise WeightsError(
-            f"vocab file {path}: JSON nested {depth} deep, more than {MAX_DEPTH}; a vocab.json "
-            "is one flat object mapping token -> id"
-        )
     try:
-        pairs = json.loads(text, object_pairs_hook=_Pairs)
-    except json.JSONDecodeError as e:
-        raise WeightsError(
-            f"vocab file {path}, line {e.lineno}, column {e.colno}: not valid JSON ({e.msg})"
-        ) from e
-    except ValueError as e:  # e.g. an integer of more digits than Python converts
-        raise WeightsError(f"vocab file {path}: not a usable JSON file ({e})") from e
-    if not isinstance(pairs, _Pairs):
-        raise WeightsError(f"vocab file {path}, line 1: expected a JSON object mapping token -> id")
-    return pairs
+        return parse_json(text, _Pairs)
+    except FileProblem as problem:
+        raise _file_error(problem, "vocab file", path) from problem.__cause__
 
 
 _COUNT_SPACES = operator.methodcaller("count", " ")

@@ -20,7 +20,6 @@ right after). Each live mapping holds one file descriptor (Python's mmap keeps a
 gpt2-xl has 580 tensors, so the soft RLIMIT_NOFILE is raised (best effort) when it is too low.
 """
 
-import json
 import math
 import os
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import WeightsError
-from .json_depth import MAX_DEPTH, nested_deeper_than
+from .json_file import FileProblem, parse_json
 from .layout import LM_HEAD, block_index, canonical_name, is_not_a_weight, tensor_shapes
 
 CHECKPOINT_NAME = "model.safetensors"
@@ -97,8 +96,8 @@ def read_header(path) -> tuple[dict, int]:
     return entries, data_start
 
 
-class _DuplicateKey(ValueError):
-    pass
+class _DuplicateKey(Exception):
+    """A key given twice in one object: not a ValueError, so that parse_json lets it through."""
 
 
 def _object_without_duplicates(pairs):
@@ -113,6 +112,16 @@ def _object_without_duplicates(pairs):
     return result
 
 
+# What can be wrong with the header as JSON, in words (json_file.FileProblem's kinds).
+_JSON_PROBLEMS = {
+    "not UTF-8": "is not valid JSON ({error})",
+    "too deep": "nests {depth} levels deep (at most {max_depth} allowed)",
+    "not JSON": "is not valid JSON ({error})",
+    "unusable JSON": "is not valid JSON ({error})",   # an integer of too many digits
+    "not an object": "is not a JSON object",
+}
+
+
 def _parse_header_json(path, raw: bytes) -> dict:
     def corrupt(what):
         return WeightsError(f"{path}: the safetensors header {what}; the file is corrupt or not "
@@ -121,21 +130,11 @@ def _parse_header_json(path, raw: bytes) -> dict:
     if not raw.startswith(b"{"):
         raise corrupt("is not valid JSON: it does not start with '{'")
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise corrupt(f"is not valid JSON ({error})") from None
-    depth = nested_deeper_than(text)
-    if depth is not None:
-        raise corrupt(f"nests {depth} levels deep (at most {MAX_DEPTH} allowed)")
-    try:
-        header = json.loads(text, object_pairs_hook=_object_without_duplicates)
+        return parse_json(raw, _object_without_duplicates)
     except _DuplicateKey as error:
         raise corrupt(f"has key {error.args[0]!r} twice") from None
-    except ValueError as error:  # not UTF-8, not JSON, or an integer of too many digits
-        raise corrupt(f"is not valid JSON ({error})") from None
-    if not isinstance(header, dict):
-        raise corrupt("is not a JSON object")
-    return header
+    except FileProblem as problem:
+        raise corrupt(problem.words(_JSON_PROBLEMS)) from None
 
 
 def _check_metadata(path, metadata):

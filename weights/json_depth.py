@@ -2,7 +2,8 @@
 
 json.loads parses arrays and objects recursively: a file of 100,000 nested brackets raises
 RecursionError, a traceback instead of a message. Every JSON file of a checkpoint (the
-safetensors header, config.json, vocab.json) is checked with `nested_deeper_than` first. The
+safetensors header, config.json, vocab.json) is checked with `nested_deeper_than` first, by
+json_file.parse_json. The
 check skips strings (brackets inside tokens do not nest), runs in linear time whatever the text
 holds, and recurses nowhere.
 """
