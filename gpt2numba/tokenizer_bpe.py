@@ -100,6 +100,10 @@ class BytePairEncoder:
             return ids
         if len(ids) > _LONG_PIECE:
             return self.merge_long(ids)
+        return self._merge_short(ids)
+
+    def _merge_short(self, ids: list[int]) -> list[int]:
+        """The merges of a short piece's ids (at least 2): rescan for the best pair each round."""
         get = self._pair_rank.get
         shift = self._shift
         merged = self._merged
@@ -137,61 +141,82 @@ class BytePairEncoder:
     def merge_long(self, ids: list[int]) -> list[int]:
         """The same merges as :meth:`__call__`, in O(n log n) for long pieces.
 
-        A doubly linked list of tokens and a heap of (rank, position) of adjacent pairs. Each
-        round takes every occurrence of the best-ranked pair, left to right, exactly as the
-        quadratic loop does; pairs created by a round enter the heap after it.
+        A doubly linked list of tokens and a heap of (rank, position, left id, right id) of
+        adjacent pairs. Each round takes every occurrence of the best-ranked pair, left to
+        right, exactly as the quadratic loop does; pairs created by a round enter the heap
+        after it.
         """
         get = self._pair_rank.get
         shift = self._shift
-        merged = self._merged
         n = len(ids)
-        tok = list(ids)
-        nxt = list(range(1, n + 1))  # n means "none"
+        tok = list(ids)               # a token merged into its left neighbour becomes -1
+        nxt = list(range(1, n + 1))   # n means "none"
         prv = list(range(-1, n - 1))  # -1 means "none"
-        alive = [True] * n
         heap = []
         for i in range(n - 1):
             r = get(tok[i] << shift | tok[i + 1])
             if r is not None:
                 heap.append((r, i, tok[i], tok[i + 1]))
         heapq.heapify(heap)
-        pop, push = heapq.heappop, heapq.heappush
         while heap:
             rank = heap[0][0]
-            created = []
-            while heap and heap[0][0] == rank:
-                _, i, a, b = pop(heap)
-                # Stale entries: the left token was merged away or changed, or its right
-                # neighbour is no longer b.
-                if not alive[i] or tok[i] != a:
-                    continue
-                j = nxt[i]
-                if j >= n or tok[j] != b:
-                    continue
-                m = merged[rank]
-                tok[i] = m
-                alive[j] = False
-                k = nxt[j]
-                nxt[i] = k
-                if k < n:
-                    prv[k] = i
-                created.append(i)
-            for i in created:
-                if not alive[i]:
-                    continue
-                p = prv[i]
-                if p >= 0:
-                    r = get(tok[p] << shift | tok[i])
-                    if r is not None:
-                        push(heap, (r, p, tok[p], tok[i]))
-                k = nxt[i]
-                if k < n:
-                    r = get(tok[i] << shift | tok[k])
-                    if r is not None:
-                        push(heap, (r, i, tok[i], tok[k]))
-        out = []
-        i = 0
-        while i < n:
-            out.append(tok[i])
-            i = nxt[i]
-        return out
+            created = _merge_round(heap, rank, self._merged[rank], tok, nxt, prv)
+            self._push_pairs_beside(heap, created, tok, nxt, prv)
+        return _in_list_order(tok, nxt)
+
+    def _push_pairs_beside(self, heap, created, tok, nxt, prv) -> None:
+        """Push onto the heap the pairs that the tokens a round made (at positions `created`)
+        now form with their neighbours."""
+        get = self._pair_rank.get
+        shift = self._shift
+        push = heapq.heappush
+        n = len(tok)
+        for i in created:
+            if tok[i] < 0:   # merged into its left neighbour later in the same round
+                continue
+            p = prv[i]
+            if p >= 0:
+                r = get(tok[p] << shift | tok[i])
+                if r is not None:
+                    push(heap, (r, p, tok[p], tok[i]))
+            k = nxt[i]
+            if k < n:
+                r = get(tok[i] << shift | tok[k])
+                if r is not None:
+                    push(heap, (r, i, tok[i], tok[k]))
+
+
+def _merge_round(heap, rank, m, tok, nxt, prv) -> list[int]:
+    """Merge every occurrence of the pair of `rank` on top of the heap into token `m`, left to
+    right, in the linked list tok, nxt, prv; pop its entries. Returns the merged positions."""
+    n = len(tok)
+    pop = heapq.heappop
+    created = []
+    while heap and heap[0][0] == rank:
+        _, i, a, b = pop(heap)
+        # Stale entries: the left token was merged away (-1) or changed, or its right
+        # neighbour is no longer b.
+        if tok[i] != a:
+            continue
+        j = nxt[i]
+        if j >= n or tok[j] != b:
+            continue
+        tok[i] = m
+        tok[j] = -1
+        k = nxt[j]
+        nxt[i] = k
+        if k < n:
+            prv[k] = i
+        created.append(i)
+    return created
+
+
+def _in_list_order(tok, nxt) -> list[int]:
+    """The tokens of the linked list tok, nxt, from position 0."""
+    n = len(tok)
+    out = []
+    i = 0
+    while i < n:
+        out.append(tok[i])
+        i = nxt[i]
+    return out
