@@ -195,26 +195,40 @@ def _vocab_problem(items: list[tuple[str, int]]) -> VocabError:
     by_token: dict[str, int] = {}
     by_id: dict[int, str] = {}
     for token, i in items:
-        if type(token) is not str:
-            return VocabError(f"token {shown(token)} is not a str")
-        if token in by_token:
-            return VocabError(f"token {shown(token)} appears twice", token, nth=1)
-        if type(i) is not int:
-            return VocabError(f"the id of token {shown(token)} is {shown(i)}, not an integer",
-                              token)
-        if i < 0:
-            return VocabError(f"the id of token {shown(token)} is negative ({shown(i)})", token)
-        if i in by_id:
-            return VocabError(f"id {shown(i)} is given to both {shown(by_id[i])} and "
-                              f"{shown(token)}", token)
-        if not token:
-            return VocabError("empty token", token)
-        if not set(token) <= ALPHABET:
-            bad = next(c for c in token if c not in ALPHABET)
-            return VocabError(f"token {shown(token)} is not written in GPT-2's byte alphabet "
-                              f"(bad character {bad!r})", token)
+        problem = _entry_problem(token, i, by_token, by_id)
+        if problem is not None:
+            return problem
         by_token[token] = i
         by_id[i] = token
+    return _coverage_problem(by_token, by_id)
+
+
+def _entry_problem(token, i, by_token: dict[str, int], by_id: dict[int, str]
+                   ) -> VocabError | None:
+    """The problem of the pair (token, i) after the pairs `by_token` and `by_id` hold, if any."""
+    if type(token) is not str:
+        return VocabError(f"token {shown(token)} is not a str")
+    if token in by_token:
+        return VocabError(f"token {shown(token)} appears twice", token, nth=1)
+    if type(i) is not int:
+        return VocabError(f"the id of token {shown(token)} is {shown(i)}, not an integer", token)
+    if i < 0:
+        return VocabError(f"the id of token {shown(token)} is negative ({shown(i)})", token)
+    if i in by_id:
+        return VocabError(f"id {shown(i)} is given to both {shown(by_id[i])} and {shown(token)}",
+                          token)
+    if not token:
+        return VocabError("empty token", token)
+    if not set(token) <= ALPHABET:
+        bad = next(c for c in token if c not in ALPHABET)
+        return VocabError(f"token {shown(token)} is not written in GPT-2's byte alphabet "
+                          f"(bad character {bad!r})", token)
+    return None
+
+
+def _coverage_problem(by_token: dict[str, int], by_id: dict[int, str]) -> VocabError:
+    """The problem of a vocabulary whose every pair is right: a gap in its ids, or a token it
+    must have and lacks."""
     n = len(by_id)
     if max(by_id) != n - 1:
         missing = next(i for i in range(n) if i not in by_id)
