@@ -222,9 +222,20 @@ def load_tensors(folder, config) -> dict:
     entries, _ = read_header(path)
     _check_layers(path, entries, config.n_layer)
     shapes = tensor_shapes(config)
+    found, heads = _find_tensors(path, entries, shapes)
+    _check_shapes_and_dtypes(path, entries, found, shapes)
+    for head in heads:
+        _check_tied_head(path, entries, head, found["wte.weight"])
 
-    found = {}  # canonical name -> stored name
-    heads = []  # stored names of the LM head
+    _ensure_fd_budget(len(shapes))
+    return {name: _map(path, entries[found[name]]) for name in shapes}
+
+
+def _find_tensors(path, entries, shapes) -> tuple[dict, list]:
+    """(canonical name -> stored name of each tensor in `shapes`, stored names of the LM head),
+    or WeightsError for a tensor missing, held twice or not part of GPT-2."""
+    found = {}
+    heads = []
     for stored in entries:
         name = canonical_name(stored)
         if name == LM_HEAD:
@@ -242,6 +253,11 @@ def load_tensors(folder, config) -> dict:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise WeightsError(f"{path} lacks tensor {missing[0]!r}{more}; it is not a complete "
                            f"GPT-2 checkpoint for this config.json")
+    return found, heads
+
+
+def _check_shapes_and_dtypes(path, entries, found, shapes):
+    """WeightsError unless each tensor has the shape config.json gives it and a float dtype."""
     for name, shape in shapes.items():
         entry = entries[found[name]]
         if entry["shape"] != shape:
@@ -253,11 +269,6 @@ def load_tensors(folder, config) -> dict:
         if entry["dtype"] not in _LOADABLE:
             raise WeightsError(f"{path}: tensor {found[name]!r} has dtype {entry['dtype']}; "
                                f"gpt2numba loads float tensors (F32, F16 or BF16) only")
-    for head in heads:
-        _check_tied_head(path, entries, head, found["wte.weight"])
-
-    _ensure_fd_budget(len(shapes))
-    return {name: _map(path, entries[found[name]]) for name in shapes}
 
 
 def _check_layers(path, entries, n_layer):
