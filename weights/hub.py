@@ -139,18 +139,7 @@ def _check_folder(folder: Path, files) -> Path:
 
 def _download(name: str, repo_id: str, revision, files) -> Fetched:
     # Imported here: loading from a local folder should not pay for importing the Hub client.
-    import httpx2
-    from huggingface_hub import constants, hf_hub_download
-    from huggingface_hub.errors import (
-        DisabledRepoError,
-        GatedRepoError,
-        HfHubHTTPError,
-        HFValidationError,
-        LocalEntryNotFoundError,
-        RemoteEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+    from huggingface_hub import hf_hub_download
 
     repo = f"Hub repo {repo_id!r}" + (f" at revision {revision!r}" if revision else "")
     folder = None
@@ -163,57 +152,91 @@ def _download(name: str, repo_id: str, revision, files) -> Fetched:
                 cached = _files_in_cache(repo_id)   # checks repo_id, as huggingface_hub does
                 _check_reachable(repo_id, filename, revision, repo)
             local = Path(hf_hub_download(repo_id, filename, revision=pinned))
-        except HFValidationError as error:
-            raise WeightsError(f"{name!r} is neither an existing folder nor a valid Hub repo id "
-                               f"('owner/name'); check the spelling") from error
-        except GatedRepoError as error:
-            raise WeightsError(f"{repo} is gated and this request was not authorised; ask for "
-                               f"access at {constants.ENDPOINT}/{repo_id} and set HF_TOKEN to a "
-                               f"token of that account") from error
-        except RepositoryNotFoundError as error:
-            local_hint = "" if "/" in repo_id else " and is not a local folder either"
-            raise WeightsError(f"{repo} does not exist{local_hint} (or it is private and no valid "
-                               f"HF_TOKEN was sent); check the name, e.g. openai-community/gpt2, "
-                               f"or set HF_TOKEN for a private repo") from error
-        except DisabledRepoError as error:
-            raise WeightsError(f"{repo} has been disabled by its owner; use another repo") \
-                from error
-        except RevisionNotFoundError as error:
-            raise WeightsError(f"revision {revision or 'main'!r} was not found in Hub repo "
-                               f"{repo_id!r}; pass an existing branch, tag or commit sha") \
-                from error
-        except RemoteEntryNotFoundError as error:
-            if filename == "model.safetensors":
-                raise WeightsError(f"{repo} has no model.safetensors; {_NO_PICKLES}: use a repo "
-                                   f"that publishes model.safetensors") from error
-            raise WeightsError(f"{repo} has no {filename}; gpt2numba needs "
-                               f"{', '.join(files)} in the repo") from error
-        except LocalEntryNotFoundError as error:
-            if constants.is_offline_mode():
-                raise WeightsError(f"{filename} of {repo} is not in the local cache and "
-                                   f"HF_HUB_OFFLINE=1 forbids downloading it; unset HF_HUB_OFFLINE "
-                                   f"to download it once, or pass a local folder") from error
-            raise WeightsError(f"{filename} of {repo} is not in the local cache and the Hub "
-                               f"cannot be reached; connect, or set HF_HUB_OFFLINE=1 after "
-                               f"downloading it once, or pass a local folder") from error
-        except HfHubHTTPError as error:
-            status = error.response.status_code
-            if status == 401:
-                raise WeightsError(f"the Hub refused the token sent for {repo} (HTTP 401); check "
-                                   f"HF_TOKEN or log in again") from error
-            raise WeightsError(f"the Hub answered HTTP {status} for {filename} of {repo}; try "
-                               f"again later") from error
-        except httpx2.HTTPError as error:
-            raise WeightsError(f"downloading {filename} of {repo} failed ({error}); check the "
-                               f"connection and try again") from error
-        except OSError as error:  # disk full, cache not writable, size check failed
-            raise WeightsError(f"downloading {filename} of {repo} into the cache failed "
-                               f"({error}); check the disk space and permissions of "
-                               f"{constants.HF_HUB_CACHE}") from error
+        except Exception as error:
+            explained = (_repo_error(error, name, repo_id, revision, repo)
+                         or _file_error(error, filename, files, repo))
+            if explained is None:
+                raise
+            raise explained from error
         _verify_fresh_download(local, started, f"{filename} of {repo}")
         if folder is None:
             folder = local.parent
     return Fetched(folder, downloaded=bool(_files_in_cache(repo_id) - cached))
+
+
+def _repo_error(error, name, repo_id, revision, repo) -> WeightsError | None:
+    """The WeightsError that explains a huggingface_hub error about the repo or the revision
+    (`repo` names both), or None for another error."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import (
+        DisabledRepoError,
+        GatedRepoError,
+        HFValidationError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    if isinstance(error, HFValidationError):
+        return WeightsError(f"{name!r} is neither an existing folder nor a valid Hub repo id "
+                            f"('owner/name'); check the spelling")
+    if isinstance(error, GatedRepoError):   # before its base class RepositoryNotFoundError
+        return WeightsError(f"{repo} is gated and this request was not authorised; ask for "
+                            f"access at {constants.ENDPOINT}/{repo_id} and set HF_TOKEN to a "
+                            f"token of that account")
+    if isinstance(error, RepositoryNotFoundError):
+        local_hint = "" if "/" in repo_id else " and is not a local folder either"
+        return WeightsError(f"{repo} does not exist{local_hint} (or it is private and no valid "
+                            f"HF_TOKEN was sent); check the name, e.g. openai-community/gpt2, "
+                            f"or set HF_TOKEN for a private repo")
+    if isinstance(error, DisabledRepoError):
+        return WeightsError(f"{repo} has been disabled by its owner; use another repo")
+    if isinstance(error, RevisionNotFoundError):
+        return WeightsError(f"revision {revision or 'main'!r} was not found in Hub repo "
+                            f"{repo_id!r}; pass an existing branch, tag or commit sha")
+    return None
+
+
+def _file_error(error, filename, files, repo) -> WeightsError | None:
+    """The WeightsError that explains an error in fetching `filename` of `repo` (missing, not
+    cached, refused, cut off, not written), or None for another error. Called after
+    _repo_error, whose errors come first where classes overlap."""
+    import httpx2
+    from huggingface_hub import constants
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RemoteEntryNotFoundError,
+    )
+
+    if isinstance(error, RemoteEntryNotFoundError):
+        if filename == "model.safetensors":
+            return WeightsError(f"{repo} has no model.safetensors; {_NO_PICKLES}: use a repo "
+                                f"that publishes model.safetensors")
+        return WeightsError(f"{repo} has no {filename}; gpt2numba needs {', '.join(files)} in "
+                            f"the repo")
+    if isinstance(error, LocalEntryNotFoundError):
+        if constants.is_offline_mode():
+            return WeightsError(f"{filename} of {repo} is not in the local cache and "
+                                f"HF_HUB_OFFLINE=1 forbids downloading it; unset HF_HUB_OFFLINE "
+                                f"to download it once, or pass a local folder")
+        return WeightsError(f"{filename} of {repo} is not in the local cache and the Hub "
+                            f"cannot be reached; connect, or set HF_HUB_OFFLINE=1 after "
+                            f"downloading it once, or pass a local folder")
+    if isinstance(error, HfHubHTTPError):
+        status = error.response.status_code
+        if status == 401:
+            return WeightsError(f"the Hub refused the token sent for {repo} (HTTP 401); check "
+                                f"HF_TOKEN or log in again")
+        return WeightsError(f"the Hub answered HTTP {status} for {filename} of {repo}; try "
+                            f"again later")
+    if isinstance(error, httpx2.HTTPError):
+        return WeightsError(f"downloading {filename} of {repo} failed ({error}); check the "
+                            f"connection and try again")
+    if isinstance(error, OSError):  # disk full, cache not writable, size check failed
+        return WeightsError(f"downloading {filename} of {repo} into the cache failed "
+                            f"({error}); check the disk space and permissions of "
+                            f"{constants.HF_HUB_CACHE}")
+    return None
 
 
 def _files_in_cache(repo_id) -> set:
