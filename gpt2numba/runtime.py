@@ -63,8 +63,8 @@ class LoadReport:
 
 
 class LoadClock:
-    """What `loading` yields: call `files_ready(downloaded)` once the files are local; `report`
-    is the LoadReport once the block has ended."""
+    """What `loading` yields: the load calls `files_ready(downloaded)` once the files are local;
+    `report` is the LoadReport once the block has ended (`loading` calls `finish`)."""
 
     def __init__(self):
         self._start = time.perf_counter()
@@ -77,7 +77,8 @@ class LoadClock:
         self._files_ready = time.perf_counter()
         self._downloaded = downloaded
 
-    def _finish(self, compiles):
+    def finish(self, compiles):
+        """Set `report`, given the (start, end) intervals Numba compiled in during the load."""
         compiled = sum(end - start for start, end in compiles)
         load = time.perf_counter() - self._files_ready - compiled
         self.report = LoadReport(
@@ -100,7 +101,7 @@ def loading(threads):
     clock = LoadClock()
     with recording_compiles() as compiles:
         yield clock
-    clock._finish(compiles)
+    clock.finish(compiles)
 
 
 def load_checks():
