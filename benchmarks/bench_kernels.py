@@ -129,7 +129,7 @@ def attention_table(repeats):
         qkv = rng.standard_normal((n, 3 * 768), dtype=np.float32)
         theirs = median_seconds(lambda: numpy_attention(qkv, 12), repeats)
         quiet()
-        ours = median_seconds(lambda: causal_self_attention(qkv, 12, 0), repeats)
+        ours = median_seconds(lambda: causal_self_attention(qkv, np.arange(n), 12, 0), repeats)
         flops = 2 * 2 * n * (n + 1) / 2 * 768          # q k^T and p v, causal half
         print(f"  {n:5d} {theirs * 1e3:9.2f} {ours * 1e3:9.2f} {theirs / ours:6.2f} "
               f"{flops / ours / 1e9:15.1f}")
@@ -161,7 +161,9 @@ def share_table(repeats, n=1024):
     rng = np.random.default_rng(0)
     params = random_params(rng, config)
     ids = rng.integers(0, config.vocab_size, size=n)
-    forward = median_seconds(lambda: gpt2(ids, params, n_head, eps, head_from=n - 1), 5)
+    positions = np.arange(n)
+    forward = median_seconds(lambda: gpt2(ids, positions, params, n_head, eps, head_from=n - 1),
+                             5)
     x = rng.standard_normal((n, d), dtype=np.float32)
     hidden = rng.standard_normal((n, 4 * d), dtype=np.float32)
     qkv = rng.standard_normal((n, 3 * d), dtype=np.float32)
@@ -170,12 +172,13 @@ def share_table(repeats, n=1024):
     # the last row only after its c_attn (blocks.gpt2), like ln_f; those calls are left out.
     parts = {
         "causal_self_attention (incl. its q k^T and p v)":
-            (median_seconds(lambda: causal_self_attention(qkv, n_head, 0), 5), n_layer - 1),
+            (median_seconds(lambda: causal_self_attention(qkv, positions, n_head, 0), 5),
+             n_layer - 1),
         "gelu": (median_seconds(lambda: gelu(hidden), repeats), n_layer - 1),
         "layernorm": (median_seconds(lambda: layernorm(x, g, b, eps), repeats), 2 * n_layer - 1),
         "residual": (median_seconds(lambda: residual(x, x), repeats), 2 * n_layer - 2),
-        "embedding": (median_seconds(lambda: embedding(params.wte.weight, params.wpe.weight, ids),
-                                     repeats), 1),
+        "embedding": (median_seconds(lambda: embedding(params.wte.weight, params.wpe.weight, ids,
+                                                         positions), repeats), 1),
     }
     print(f"\nforward of a 124M-shaped GPT-2 at n = {n}, last-row head: {forward * 1e3:.0f} ms")
     for name, (seconds, calls) in parts.items():

@@ -114,6 +114,8 @@ def random_model():
 def forward(k, config, params, ids):
     """Last-row logits of GPT-2 with kernels package k: blocks.py's layer graph, with every block
     on every position."""
+    import numpy as np
+
     from gpt2numba.kernels.linear import NO_BIAS
 
     def norm(x, p):
@@ -122,9 +124,11 @@ def forward(k, config, params, ids):
     def linear(x, p):
         return k.linear(x, p.weight, p.bias)
 
-    h = k.embedding(params.wte.weight, params.wpe.weight, ids)
+    positions = np.arange(ids.size)
+    h = k.embedding(params.wte.weight, params.wpe.weight, ids, positions)
     for p in params.h:
-        a = k.causal_self_attention(linear(norm(h, p.ln_1), p.attn.c_attn), config.n_head, 0)
+        a = k.causal_self_attention(linear(norm(h, p.ln_1), p.attn.c_attn), positions,
+                                    config.n_head, 0)
         h = k.residual(h, linear(a, p.attn.c_proj))
         a = k.gelu(linear(norm(h, p.ln_2), p.mlp.c_fc))
         h = k.residual(h, linear(a, p.mlp.c_proj))

@@ -4,6 +4,10 @@
     n_layer times:  h = h + attn(ln_1(h));  h = h + mlp(ln_2(h))
     logits = ln_f(h) @ wte.T
 
+The rows may hold several texts packed one after another: `positions` restarts at 0 where a
+text begins, and attention keeps each text to its own tokens. Every other layer works row by
+row, so a packed forward computes what each text's own forward would.
+
 `params` holds the checkpoint's tensors as nested records named like the checkpoint
 (weights.layout.records): params.h[i].attn.c_attn.weight is "h.{i}.attn.c_attn.weight". One
 difference of layout: the checkpoints store each projection as OpenAI's Conv1D, weight
@@ -25,11 +29,11 @@ def layer_norm(x, p, eps):                                   # p: ln_1, ln_2 or 
     return layernorm(x, p.weight, p.bias, eps)               # [n, n_embd] -> [n, n_embd]
 
 
-def attention(x, p, n_head, first):                          # p: a block's attn
-    """Causal multi-head self-attention of x [n, n_embd] float32 at positions first..n-1
-    -> [m, n_embd] float32, m = n - first."""
+def attention(x, positions, p, n_head, first):               # p: a block's attn
+    """Causal multi-head self-attention of x [n, n_embd] float32 (positions [n] int64) at rows
+    first..n-1 -> [m, n_embd] float32, m = n - first."""
     qkv = linear(x, p.c_attn.weight, p.c_attn.bias)          # [n, n_embd] -> [n, 3 n_embd]
-    heads = causal_self_attention(qkv, n_head, first)        # [n, 3 n_embd] -> [m, n_embd]
+    heads = causal_self_attention(qkv, positions, n_head, first)   # -> [m, n_embd]
     return linear(heads, p.c_proj.weight, p.c_proj.bias)     # [m, n_embd] -> [m, n_embd]
 
 
@@ -39,26 +43,29 @@ def mlp(x, p):                                               # p: a block's mlp
     return linear(a, p.c_proj.weight, p.c_proj.bias)         # [n, 4 n_embd] -> [n, n_embd]
 
 
-def block(h, p, n_head, eps, first=0):                       # p: params.h[i]
-    """One transformer block on the residual stream h [n, n_embd] float32 -> the stream at
-    positions first..n-1, [n - first, n_embd] float32 (every position by default)."""
-    h = residual(h[first:], attention(layer_norm(h, p.ln_1, eps), p.attn, n_head, first))
+def block(h, positions, p, n_head, eps, first=0):            # p: params.h[i]
+    """One transformer block on the residual stream h [n, n_embd] float32 (positions [n]
+    int64) -> the stream at rows first..n-1, [n - first, n_embd] float32 (every row by
+    default)."""
+    h = residual(h[first:], attention(layer_norm(h, p.ln_1, eps), positions, p.attn, n_head,
+                                      first))
     h = residual(h, mlp(layer_norm(h, p.ln_2, eps), p.mlp))
     return h
 
 
-def gpt2(ids, params, n_head, eps, head_from=0):
-    """ids [n] int64 -> logits [n - head_from, vocab] float32 of positions head_from..n-1.
+def gpt2(ids, positions, params, n_head, eps, head_from=0):
+    """ids [n] int64 at positions [n] int64 (0..n-1 for one text; see the module docstring)
+    -> logits [n - head_from, vocab] float32 of rows head_from..n-1.
 
     Every position goes through every block but the last: a position's k and v are read by
     all the positions after it. The last block and the head (ln_f and the vocabulary
     projection, a quarter of a forward at 1024 tokens) compute only the positions asked for:
     generation needs the last one, scoring the ones its window scores.
     """
-    h = embedding(params.wte.weight, params.wpe.weight, ids)  # [n] -> [n, n_embd]
+    h = embedding(params.wte.weight, params.wpe.weight, ids, positions)   # [n, n_embd]
     *first_blocks, last_block = params.h
     for p in first_blocks:
-        h = block(h, p, n_head, eps)                          # [n, n_embd] -> [n, n_embd]
-    h = block(h, last_block, n_head, eps, head_from)          # [m, n_embd], m = n - head_from
+        h = block(h, positions, p, n_head, eps)               # [n, n_embd] -> [n, n_embd]
+    h = block(h, positions, last_block, n_head, eps, head_from)   # [m, n_embd], m = n - head_from
     h = layer_norm(h, params.ln_f, eps)                       # [m, n_embd]
     return linear(h, params.wte.weight, NO_BIAS)              # [m, n_embd] -> [m, vocab], no bias

@@ -42,17 +42,18 @@ COMPILE_ESTIMATE_SECONDS = 8
 _WEIGHT = types.Array(types.float32, 2, "C", readonly=True)   # every parameter is read-only
 _VECTOR = types.Array(types.float32, 1, "C", readonly=True)   # biases, gains, NO_BIAS
 _ACTIVATION = types.Array(types.float32, 2, "C")              # what one kernel hands the next
-_IDS = types.Array(types.int64, 1, "C")                       # GPT2.check_ids' int64 copy
+_IDS = types.Array(types.int64, 1, "C")                       # ids, positions, targets
 
 # Every kernel the model calls, in the order a run first calls it (the load's finiteness scan,
 # the forward, scoring), with the one signature the model calls it with.
 SIGNATURES = (
     (first_nonfinite, (_VECTOR,)),                               # weights not transposed
     (transpose_checked, (_WEIGHT, types.int64)),                 # a Conv1D weight, row length
-    (embedding, (_WEIGHT, _WEIGHT, _IDS)),                       # wte, wpe, ids
+    (embedding, (_WEIGHT, _WEIGHT, _IDS, _IDS)),                 # wte, wpe, ids, positions
     (layernorm, (_ACTIVATION, _VECTOR, _VECTOR, types.float64)),  # x, gain, bias, eps
     (linear, (_ACTIVATION, _WEIGHT, _VECTOR)),                   # x, w [out, >= in], bias
-    (causal_self_attention, (_ACTIVATION, types.int64, types.int64)),   # qkv, n_head, first
+    # qkv, positions, n_head, first
+    (causal_self_attention, (_ACTIVATION, _IDS, types.int64, types.int64)),
     (residual, (_ACTIVATION, _ACTIVATION)),
     (gelu, (_ACTIVATION,)),
     (log_softmax_at, (_ACTIVATION, _IDS)),                       # logits, targets

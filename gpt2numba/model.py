@@ -12,7 +12,7 @@ from gpt2numba.errors import ArgumentError, check_in_vocabulary, is_count
 from gpt2numba.generate import Generation, TextStream
 from gpt2numba.kernels import log_softmax_at
 from gpt2numba.params import load_folder
-from gpt2numba.score import Score, check_stride, score_tokens
+from gpt2numba.score import Score, check_stride, ids_to_score, score_many_ids, score_tokens
 from gpt2numba.tokenizer import Tokenizer
 from gpt2numba.weights import fetch
 
@@ -99,15 +99,25 @@ class GPT2:
 
     def _forward(self, ids, head_from):
         with runtime.running(self.threads, FORWARD_KERNELS):
-            return gpt2(ids, self.params, self.config.n_head, self.config.layer_norm_epsilon,
-                        head_from)
+            return gpt2(ids, np.arange(ids.size), self.params, self.config.n_head,
+                        self.config.layer_norm_epsilon, head_from)
 
     def _window_logprobs(self, ids, first, targets):
         """float64 log p of targets [n - first], given by the logits of positions first..n-1 of
-        ids [n]: a scoring window's forward and log-softmax, in one run of the kernels."""
+        one text's ids [n]: a scoring window's forward and log-softmax."""
+        return self._logprobs(ids, np.arange(ids.size), first, targets)
+
+    def _packed_logprobs(self, ids, positions, targets):
+        """float64 log p of targets [n], given by the logits of every row of ids [n], texts
+        packed at positions [n] (each text's from 0): see gpt2numba.score."""
+        return self._logprobs(ids, positions, 0, targets)
+
+    def _logprobs(self, ids, positions, first, targets):
+        """A forward from row `first` and its log-softmax at targets [n - first], in one run of
+        the kernels."""
         with runtime.running(self.threads, SCORING_KERNELS):
-            logits = gpt2(ids, self.params, self.config.n_head, self.config.layer_norm_epsilon,
-                          first)                                     # [n - first, vocab]
+            logits = gpt2(ids, positions, self.params, self.config.n_head,
+                          self.config.layer_norm_epsilon, first)     # [n - first, vocab]
             return log_softmax_at(logits, targets)
 
     def stream(self, prompt, max_new_tokens=50, **options) -> TextStream:
@@ -153,15 +163,20 @@ class GPT2:
                             stride, progress, argument="text")
 
     def score_many(self, texts, stride=None) -> list[Score]:
-        """One Score per text of `texts` (any iterable of str), each scored as `score` does, one
-        window at a time. ArgumentError for a single str or bytes, which would be scored
-        character by character."""
+        """One Score per text of `texts` (any iterable of str), each as `score` gives it: the
+        texts of at most n_positions + 1 tokens packed many to a forward, longer ones in
+        windows (see gpt2numba.score). ArgumentError naming "text" for a text of fewer than 2
+        tokens, and "texts" for a single str or bytes, which would be scored character by
+        character."""
         if isinstance(texts, (str, bytes, bytearray, memoryview)):
             raise ArgumentError("texts", f"texts must be an iterable of texts, not one "
                                          f"{type(texts).__name__}: pass a list of texts, such as "
                                          f"score_many([text]), or call score(text)")
         stride = check_stride(stride, self.config.n_positions)
-        return [self.score(text, stride) for text in texts]
+        ids = [ids_to_score(self.tokenizer.encode(text), self.config.vocab_size, "text")
+               for text in texts]
+        return score_many_ids(self._window_logprobs, self._packed_logprobs, ids,
+                              self.config.n_positions, stride)
 
     def _stream(self, ids, argument, max_new_tokens, *, stop=(), **options) -> TextStream:
         generation = Generation(self.next_token_logits, ids, n_positions=self.config.n_positions,

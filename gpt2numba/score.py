@@ -7,6 +7,12 @@ window scored, and the last window ends at the text's end. So every target is sc
 once, with as much context as its window gives: stride = n_positions gives disjoint windows,
 smaller strides more context at more cost, and a text of at most n_positions + 1 tokens is one
 forward. This is transformers' perplexity recipe, made exact.
+
+Many short texts are scored together: the one window of each text of at most n_positions + 1
+tokens is packed with the next texts' into one forward of at most n_positions rows, each text
+at positions starting from 0 and attending to its own tokens only (see blocks.py). A forward
+of a few hundred rows keeps the projections' tiles full where a text of 24 tokens alone would
+not, and pays the Python around a forward once for many texts.
 """
 
 from dataclasses import dataclass, field
@@ -99,3 +105,42 @@ def score_in_windows(window_logprobs, ids, n_positions, stride, progress=None) -
         if progress is not None:
             progress(end, token_logprobs.size)
     return Score.from_logprobs(token_logprobs)
+
+
+def score_many_ids(window_logprobs, packed_logprobs, texts, n_positions, stride) -> list:
+    """The Score of each of `texts` (int64 id arrays of 2 ids or more, from ids_to_score), in
+    order: the texts of at most n_positions + 1 ids packed into shared forwards
+    (`packed_logprobs`), the longer ones window by window (`window_logprobs`, as
+    score_in_windows).
+
+    packed_logprobs(ids [n], positions [n], targets [n]) -> float64 [n]: log p of each target
+    under the logits of every row of a packed forward (n <= n_positions).
+    """
+    scores = [None] * len(texts)
+    short = [i for i, ids in enumerate(texts) if ids.size <= n_positions + 1]
+    for group in packs([texts[i].size - 1 for i in short], n_positions):
+        members = [texts[short[k]] for k in group]
+        logprobs = packed_logprobs(np.concatenate([ids[:-1] for ids in members]),
+                                   np.concatenate([np.arange(ids.size - 1) for ids in members]),
+                                   np.concatenate([ids[1:] for ids in members]))
+        ends = np.cumsum([ids.size - 1 for ids in members])
+        for k, text_logprobs in zip(group, np.split(logprobs, ends[:-1])):
+            scores[short[k]] = Score.from_logprobs(text_logprobs)
+    for i, ids in enumerate(texts):
+        if scores[i] is None:
+            scores[i] = score_in_windows(window_logprobs, ids, n_positions, stride)
+    return scores
+
+
+def packs(rows, n_positions):
+    """Lists of consecutive indices of `rows` (each at most n_positions) whose rows add up to at
+    most n_positions: the forwards the texts are packed into, in order."""
+    group, total = [], 0
+    for k, n in enumerate(rows):
+        if total + n > n_positions:
+            yield group
+            group, total = [], 0
+        group.append(k)
+        total += n
+    if group:
+        yield group

@@ -7,17 +7,28 @@ For each head h, with head_dim = d / n_head and q, k, v the head's columns of qk
     p = softmax(scores) row by row
     out[:, head h] = p v                         [n, head_dim]
 
+Several texts can share one call, packed one after another in the rows of qkv: `positions`
+gives each row's position in its own text (0 where a text begins), and row t attends to the
+rows t - positions[t] .. t, its own text's, only. One text is positions 0..n-1. No n x n mask
+is ever built: each text is computed on its own rows and keys.
+
 Only the rows of positions first..n-1 are computed (every row when first = 0): the model's
 last block asks only for the positions whose logits are wanted. Those rows still attend to
-every position's k and v.
+every earlier position's k and v.
 
-The heads are independent: they are the parallel loop. Within a head, k and v are copied once
-into kT and vT [head_dim, n] (contiguous along positions; kT already multiplied by
-1 / sqrt(head_dim), which for head_dim = 64 is 1/8, exact), and the query rows go by blocks of
-ROWS; each block is finished (scores, softmax, p v) before the next begins, so its scores
-([ROWS, n] floats: 64 KiB at n = 1024) stay in L2. The masked half is never computed: a
-block's scores stop at its own last position i1, and row t's softmax stops at u = t (the few
-entries t < u < i1 are set to 0 before p v).
+The work is cut in two parallel loops:
+- each (head, text): its k and v are copied once into kT and vT [head_dim, length]
+  (contiguous along positions; kT already multiplied by 1 / sqrt(head_dim), which for
+  head_dim = 64 is 1/8, exact);
+- each (head, block of ROWS query rows of one text): scores, softmax and p v of those rows,
+  finished before the next block, so that its scores ([ROWS, length] floats: 64 KiB at 1024)
+  stay in L2. These pieces are many (12 heads x 64 blocks for gpt2 at 1024 tokens), enough
+  for every core of a big machine, and of unequal cost: a block late in a text attends to
+  more keys than an early one. Numba cuts a parallel loop into one run of consecutive
+  pieces per thread, so each head's blocks are taken in the order first, last, second,
+  second to last, ...: any run of them pairs cheap blocks with dear ones. The masked half is
+  never computed: a block's scores stop at its own last position i1, and row t's softmax
+  stops at u = t (the few entries t < u < i1 are set to 0 before p v).
 
 - q k^T in "outer-product" form: scores[r, u] += q[r, p] * kT[p, u], eight p at a time (eight
   multiply-adds per load and store of a score). The innermost loop runs along a contiguous row
@@ -27,11 +38,11 @@ entries t < u < i1 are set to 0 before p v).
   every index for negative values, and that check alone keeps LLVM from vectorising the loop.
 - softmax without its division: exp(s - max) and the row's sum (softmax.exp_minus_max); p v
   is then divided by the sum: head_dim divisions per row instead of t + 1.
-- p v in "dot" form over the block's i1 positions (matmul.py's register tiles against vT): a
-  depth of up to n, long enough for the horizontal sums not to matter.
-Rows whose length is a multiple of 4 KiB (kT, vT and the scores at n = 1024) are padded by a
-cache line, as linear's weights are (linear.stored_row_length): the rows a loop reads together
-would otherwise fall in the same L1 cache set.
+- p v in "dot" form over the block's keys (matmul.py's register tiles against vT): a depth of
+  up to the text's length, long enough for the horizontal sums not to matter.
+Rows whose length is a multiple of 4 KiB (kT, vT and the scores of a text of 1024) are padded
+by a cache line, as linear's weights are (linear.stored_row_length): the rows a loop reads
+together would otherwise fall in the same L1 cache set.
 """
 
 import numpy as np
@@ -49,32 +60,78 @@ KEYS = 256   # keys per block of scores: ROWS x KEYS x 4 bytes = 16 KiB in L1
 
 
 @helper
-def transposed(qkv, k0, head_dim, scale):
-    """[head_dim, >= n] float32 with [p, u] = qkv[u, k0 + p] * scale: a head's k or v,
-    transposed, its rows padded as stored_row_length(n)."""
-    n = qkv.shape[0]
-    kt = np.empty((head_dim, stored_row_length(n)), dtype=np.float32)
-    for block in range(0, n, 16):     # 16 rows of qkv in L1, written 16 floats at a time
-        u0, u1 = np.uint64(block), np.uint64(min(block + 16, n))
-        for p in range(head_dim):
-            for u in range(u0, u1):
-                kt[p, u] = qkv[u, k0 + p] * scale
-    return kt
+def texts_of(positions, first):
+    """[T, 2] int64: (a, e) of each text that rows first..n-1 belong to, in order: the text
+    of rows a..e-1 (positions[a] = 0, or a = 0 where the rows begin inside a text)."""
+    n = positions.shape[0]
+    texts = np.empty((n - first, 2), dtype=np.int64)
+    count = 0
+    a = max(first - positions[first], 0)
+    while a < n:
+        e = a + 1
+        while e < n and positions[e] != 0:
+            e += 1
+        texts[count, 0], texts[count, 1] = a, e
+        count += 1
+        a = e
+    return texts[:count]
 
 
 @helper
-def key_scores(qkv, q0, kt, scores, i0, i1, head_dim):
-    """scores[r, :i1] = q[i0 + r] . kT[:, :i1] for r < i1 - i0 (q = qkv[:, q0:q0 + head_dim])."""
+def query_blocks(positions, first):
+    """[B, 3] int64: (i0, i1, s) of each block of query rows, in order from row first: rows
+    i0..i1-1 (at most ROWS) of text s of texts_of(positions, first)."""
+    n = positions.shape[0]
+    blocks = np.empty((n - first, 3), dtype=np.int64)
+    count, text = 0, 0
+    i0 = first
+    while i0 < n:
+        if positions[i0] == 0 and i0 > first:
+            text += 1
+        i1 = i0 + 1
+        while i1 < n and i1 - i0 < ROWS and positions[i1] != 0:
+            i1 += 1
+        blocks[count, 0], blocks[count, 1], blocks[count, 2] = i0, i1, text
+        count += 1
+        i0 = i1
+    return blocks[:count]
+
+
+@helper
+def cheap_and_dear_in_turn(count):
+    """[count] int64: 0, count - 1, 1, count - 2, ...: an order of blocks of rising cost in
+    which any run of consecutive ones costs about its length times the average."""
+    order = np.empty(count, dtype=np.int64)
+    for k in range(count):
+        order[k] = k // 2 if k % 2 == 0 else count - 1 - k // 2
+    return order
+
+
+@helper
+def transpose_into(kt, qkv, k0, a, e, scale):
+    """kt[p, u - a] = qkv[u, k0 + p] * scale for u in a..e-1, p < kt.shape[0]: a head's k or v
+    of one text, transposed (kt [head_dim, >= e - a] float32)."""
+    head_dim = kt.shape[0]
+    for block in range(a, e, 16):     # 16 rows of qkv in L1, written 16 floats at a time
+        u0, u1 = np.uint64(block), np.uint64(min(block + 16, e))
+        for p in range(head_dim):
+            for u in range(u0, u1):
+                kt[p, u - a] = qkv[u, k0 + p] * scale
+
+
+@helper
+def key_scores(qkv, q0, kt, scores, i0, rows, keys, head_dim):
+    """scores[r, :keys] = q[i0 + r] . kT[:, :keys] for r < rows (q = qkv[:, q0:q0 + head_dim])."""
     p8 = head_dim // 8 * 8
-    for block in range(0, i1, KEYS):
+    for block in range(0, keys, KEYS):
         # unsigned bounds: Numba then drops the negative-index check that blocks vectorising
-        j0, j1 = np.uint64(block), np.uint64(min(block + KEYS, i1))
-        for r in range(i1 - i0):
+        j0, j1 = np.uint64(block), np.uint64(min(block + KEYS, keys))
+        for r in range(rows):
             row = scores[r]
             for u in range(j0, j1):
                 row[u] = ZERO
         for p in range(0, p8, 8):
-            for r in range(i1 - i0):
+            for r in range(rows):
                 q = i0 + r
                 s0, s1 = qkv[q, q0 + p], qkv[q, q0 + p + 1]
                 s2, s3 = qkv[q, q0 + p + 2], qkv[q, q0 + p + 3]
@@ -86,38 +143,67 @@ def key_scores(qkv, q0, kt, scores, i0, i1, head_dim):
                                      + s4 * kt[p + 4, u] + s5 * kt[p + 5, u]
                                      + s6 * kt[p + 6, u] + s7 * kt[p + 7, u])
         for p in range(p8, head_dim):
-            for r in range(i1 - i0):
+            for r in range(rows):
                 s = qkv[i0 + r, q0 + p]
                 for u in range(j0, j1):
                     scores[r, u] += s * kt[p, u]
 
 
+@helper
+def attend_block(qkv, q0, kt, vt, i0, i1, a, out, first):
+    """out[t - first, q0:q0 + head_dim] for the query rows t = i0..i1-1 of the text that begins
+    at row a: softmax(q kT) vT over its keys a..t, kt and vt [head_dim, >= i1 - a]."""
+    head_dim = kt.shape[0]
+    rows, keys = i1 - i0, i1 - a
+    scores = np.empty((ROWS, kt.shape[1]), dtype=np.float32)        # rows padded as kT's
+    block_out = np.empty((ROWS, head_dim), dtype=np.float32)
+    totals = np.empty(ROWS, dtype=np.float64)
+    key_scores(qkv, q0, kt, scores, i0, rows, keys, head_dim)       # scores[:, :keys]
+    for r in range(rows):
+        row = scores[r]
+        seen = i0 + r - a + 1                                       # keys a..t
+        totals[r] = exp_minus_max(row, seen)
+        for u in range(seen, keys):
+            row[u] = ZERO                                           # the causal mask
+    matmul_block(scores, vt, block_out, 0, rows, 0, head_dim, keys)  # p v
+    for r in range(rows):
+        inv_total = np.float32(1.0 / totals[r])
+        for j in range(head_dim):
+            out[i0 + r - first, q0 + j] = block_out[r, j] * inv_total
+
+
 @kernel
-def causal_self_attention(qkv, n_head, first):
-    """qkv [n, 3d] float32 (q | k | v, heads side by side in each), 0 <= first < n
-    -> [n - first, d] float32: the heads' outputs at positions first..n-1."""
+def causal_self_attention(qkv, positions, n_head, first):
+    """qkv [n, 3d] float32 (q | k | v, heads side by side in each), positions [n] int64 (each
+    row's position in its own text: 0..n-1 for one text), 0 <= first < n -> [n - first, d]
+    float32: the heads' outputs at rows first..n-1.
+
+    positions must be a run 0, 1, 2, ... per text (the caller checks; the kernel does not).
+    """
     n, d = qkv.shape[0], qkv.shape[1] // 3
     head_dim = d // n_head
     scale = ONE / np.sqrt(np.float32(head_dim))
+    texts = texts_of(positions, first)
+    lengths = np.empty(texts.shape[0], dtype=np.int64)       # stored row length of each text
+    offsets = np.zeros(texts.shape[0] + 1, dtype=np.int64)   # where its kT begins in kv[., h]
+    for s in range(texts.shape[0]):
+        lengths[s] = stored_row_length(texts[s, 1] - texts[s, 0])
+        offsets[s + 1] = offsets[s] + head_dim * lengths[s]
+    kv = np.empty((2, n_head, offsets[-1]), dtype=np.float32)   # kT, vT of each head and text
+    for piece in prange(n_head * texts.shape[0]):
+        h, s = piece // texts.shape[0], piece % texts.shape[0]
+        a, e = texts[s, 0], texts[s, 1]
+        kt = kv[0, h, offsets[s]:offsets[s + 1]].reshape((head_dim, lengths[s]))
+        vt = kv[1, h, offsets[s]:offsets[s + 1]].reshape((head_dim, lengths[s]))
+        transpose_into(kt, qkv, d + h * head_dim, a, e, scale)          # k / sqrt(hd)
+        transpose_into(vt, qkv, 2 * d + h * head_dim, a, e, ONE)
+    blocks = query_blocks(positions, first)
+    blocks = blocks[cheap_and_dear_in_turn(blocks.shape[0])]
     out = np.empty((n - first, d), dtype=np.float32)
-    for h in prange(n_head):
-        q0, k0, v0 = h * head_dim, d + h * head_dim, 2 * d + h * head_dim
-        kt = transposed(qkv, k0, head_dim, scale)                       # [hd, n] / sqrt(hd)
-        vt = transposed(qkv, v0, head_dim, ONE)                         # [hd, n]
-        scores = np.empty((ROWS, kt.shape[1]), dtype=np.float32)        # rows padded as kT's
-        block_out = np.empty((ROWS, head_dim), dtype=np.float32)
-        totals = np.empty(ROWS, dtype=np.float64)
-        for i0 in range(first, n, ROWS):
-            i1 = min(i0 + ROWS, n)
-            key_scores(qkv, q0, kt, scores, i0, i1, head_dim)           # scores[:, :i1]
-            for t in range(i0, i1):
-                row = scores[t - i0]
-                totals[t - i0] = exp_minus_max(row, t + 1)
-                for u in range(t + 1, i1):
-                    row[u] = ZERO                                       # the causal mask
-            matmul_block(scores, vt, block_out, 0, i1 - i0, 0, head_dim, i1)   # p v, u < i1
-            for t in range(i0, i1):
-                inv_total = np.float32(1.0 / totals[t - i0])
-                for j in range(head_dim):
-                    out[t - first, q0 + j] = block_out[t - i0, j] * inv_total
+    for piece in prange(n_head * blocks.shape[0]):
+        h, b = piece // blocks.shape[0], piece % blocks.shape[0]
+        i0, i1, s = blocks[b, 0], blocks[b, 1], blocks[b, 2]
+        kt = kv[0, h, offsets[s]:offsets[s + 1]].reshape((head_dim, lengths[s]))
+        vt = kv[1, h, offsets[s]:offsets[s + 1]].reshape((head_dim, lengths[s]))
+        attend_block(qkv, h * head_dim, kt, vt, i0, i1, texts[s, 0], out, first)
     return out

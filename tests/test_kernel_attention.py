@@ -1,5 +1,6 @@
 """causal_self_attention against the float64 definition (split heads, q k^T / sqrt(hd),
--inf above the diagonal, softmax, weighted sum of v, heads merged).
+-inf above the diagonal, softmax, weighted sum of v, heads merged), for one text and for
+several texts packed in one call (each text's rows against the definition on that text alone).
 
 Tolerance: 4e-6 x max |v| absolute (each output is a convex combination of v's rows; the
 weights are float32 softmax values, each within a few ulps).
@@ -13,11 +14,18 @@ from support import reference
 
 
 def check(qkv, n_head, first=0):
-    out = causal_self_attention(qkv, n_head, first)
+    out = causal_self_attention(qkv, np.arange(qkv.shape[0]), n_head, first)
     exact = reference.causal_self_attention(qkv.astype(np.float64), n_head)[first:]
     d = qkv.shape[1] // 3
     assert out.dtype == np.float32 and out.shape == (qkv.shape[0] - first, d)
     assert np.max(np.abs(out - exact)) <= 4e-6 * np.max(np.abs(qkv[:, 2 * d:]))
+
+
+def packed(lengths):
+    """positions [sum(lengths)] of texts of these lengths packed one after another, and the
+    first row of each text."""
+    positions = np.concatenate([np.arange(n) for n in lengths])
+    return positions, np.concatenate([[0], np.cumsum(lengths)[:-1]])
 
 
 @pytest.mark.parametrize("n,d,n_head", [
@@ -51,7 +59,54 @@ def test_large_scores_stay_finite():
 def test_future_tokens_do_not_change_the_past():
     rng = np.random.default_rng(6)
     qkv = rng.standard_normal((20, 3 * 128), dtype=np.float32)
-    full = causal_self_attention(qkv, 4, 0)
+    full = causal_self_attention(qkv, np.arange(20), 4, 0)
     changed = qkv.copy()
     changed[10:] = rng.standard_normal((10, 3 * 128))
-    np.testing.assert_array_equal(causal_self_attention(changed, 4, 0)[:10], full[:10])
+    np.testing.assert_array_equal(causal_self_attention(changed, np.arange(20), 4, 0)[:10],
+                                  full[:10])
+
+
+@pytest.mark.parametrize("lengths,d,n_head", [
+    ([3, 1, 5], 192, 3),
+    ([24] * 40, 768, 12),                  # many short texts, blocks of 16 then 8
+    ([1] * 7, 64, 2),                      # texts of one token attend to themselves only
+    ([17, 300, 16, 33, 1, 2], 192, 3),     # a text over a key block of 256, odd lengths
+    ([1024], 768, 12),                     # one text is one segment
+    ([1000, 24], 384, 6),
+])
+def test_packed_texts_match_each_text_alone(lengths, d, n_head):
+    rng = np.random.default_rng(sum(lengths) + d)
+    qkv = rng.standard_normal((sum(lengths), 3 * d), dtype=np.float32)
+    positions, starts = packed(lengths)
+    out = causal_self_attention(qkv, positions, n_head, 0)
+    assert out.dtype == np.float32 and out.shape == (sum(lengths), d)
+    for a, n in zip(starts, lengths):
+        text = qkv[a:a + n]
+        exact = reference.causal_self_attention(text.astype(np.float64), n_head)
+        assert np.max(np.abs(out[a:a + n] - exact)) <= 4e-6 * np.max(np.abs(text[:, 2 * d:]))
+        # the same blocks and sums as the text's own call: bit for bit
+        np.testing.assert_array_equal(out[a:a + n],
+                                      causal_self_attention(text, np.arange(n), n_head, 0))
+
+
+@pytest.mark.parametrize("first", [0, 2, 3, 9, 10, 40])
+def test_packed_rows_from_a_row(first):
+    lengths = [3, 7, 1, 30]
+    rng = np.random.default_rng(first)
+    qkv = rng.standard_normal((sum(lengths), 3 * 128), dtype=np.float32)
+    positions, _ = packed(lengths)
+    all_rows = causal_self_attention(qkv, positions, 2, 0)
+    np.testing.assert_array_equal(causal_self_attention(qkv, positions, 2, first),
+                                  all_rows[first:])
+
+
+def test_a_text_never_sees_another():
+    rng = np.random.default_rng(8)
+    qkv = rng.standard_normal((30, 3 * 64), dtype=np.float32)
+    positions, _ = packed([10, 10, 10])
+    before = causal_self_attention(qkv, positions, 2, 0)
+    changed = qkv.copy()
+    changed[:10] = rng.standard_normal((10, 3 * 64))     # the first text only
+    changed[20:] = rng.standard_normal((10, 3 * 64))     # and the last
+    np.testing.assert_array_equal(causal_self_attention(changed, positions, 2, 0)[10:20],
+                                  before[10:20])
