@@ -1,22 +1,29 @@
-"""Scoring a long text: gpt2numba against transformers' perplexity recipe, same checkpoint, one run.
+"""Scoring throughput: gpt2numba against transformers and CTranslate2, same checkpoint, one run.
 
-    python benchmarks/score.py [--model FOLDER_OR_NAME] [--tokens 20000] [--stride 512]
-                               [--threads 2]
+    python benchmarks/score.py [--model FOLDER_OR_NAME] [--texts 1000] [--text-tokens 24]
+                               [--tokens 20000] [--stride 1024] [--threads 2] [--repeats 3]
 
-Without --model, a random-init 124M GPT-2 is written by transformers into a temporary folder
-(speed does not depend on the weights' values). The text is --tokens random token ids (seeded).
-transformers runs the recipe of its perplexity guide: windows of n_positions tokens every
---stride tokens, labels -100 on the tokens an earlier window scored, loss x scored tokens summed;
-gpt2numba runs GPT2.score_ids with the same stride. Each side is run once after a short warm-up
-(a window's compile or first call); prints tokens/s for both and the ratio (gpt2numba tokens/s
-over transformers': above 1 means gpt2numba is faster). Both sides score N - 1 tokens, over
-windows of the same sizes. Run it on a quiet machine: with 2 cores, any other busy process
-distorts both sides. A smoke run: --tokens 600.
+Two workloads, in tokens scored per second (every token of a text but its first):
+- many short texts: --texts texts of --text-tokens random token ids each. gpt2numba's
+  score_many_ids (texts packed into shared forwards); transformers in batches of 32 (the texts
+  have one length, so no padding); CTranslate2's Generator.score_batch one text at a time and
+  batched (batch_type="tokens", up to n_positions tokens a batch, as gpt2numba packs).
+- one long text: --tokens random token ids. gpt2numba's score_ids at --stride; transformers'
+  perplexity recipe at the same stride; CTranslate2's score_batch over disjoint windows of
+  n_positions tokens (it scores a window's tokens after its first, so it scores one token
+  fewer per window than the others).
+Without --model, a random-init 124M GPT-2 is written by transformers (speed does not depend on
+the weights' values); CTranslate2 gets a copy converted by its ct2-transformers-converter
+(float32). Each engine runs once to warm up, then the engines take turns, --repeats rounds;
+the table gives the median tokens/s and each one's ratio to gpt2numba's (above 1: gpt2numba is
+faster). CTranslate2 is left out, with a line saying so, when it is not installed. The log-probs
+of each engine are compared with gpt2numba's on the first texts. Run it on a quiet machine.
+A smoke run: --texts 40 --tokens 2100 --repeats 1.
 """
 
 import argparse
-import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -24,40 +31,169 @@ import time
 from random_checkpoint import add_model_argument, checkpoint_folder, transformers_with_threads
 
 SEED = 0
+TRANSFORMERS_BATCH = 32
+# gpt2numba's targets (issue 26): many short texts at least as fast as CTranslate2 batched,
+# one long text faster than CTranslate2.
+TARGETS = {"many short texts": ("CTranslate2 batched", 1.0), "one long text": ("CTranslate2", 1.0)}
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_argument(parser)
-    parser.add_argument("--tokens", type=int, default=20_000, help="length of the text in tokens")
-    parser.add_argument("--stride", type=int, default=512)
+    parser.add_argument("--texts", type=int, default=1000, help="how many short texts")
+    parser.add_argument("--text-tokens", type=int, default=24, help="tokens of each short text")
+    parser.add_argument("--tokens", type=int, default=20_000, help="tokens of the long text")
+    parser.add_argument("--stride", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of the engines in turn")
     return parser.parse_args(argv)
 
 
-def transformers_recipe(model, ids, n_positions, stride):
-    """Summed nll of ids [1, N] (a torch tensor) by transformers' perplexity guide, and the
-    number of tokens it scored."""
-    import torch
+def transformers_many(torch, model, texts):
+    """log p of tokens 1.. of each text [count, length] (a numpy array), batch by batch."""
+    logprobs = []
+    for begin in range(0, len(texts), TRANSFORMERS_BATCH):
+        batch = torch.from_numpy(texts[begin:begin + TRANSFORMERS_BATCH])
+        with torch.no_grad():
+            logits = model(batch).logits[:, :-1].float()
+        chosen = torch.log_softmax(logits, dim=-1).gather(-1, batch[:, 1:, None])[..., 0]
+        logprobs.extend(chosen.numpy())
+    return logprobs
 
-    seq_len = ids.size(1)
-    nll_sum, n_tokens, prev_end = 0.0, 0, 0
-    for begin in range(0, seq_len, stride):
-        end = min(begin + n_positions, seq_len)
-        trg_len = end - prev_end   # may differ from stride on the last window
+
+def transformers_recipe(torch, model, ids, n_positions, stride):
+    """Summed nll of ids [N] (numpy) by transformers' perplexity guide: windows of n_positions
+    every stride tokens, labels -100 on the tokens an earlier window scored."""
+    ids = torch.from_numpy(ids[None])
+    nll_sum, prev_end = 0.0, 0
+    for begin in range(0, ids.size(1), stride):
+        end = min(begin + n_positions, ids.size(1))
         input_ids = ids[:, begin:end]
         target_ids = input_ids.clone()
-        target_ids[:, :-trg_len] = -100
+        target_ids[:, :-(end - prev_end)] = -100
         with torch.no_grad():
             loss = model(input_ids, labels=target_ids).loss
-        scored = (target_ids != -100).sum().item() - 1   # the labels are shifted inside the model
-        nll_sum += loss.item() * scored
-        n_tokens += scored
+        nll_sum += loss.item() * ((target_ids != -100).sum().item() - 1)
         prev_end = end
-        if end == seq_len:
+        if end == ids.size(1):
             break
-    return nll_sum, n_tokens
+    return nll_sum
+
+
+def ctranslate2_generator(folder, scratch, threads):
+    """A CTranslate2 Generator of the checkpoint in `folder` (float32, `threads` threads), or
+    None when ctranslate2 is not installed."""
+    try:
+        import ctranslate2
+        from ctranslate2.converters import TransformersConverter
+    except ImportError:
+        print("CTranslate2 is not installed: its rows are left out "
+              "(pip install 'ctranslate2>=4,<5')")
+        return None
+    converted = os.path.join(scratch, "ct2")
+    TransformersConverter(str(folder)).convert(converted, quantization="float32")
+    return ctranslate2.Generator(converted, device="cpu", compute_type="float32",
+                                 intra_threads=threads, inter_threads=1)
+
+
+def token_strings(folder):
+    """id -> the token's string in vocab.json, what CTranslate2 takes."""
+    import json
+
+    with open(os.path.join(folder, "vocab.json"), encoding="utf-8") as file:
+        vocab = json.load(file)
+    strings = [""] * len(vocab)
+    for string, index in vocab.items():
+        strings[index] = string
+    return strings
+
+
+def engines(args, ours, theirs, torch, generator, strings, short, long_ids):
+    """{workload: {engine: (run() -> log-probs of the first text or the summed nll, tokens)}}."""
+    n_positions = ours.config.n_positions
+    short_tokens = short.shape[0] * (short.shape[1] - 1)
+    work = {
+        "many short texts": {
+            "gpt2numba": (lambda: [s.token_logprobs for s in ours.score_many_ids(list(short))],
+                          short_tokens),
+            f"transformers, batches of {TRANSFORMERS_BATCH}":
+                (lambda: transformers_many(torch, theirs, short), short_tokens),
+        },
+        "one long text": {
+            "gpt2numba": (lambda: ours.score_ids(long_ids, stride=args.stride).nll,
+                          long_ids.size - 1),
+            "transformers": (lambda: transformers_recipe(torch, theirs, long_ids, n_positions,
+                                                         args.stride), long_ids.size - 1),
+        },
+    }
+    if generator is not None:
+        texts = [[strings[i] for i in text] for text in short]
+        windows = [[strings[i] for i in long_ids[b:b + n_positions]]
+                   for b in range(0, long_ids.size - 1, n_positions)]
+        windows = [w for w in windows if len(w) > 1]
+        work["many short texts"]["CTranslate2 one by one"] = (
+            lambda: [generator.score_batch([t])[0].log_probs for t in texts], short_tokens)
+        work["many short texts"]["CTranslate2 batched"] = (
+            lambda: [r.log_probs for r in generator.score_batch(
+                texts, max_batch_size=n_positions, batch_type="tokens")], short_tokens)
+        work["one long text"]["CTranslate2"] = (
+            lambda: -sum(sum(r.log_probs) for r in generator.score_batch(
+                windows, max_batch_size=n_positions, batch_type="tokens")),
+            sum(len(w) - 1 for w in windows))
+    return work
+
+
+def measure(work, repeats):
+    """{workload: {engine: [seconds of each round]}}, the engines of a workload in turn, after
+    one warm-up call each; and the result of each engine's last call."""
+    seconds = {w: {e: [] for e in runs} for w, runs in work.items()}
+    results = {}
+    for workload, runs in work.items():
+        for run, _ in runs.values():
+            run()
+        for _ in range(repeats):
+            for engine, (run, _) in runs.items():
+                time.sleep(0.2)
+                start = time.perf_counter()
+                results[(workload, engine)] = run()
+                seconds[workload][engine].append(time.perf_counter() - start)
+    return seconds, results
+
+
+def agreement(results):
+    """The largest difference of each engine's log-probs of the first short text from
+    gpt2numba's, and of the long text's nll per token."""
+    import numpy as np
+
+    ours = np.asarray(results[("many short texts", "gpt2numba")][0], dtype=np.float64)
+    lines = []
+    for (workload, engine), result in results.items():
+        if workload == "many short texts" and engine != "gpt2numba":
+            diff = np.max(np.abs(np.asarray(result[0], dtype=np.float64) - ours))
+            lines.append(f"  {engine}: largest log-prob difference on the first text {diff:.1e}")
+    return lines
+
+
+def report(args, work, seconds, threads_line):
+    print(f"\n{threads_line}")
+    verdicts = []
+    for workload, runs in work.items():
+        print(f"\n{workload}" + (f": {args.texts} texts of {args.text_tokens} tokens"
+                                 if workload == "many short texts"
+                                 else f": {args.tokens} tokens, stride {args.stride}"))
+        print(f"  {'':34}{'tokens':>8}{'tokens/s':>10}{'gpt2numba / it':>16}")
+        ours = work[workload]["gpt2numba"][1] / statistics.median(seconds[workload]["gpt2numba"])
+        for engine, (_, tokens) in runs.items():
+            rate = tokens / statistics.median(seconds[workload][engine])
+            print(f"  {engine:34}{tokens:>8}{rate:>10.1f}{ours / rate:>15.2f}x")
+        peer, target = TARGETS[workload]
+        if peer in runs:
+            theirs = runs[peer][1] / statistics.median(seconds[workload][peer])
+            met = "met" if ours / theirs >= target else "NOT met"
+            verdicts.append(f"target for {workload}: gpt2numba >= {peer} x {target:g}: "
+                            f"{ours / theirs:.2f}x, {met}")
+    return verdicts
 
 
 def main(argv=None):
@@ -73,34 +209,26 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory(prefix="gpt2numba-score-bench-") as scratch:
         folder = checkpoint_folder(args.model, scratch)
-        ours = GPT2.from_pretrained(folder)
+        ours = GPT2.from_pretrained(folder, threads=args.threads)
         theirs = transformers.GPT2LMHeadModel.from_pretrained(folder).eval()
-        n_positions = ours.config.n_positions
-        ids = np.random.default_rng(SEED).integers(0, ours.config.vocab_size, args.tokens)
-        warm_up = ids[:n_positions + 1]
-        ours.score_ids(warm_up, stride=args.stride)
-        transformers_recipe(theirs, torch.from_numpy(warm_up[None]), n_positions, args.stride)
+        generator = ctranslate2_generator(folder, scratch, args.threads)
+        rng = np.random.default_rng(SEED)
+        vocab = ours.config.vocab_size
+        short = rng.integers(0, vocab, (args.texts, args.text_tokens))
+        long_ids = rng.integers(0, vocab, args.tokens)
+        work = engines(args, ours, theirs, torch, generator, token_strings(folder), short,
+                       long_ids)
+        seconds, results = measure(work, args.repeats)
 
-        start = time.perf_counter()
-        their_nll, their_tokens = transformers_recipe(theirs, torch.from_numpy(ids[None]),
-                                                      n_positions, args.stride)
-        their_seconds = time.perf_counter() - start
-        time.sleep(0.3)
-        start = time.perf_counter()
-        score = ours.score_ids(ids, stride=args.stride)
-        our_seconds = time.perf_counter() - start
-
-    print(f"\nscoring {args.tokens} tokens at stride {args.stride}, windows of {n_positions}; "
-          f"transformers {transformers.__version__} / torch {torch.__version__} against gpt2numba "
-          f"(numba {numba.__version__}, {numba.threading_layer()} layer), {args.threads} threads, "
-          f"{os.cpu_count()} cores")
-    print(f"{'':14}{'tokens':>8}{'seconds':>10}{'tokens/s':>10}{'perplexity':>14}")
-    for name, tokens, seconds, nll in (("transformers", their_tokens, their_seconds, their_nll),
-                                       ("gpt2numba", score.tokens, our_seconds, score.nll)):
-        print(f"{name:14}{tokens:>8}{seconds:>10.2f}{tokens / seconds:>10.1f}"
-              f"{math.exp(nll / tokens):>14.2f}")
-    ratio = (score.tokens / our_seconds) / (their_tokens / their_seconds)
-    print(f"ratio (gpt2numba tokens/s / transformers tokens/s): {ratio:.2f}x")
+    versions = (f"transformers {transformers.__version__} / torch {torch.__version__}"
+                + (f", ctranslate2 {__import__('ctranslate2').__version__}" if generator else ""))
+    threads_line = (f"{versions} against gpt2numba (numba {numba.__version__}, "
+                    f"{numba.threading_layer()} layer); {args.threads} threads each, "
+                    f"{os.cpu_count()} cores; medians of {args.repeats} rounds")
+    verdicts = report(args, work, seconds, threads_line)
+    print()
+    for line in agreement(results) + verdicts:
+        print(line)
 
 
 if __name__ == "__main__":

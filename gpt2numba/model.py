@@ -12,7 +12,7 @@ from gpt2numba.errors import ArgumentError, check_in_vocabulary, is_count
 from gpt2numba.generate import Generation, TextStream
 from gpt2numba.kernels import log_softmax_at
 from gpt2numba.params import load_folder
-from gpt2numba.score import Score, check_stride, ids_to_score, score_many_ids, score_tokens
+from gpt2numba.score import Score, check_stride, ids_to_score, score_packed, score_tokens
 from gpt2numba.tokenizer import Tokenizer
 from gpt2numba.weights import fetch
 
@@ -173,10 +173,18 @@ class GPT2:
                                          f"{type(texts).__name__}: pass a list of texts, such as "
                                          f"score_many([text]), or call score(text)")
         stride = check_stride(stride, self.config.n_positions)
-        ids = [ids_to_score(self.tokenizer.encode(text), self.config.vocab_size, "text")
-               for text in texts]
-        return score_many_ids(self._window_logprobs, self._packed_logprobs, ids,
-                              self.config.n_positions, stride)
+        return self._score_packed([self.tokenizer.encode(text) for text in texts], stride, "text")
+
+    def score_many_ids(self, id_lists, stride=None) -> list[Score]:
+        """One Score per sequence of token ids in `id_lists`, as score_many scores texts;
+        ArgumentError naming "ids" for a sequence that is not token ids or has fewer than 2."""
+        stride = check_stride(stride, self.config.n_positions)
+        return self._score_packed(id_lists, stride, "ids")
+
+    def _score_packed(self, id_lists, stride, argument):
+        ids = [ids_to_score(one, self.config.vocab_size, argument) for one in id_lists]
+        return score_packed(self._window_logprobs, self._packed_logprobs, ids,
+                            self.config.n_positions, stride)
 
     def _stream(self, ids, argument, max_new_tokens, *, stop=(), **options) -> TextStream:
         generation = Generation(self.next_token_logits, ids, n_positions=self.config.n_positions,

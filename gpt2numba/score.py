@@ -107,7 +107,7 @@ def score_in_windows(window_logprobs, ids, n_positions, stride, progress=None) -
     return Score.from_logprobs(token_logprobs)
 
 
-def score_many_ids(window_logprobs, packed_logprobs, texts, n_positions, stride) -> list:
+def score_packed(window_logprobs, packed_logprobs, texts, n_positions, stride) -> list:
     """The Score of each of `texts` (int64 id arrays of 2 ids or more, from ids_to_score), in
     order: the texts of at most n_positions + 1 ids packed into shared forwards
     (`packed_logprobs`), the longer ones window by window (`window_logprobs`, as

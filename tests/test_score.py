@@ -209,6 +209,20 @@ def test_score_many_packs_short_texts_into_few_forwards(ours, theirs):
                                    N_POSITIONS // 2)
 
 
+def test_score_many_ids_equals_score_many(ours):
+    texts = ["Hello, world.", english_prose(3_000), "Hi there"]
+    by_text = ours.score_many(texts, stride=8)
+    by_ids = ours.score_many_ids([ours.tokenizer.encode(text) for text in texts], stride=8)
+    for a, b in zip(by_text, by_ids):
+        np.testing.assert_array_equal(a.token_logprobs, b.token_logprobs)
+    with pytest.raises(ArgumentError, match="nothing to score") as error:
+        ours.score_many_ids([[1, 2, 3], [7]])
+    assert error.value.argument == "ids"
+    with pytest.raises(ArgumentError, match="50257") as error:
+        ours.score_many_ids([[1, 2, 3], [7, 50257]])
+    assert error.value.argument == "ids"
+
+
 @pytest.mark.parametrize("texts", ["Hello, world. How are you?", b"Hello, world.",
                                    bytearray(b"Hello, world.")])
 def test_score_many_refuses_a_single_text(ours, texts):
