@@ -223,6 +223,24 @@ def test_score_many_ids_equals_score_many(ours):
     assert error.value.argument == "ids"
 
 
+def test_packed_scores_match_ctranslate2(ours, folder32, tmp_path):
+    """A second engine's numbers for many short texts: CTranslate2's score_batch (float32, the
+    checkpoint converted by its own converter) scores each text's tokens after the first."""
+    import ctranslate2
+    from ctranslate2.converters import TransformersConverter
+
+    TransformersConverter(str(folder32)).convert(str(tmp_path / "ct2"), quantization="float32")
+    generator = ctranslate2.Generator(str(tmp_path / "ct2"), device="cpu",
+                                      compute_type="float32")
+    vocab = json.loads((folder32 / "vocab.json").read_text(encoding="utf-8"))
+    strings = {index: string for string, index in vocab.items()}
+    texts = [english_prose(600)[k * 40:k * 40 + 60] for k in range(12)]
+    ids = [ours.tokenizer.encode(text) for text in texts]
+    theirs = generator.score_batch([[strings[i] for i in one] for one in ids])
+    for got, expected in zip(ours.score_many(texts), theirs):
+        np.testing.assert_allclose(got.token_logprobs, expected.log_probs, rtol=RTOL, atol=1e-5)
+
+
 @pytest.mark.parametrize("texts", ["Hello, world. How are you?", b"Hello, world.",
                                    bytearray(b"Hello, world.")])
 def test_score_many_refuses_a_single_text(ours, texts):
