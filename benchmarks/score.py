@@ -109,54 +109,63 @@ def token_strings(folder):
     return strings
 
 
-def engines(args, ours, theirs, torch, generator, strings, short, long_ids):
-    """{workload: {engine: (run() -> log-probs of the first text or the summed nll, tokens)}}."""
+def engines(args, ours, theirs, torch, generator, strings):
+    """{workload: {engine: run(work) -> log-probs of each short text, or the long text's nll}}."""
     n_positions = ours.config.n_positions
-    short_tokens = short.shape[0] * (short.shape[1] - 1)
     work = {
         "many short texts": {
-            "gpt2numba": (lambda: [s.token_logprobs for s in ours.score_many_ids(list(short))],
-                          short_tokens),
+            "gpt2numba": lambda short: [s.token_logprobs for s in ours.score_many_ids(list(short))],
             f"transformers, batches of {TRANSFORMERS_BATCH}":
-                (lambda: transformers_many(torch, theirs, short), short_tokens),
+                lambda short: transformers_many(torch, theirs, short),
         },
         "one long text": {
-            "gpt2numba": (lambda: ours.score_ids(long_ids, stride=args.stride).nll,
-                          long_ids.size - 1),
-            "transformers": (lambda: transformers_recipe(torch, theirs, long_ids, n_positions,
-                                                         args.stride), long_ids.size - 1),
+            "gpt2numba": lambda ids: ours.score_ids(ids, stride=args.stride).nll,
+            "transformers": lambda ids: transformers_recipe(torch, theirs, ids, n_positions,
+                                                            args.stride),
         },
     }
     if generator is not None:
-        texts = [[strings[i] for i in text] for text in short]
-        windows = [[strings[i] for i in long_ids[b:b + n_positions]]
-                   for b in range(0, long_ids.size - 1, n_positions)]
-        windows = [w for w in windows if len(w) > 1]
-        work["many short texts"]["CTranslate2 one by one"] = (
-            lambda: [generator.score_batch([t])[0].log_probs for t in texts], short_tokens)
-        work["many short texts"]["CTranslate2 batched"] = (
-            lambda: [r.log_probs for r in generator.score_batch(
-                texts, max_batch_size=n_positions, batch_type="tokens")], short_tokens)
-        work["one long text"]["CTranslate2"] = (
-            lambda: -sum(sum(r.log_probs) for r in generator.score_batch(
-                windows, max_batch_size=n_positions, batch_type="tokens")),
-            sum(len(w) - 1 for w in windows))
+        def windows(ids):     # disjoint windows of n_positions tokens, as token strings
+            return [[strings[i] for i in ids[b:b + n_positions]]
+                    for b in range(0, ids.size - 1, n_positions)]
+
+        work["many short texts"]["CTranslate2 one by one"] = lambda short: [
+            generator.score_batch([[strings[i] for i in text]])[0].log_probs for text in short]
+        work["many short texts"]["CTranslate2 batched"] = lambda short: [
+            r.log_probs for r in generator.score_batch(
+                [[strings[i] for i in text] for text in short],
+                max_batch_size=n_positions, batch_type="tokens")]
+        work["one long text"]["CTranslate2"] = lambda ids: -sum(
+            sum(r.log_probs) for r in generator.score_batch(
+                windows(ids), max_batch_size=n_positions, batch_type="tokens"))
     return work
 
 
-def measure(work, repeats):
-    """{workload: {engine: [seconds of each round]}}, the engines of a workload in turn, after
-    one warm-up call each; and the result of each engine's last call."""
+def tokens_scored(workload, engine, data, n_positions):
+    """How many tokens `engine` scores of `data`: every token of a text but its first (and of
+    each of CTranslate2's windows of the long text, the first)."""
+    if workload == "many short texts":
+        return data.shape[0] * (data.shape[1] - 1)
+    if engine == "CTranslate2":
+        return sum(min(n_positions, data.size - b) - 1
+                   for b in range(0, data.size - 1, n_positions))
+    return data.size - 1
+
+
+def measure(work, data, warm_up, repeats):
+    """{workload: {engine: [seconds of each round]}}: after one call of each engine on the
+    small warm_up[workload], the engines of a workload take turns on data[workload]; and the
+    result of each engine's last call."""
     seconds = {w: {e: [] for e in runs} for w, runs in work.items()}
     results = {}
     for workload, runs in work.items():
-        for run, _ in runs.values():
-            run()
+        for run in runs.values():
+            run(warm_up[workload])
         for _ in range(repeats):
-            for engine, (run, _) in runs.items():
+            for engine, run in runs.items():
                 time.sleep(0.2)
                 start = time.perf_counter()
-                results[(workload, engine)] = run()
+                results[(workload, engine)] = run(data[workload])
                 seconds[workload][engine].append(time.perf_counter() - start)
     return seconds, results
 
@@ -175,24 +184,25 @@ def agreement(results):
     return lines
 
 
-def report(args, work, seconds, threads_line):
-    print(f"\n{threads_line}")
+def report(args, work, data, seconds, n_positions, header):
+    """Print each workload's table; return the lines saying whether each target was met."""
+    print(f"\n{header}")
     verdicts = []
     for workload, runs in work.items():
         print(f"\n{workload}" + (f": {args.texts} texts of {args.text_tokens} tokens"
                                  if workload == "many short texts"
                                  else f": {args.tokens} tokens, stride {args.stride}"))
         print(f"  {'':34}{'tokens':>8}{'tokens/s':>10}{'gpt2numba / it':>16}")
-        ours = work[workload]["gpt2numba"][1] / statistics.median(seconds[workload]["gpt2numba"])
-        for engine, (_, tokens) in runs.items():
-            rate = tokens / statistics.median(seconds[workload][engine])
-            print(f"  {engine:34}{tokens:>8}{rate:>10.1f}{ours / rate:>15.2f}x")
+        rates = {engine: tokens_scored(workload, engine, data[workload], n_positions)
+                 / statistics.median(seconds[workload][engine]) for engine in runs}
+        for engine, rate in rates.items():
+            tokens = tokens_scored(workload, engine, data[workload], n_positions)
+            print(f"  {engine:34}{tokens:>8}{rate:>10.1f}{rates['gpt2numba'] / rate:>15.2f}x")
         peer, target = TARGETS[workload]
-        if peer in runs:
-            theirs = runs[peer][1] / statistics.median(seconds[workload][peer])
-            met = "met" if ours / theirs >= target else "NOT met"
-            verdicts.append(f"target for {workload}: gpt2numba >= {peer} x {target:g}: "
-                            f"{ours / theirs:.2f}x, {met}")
+        if peer in rates:
+            ratio = rates["gpt2numba"] / rates[peer]
+            verdicts.append(f"target for {workload}: gpt2numba at least {target:g} x {peer}: "
+                            f"{ratio:.2f}x, {'met' if ratio >= target else 'NOT met'}")
     return verdicts
 
 
@@ -213,19 +223,20 @@ def main(argv=None):
         theirs = transformers.GPT2LMHeadModel.from_pretrained(folder).eval()
         generator = ctranslate2_generator(folder, scratch, args.threads)
         rng = np.random.default_rng(SEED)
-        vocab = ours.config.vocab_size
-        short = rng.integers(0, vocab, (args.texts, args.text_tokens))
-        long_ids = rng.integers(0, vocab, args.tokens)
-        work = engines(args, ours, theirs, torch, generator, token_strings(folder), short,
-                       long_ids)
-        seconds, results = measure(work, args.repeats)
+        vocab, n_positions = ours.config.vocab_size, ours.config.n_positions
+        data = {"many short texts": rng.integers(0, vocab, (args.texts, args.text_tokens)),
+                "one long text": rng.integers(0, vocab, args.tokens)}
+        warm_up = {"many short texts": data["many short texts"][:8],
+                   "one long text": data["one long text"][:n_positions + 1]}
+        work = engines(args, ours, theirs, torch, generator, token_strings(folder))
+        seconds, results = measure(work, data, warm_up, args.repeats)
 
     versions = (f"transformers {transformers.__version__} / torch {torch.__version__}"
                 + (f", ctranslate2 {__import__('ctranslate2').__version__}" if generator else ""))
-    threads_line = (f"{versions} against gpt2numba (numba {numba.__version__}, "
-                    f"{numba.threading_layer()} layer); {args.threads} threads each, "
-                    f"{os.cpu_count()} cores; medians of {args.repeats} rounds")
-    verdicts = report(args, work, seconds, threads_line)
+    header = (f"{versions} against gpt2numba (numba {numba.__version__}, "
+              f"{numba.threading_layer()} layer); {args.threads} threads each, "
+              f"{os.cpu_count()} cores; medians of {args.repeats} rounds")
+    verdicts = report(args, work, data, seconds, n_positions, header)
     print()
     for line in agreement(results) + verdicts:
         print(line)
