@@ -19,21 +19,38 @@ Two versions side by side:
 - `linear_reference`: one dot product per output. The algorithm, plainly.
 - `linear`: the same sums, scheduled for the caches and registers. The outputs are cut into
   panels of PANEL columns; a panel's weights (PANEL x in x 4 bytes: 288 KiB at in = 768)
-  stay in L2 while every row of x passes over them, and each panel is computed in register
+  stay in L2 while the rows of x pass over them, and each panel is computed in register
   tiles chosen for the machine (see matmul.py: 4 x 3 on AVX2; on AVX-512 6 x 4, and 4 x 6
-  under 96 rows). Panels are independent, so they are the parallel loop.
-  `python benchmarks/bench_kernels.py` measures both beside OpenBLAS.
+  under 96 rows). `python benchmarks/bench_kernels.py` measures both beside OpenBLAS.
+
+The parallel loop runs over pieces: a panel's outputs over a block of rows. Every piece is
+independent, and Numba hands each thread an equal run of consecutive pieces, so a region
+lasts as long as the thread with the most: `busy_share` is the share of the threads' time the
+pieces can keep busy. With one block of all the rows, the pieces are the panels (8 for gpt2's
+768 outputs): enough for a few threads, while 64 threads would leave 56 idle. So `split` cuts
+the rows into blocks only when the panels alone would keep less than BUSY_ENOUGH of the threads
+busy, and then into the fewest blocks that do (or, when none do, the best share), with at least
+MIN_BLOCK_ROWS rows in a block, so that each piece still runs a panel's weights, read from L2,
+over many rows. On 1 or 2 threads GPT-2's panels need no split: its pieces, and their order,
+are the panels. The pieces go panel by panel, a panel's row blocks one after the other, so a
+thread's consecutive pieces reuse the weights it already has in L2. Blocks are a multiple of
+the tiles' rows (4, and TILE_ROWS from WIDE_MIN_ROWS rows on), so tiles cover them whole.
+`python benchmarks/scaling.py` prints the pieces and their share for GPT-2's shapes.
 """
 
 import numpy as np
-from numba import prange
+from numba import get_num_threads, prange
 from numba.extending import register_jitable
 
 from ._jit import kernel
-from .matmul import dot, matmul_wide
+from .matmul import TILE_ROWS, WIDE_MIN_ROWS, dot, matmul_wide
 
 PANEL = 96
 PAD = 16  # floats: one cache line
+MIN_BLOCK_ROWS = 16
+BUSY_ENOUGH = 0.9
+SMALL_TILE_ROWS = 4
+WIDE_BLOCK_ALIGN = int(np.lcm(SMALL_TILE_ROWS, TILE_ROWS))
 NO_BIAS = np.empty(0, dtype=np.float32)
 NO_BIAS.flags.writeable = False
 
@@ -59,18 +76,59 @@ def linear_reference(x, w, b):
     return out
 
 
+@register_jitable
+def busy_share(pieces, threads):
+    """The share of `threads` threads' time that `pieces` equal pieces keep busy, when each
+    thread runs an equal run of consecutive pieces (as Numba's parallel loops do): 1.0 when the
+    pieces divide evenly; for 0 pieces, 1.0 (there is nothing to wait for)."""
+    if pieces == 0:
+        return 1.0
+    most = (pieces + threads - 1) // threads   # the pieces of the busiest thread
+    return pieces / (most * threads)
+
+
+@register_jitable
+def rows_in_blocks(n, blocks):
+    """Rows per block when n rows are cut into `blocks` blocks: n / blocks rounded up to a
+    multiple of the tiles' rows (see the module docstring)."""
+    rows = (n + blocks - 1) // blocks
+    align = WIDE_BLOCK_ALIGN if rows >= WIDE_MIN_ROWS else SMALL_TILE_ROWS
+    return (rows + align - 1) // align * align
+
+
+@register_jitable
+def split(n, m, threads):
+    """(panels, rows): `linear`'s parallel pieces for x [n, in] -> [n, m] on `threads` threads,
+    ceil(m / PANEL) panels of outputs times blocks of `rows` rows (the last ones shorter), so
+    ceil(n / rows) blocks. One block of all n rows unless the panels alone keep less than
+    BUSY_ENOUGH of the threads busy (see the module docstring)."""
+    panels = (m + PANEL - 1) // PANEL
+    rows, share = max(n, 1), busy_share(panels, threads)
+    blocks = 2
+    while share < BUSY_ENOUGH and blocks <= n // MIN_BLOCK_ROWS:
+        candidate = rows_in_blocks(n, blocks)
+        candidate_share = busy_share(panels * ((n + candidate - 1) // candidate), threads)
+        if candidate_share > share:
+            rows, share = candidate, candidate_share
+        blocks += 1
+    return panels, rows
+
+
 @kernel
 def linear(x, w, b):
-    """x [n, in] @ w[out, :in].T + b [out] or NO_BIAS -> [n, out], float32; panels in parallel.
-    w is [out, >= in]."""
+    """x [n, in] @ w[out, :in].T + b [out] or NO_BIAS -> [n, out], float32; pieces (a panel of
+    outputs over a block of rows) in parallel. w is [out, >= in]."""
     n, m = x.shape[0], w.shape[0]
     out = np.empty((n, m), dtype=np.float32)
-    for panel in prange((m + PANEL - 1) // PANEL):
-        j0 = panel * PANEL
-        j1 = min(j0 + PANEL, m)
-        matmul_wide(x, w, out, 0, n, j0, j1, x.shape[1])
+    panels, rows = split(n, m, get_num_threads())
+    blocks = (n + rows - 1) // rows
+    for piece in prange(panels * blocks):
+        panel, block = piece // blocks, piece % blocks   # a panel's blocks one after the other
+        i0, j0 = block * rows, panel * PANEL
+        i1, j1 = min(i0 + rows, n), min(j0 + PANEL, m)
+        matmul_wide(x, w, out, i0, i1, j0, j1, x.shape[1])
         if b.shape[0]:
-            for i in range(n):
+            for i in range(i0, i1):
                 for j in range(j0, j1):
                     out[i, j] += b[j]
     return out

@@ -5,11 +5,23 @@ Tolerance: each output may differ from the exact value by 2e-6 x sum_p |x[i,p] w
 the summation order), plus the float32 rounding of the bias.
 """
 
+import numba
 import numpy as np
 import pytest
 
 from gpt2numba.kernels import linear, linear_reference
-from gpt2numba.kernels.linear import NO_BIAS, PAD, stored_row_length
+from gpt2numba.kernels.linear import (
+    BUSY_ENOUGH,
+    MIN_BLOCK_ROWS,
+    NO_BIAS,
+    PAD,
+    PANEL,
+    WIDE_BLOCK_ALIGN,
+    busy_share,
+    split,
+    stored_row_length,
+)
+from gpt2numba.kernels.matmul import WIDE_MIN_ROWS
 from support import reference
 
 SHAPES = [  # (n, in, out): GPT-2's projections and head, then awkward sizes
@@ -83,3 +95,73 @@ def test_fast_and_reference_agree_to_rounding():
     b = rng.standard_normal(2304, dtype=np.float32)
     fast, ref = linear(x, w, b), linear_reference(x, w, b)
     assert np.max(np.abs(fast - ref)) <= 4e-6 * np.max(np.abs(x) @ np.abs(w.T))
+
+
+# Shapes whose panels alone keep less than BUSY_ENOUGH of 2 threads busy (1, 3 and 7 panels), so
+# that on 2 threads `linear` cuts their rows into blocks: rows not a multiple of the block, outputs
+# not a multiple of PANEL, a block of 96 rows or more (the wide tile) beside a shorter one.
+SPLIT_SHAPES = [(203, 37, 50), (37, 64, 250), (1000, 40, 670), (130, 1024, 50)]
+
+
+@pytest.fixture
+def two_threads():
+    """Numba's thread count set to 2 for the test (the suite starts Numba with 2), then restored."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(2)
+    yield
+    numba.set_num_threads(before)
+
+
+@pytest.mark.parametrize("n,d_in,d_out", SPLIT_SHAPES)
+def test_rows_cut_into_blocks_match_float64(two_threads, n, d_in, d_out):
+    panels, rows = split(n, d_out, 2)
+    assert rows < n and n % rows and d_out % PANEL   # the shape exercises the split
+    rng = np.random.default_rng(n * 7919 + d_in * 31 + d_out)
+    x = rng.standard_normal((n, d_in), dtype=np.float32)
+    w = rng.standard_normal((d_in, d_out), dtype=np.float32) * np.float32(0.05)
+    b = rng.standard_normal(d_out, dtype=np.float32)
+    check(linear(x, np.ascontiguousarray(w.T), b), x, w, b)
+    check(linear(x, np.ascontiguousarray(w.T), NO_BIAS), x, w)
+
+
+def pieces(n, m, threads):
+    panels, rows = split(n, m, threads)
+    return panels * -(-n // rows)
+
+
+@pytest.mark.parametrize("pieces,threads,share", [(8, 2, 1.0), (8, 16, 0.5), (17, 2, 17 / 18),
+                                                  (120, 64, 120 / 128), (1, 64, 1 / 64),
+                                                  (0, 8, 1.0), (3, 1, 1.0)])
+def test_busy_share_is_the_pieces_over_the_busiest_threads_pieces_times_threads(pieces, threads,
+                                                                                 share):
+    assert busy_share(pieces, threads) == pytest.approx(share)
+
+
+# GPT-2's projections (c_attn, attn c_proj, c_fc, mlp c_proj) and head, for each n_embd of the
+# five sizes (distilgpt2 and gpt2 share 768).
+def projections(n_embd):
+    return [3 * n_embd, n_embd, 4 * n_embd, n_embd, 50257]
+
+
+@pytest.mark.parametrize("n_embd", [768, 1024, 1280, 1600])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_on_one_or_two_threads_the_pieces_are_the_panels_in_order(n_embd, threads):
+    for m in projections(n_embd):
+        for n in (1, 16, 128, 512, 1024):
+            assert split(n, m, threads) == (-(-m // PANEL), n)
+
+
+@pytest.mark.parametrize("n_embd", [768, 1600])   # gpt2, gpt2-xl
+@pytest.mark.parametrize("threads", [8, 16, 32, 64])
+def test_from_128_tokens_on_the_pieces_keep_64_threads_busy(n_embd, threads):
+    for m in projections(n_embd):
+        for n in (128, 512, 1024):
+            assert busy_share(pieces(n, m, threads), threads) >= BUSY_ENOUGH, (m, n)
+
+
+def test_a_block_has_min_rows_or_more_and_whole_tiles():
+    for n in (16, 31, 32, 100, 128, 777, 1024):
+        for threads in (3, 16, 64):
+            _, rows = split(n, 768, threads)
+            align = WIDE_BLOCK_ALIGN if rows >= WIDE_MIN_ROWS else 4
+            assert rows == n or (rows >= MIN_BLOCK_ROWS and rows % align == 0), (n, threads)
