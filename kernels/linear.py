@@ -39,11 +39,12 @@ the tiles' rows (4, and TILE_ROWS from WIDE_MIN_ROWS rows on), so tiles cover th
 """
 
 import numpy as np
-from numba import get_num_threads, prange
+from numba import prange
 from numba.extending import register_jitable
 
 from ._jit import kernel
 from .matmul import TILE_ROWS, WIDE_MIN_ROWS, dot, matmul_wide
+from .threads import threads_now
 
 PANEL = 96
 PAD = 16  # floats: one cache line
@@ -120,7 +121,7 @@ def linear(x, w, b):
     outputs over a block of rows) in parallel. w is [out, >= in]."""
     n, m = x.shape[0], w.shape[0]
     out = np.empty((n, m), dtype=np.float32)
-    panels, rows = split(n, m, get_num_threads())
+    panels, rows = split(n, m, threads_now())
     blocks = (n + rows - 1) // rows
     for piece in prange(panels * blocks):
         panel, block = piece // blocks, piece % blocks   # a panel's blocks one after the other

@@ -28,6 +28,9 @@ import threading
 import time
 
 import numba
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 from numba.np.ufunc.parallel import _launch_threads
 
 # Another process's usage below this share of a core leaves the core counted as idle: a shell,
@@ -65,6 +68,23 @@ def start_threads_from_main_thread():
     """
     if threading.current_thread() is threading.main_thread():
         _launch_threads()
+
+
+@intrinsic
+def threads_now(typingctx):
+    """Inside a kernel: the number of threads its parallel loops run on now (the calling
+    thread's numba.set_num_threads). numba.get_num_threads() compiled into a kernel calls the
+    threading layer through a ctypes pointer, and Numba does not cache a function that holds
+    one; this calls the layer's get_num_threads by its symbol's name, as Numba's own parallel
+    loops do."""
+    _launch_threads()   # the layer's symbols are known to LLVM from here on
+
+    def codegen(context, builder, signature, args):
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(cgutils.intp_t, []), "get_num_threads")
+        return builder.call(function, [])
+
+    return types.intp(), codegen
 
 
 def allowed_cpus() -> set:

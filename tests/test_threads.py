@@ -17,7 +17,7 @@ import pytest
 
 from gpt2numba import ArgumentError
 from gpt2numba.kernels import threads as kernel_threads
-from gpt2numba.kernels.threads import ThreadCount
+from gpt2numba.kernels.threads import ThreadCount, threads_now
 
 IDS = [464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13]
 
@@ -243,3 +243,14 @@ def test_a_process_that_ran_the_model_in_a_thread_on_one_core_exits(tiny_checkpo
         pytest.fail(f"the process did not exit: {stuck.stdout!r}")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "1\n"
+
+
+def test_threads_now_is_the_count_a_kernels_parallel_loops_run_on():
+    count = numba.njit(lambda: threads_now())
+    before = numba.get_num_threads()
+    try:
+        for threads in range(1, numba.config.NUMBA_NUM_THREADS + 1):
+            numba.set_num_threads(threads)
+            assert count() == threads
+    finally:
+        numba.set_num_threads(before)
