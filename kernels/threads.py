@@ -19,13 +19,26 @@ process's own CPU time) and uses only the idle ones of those CPUs, at least one.
 /proc/stat cannot be read or parsed, it uses every CPU this process may run on. Nothing reads
 /proc/stat before the first ThreadCount.start() or choice, so a model given its thread count
 never does.
+
+The CPUs this process may run on are its affinity mask (`taskset`, a cpuset). A container may
+instead be given CPU time: a cgroup CPU quota (`docker --cpus 4`, Kubernetes' CPU limit,
+systemd's CPUQuota=) lets it run on all 64 cores of its host, 4 cores' worth of time per
+period, and throttles all its threads together once that is spent. Threads beyond the quota
+only make every parallel region wait out the throttling, so the count is also at most the
+quota, rounded up (1.5 CPUs of time keep 2 threads busy 3/4 of the time): the smaller of the
+two wins. `cgroup_cpu_limit` reads the quota of this process's cgroup and of its ancestors,
+cgroup v2's cpu.max and v1's cpu.cfs_quota_us; a file that is missing, unreadable or garbage
+means no limit. Like /proc/stat, the files are read at a choice only, never for a model given
+its thread count.
 """
 
 import ctypes
 import importlib.metadata
+import math
 import os
 import threading
 import time
+from pathlib import Path
 
 import numba
 from llvmlite import ir
@@ -37,6 +50,8 @@ from numba.np.ufunc.parallel import _launch_threads
 # a logger or the desktop should not halve the speed of a quiet machine.
 IDLE_CORE_SHARE = 0.5
 PROC_STAT = "/proc/stat"
+CGROUP_ROOT = "/sys/fs/cgroup"
+PROC_SELF_CGROUP = "/proc/self/cgroup"   # this process's cgroups: "id:controllers:/path" lines
 
 
 def use_tbb():
@@ -128,12 +143,82 @@ def _busy_seconds():
     return ticks / os.sysconf("SC_CLK_TCK"), own.user + own.system, time.monotonic()
 
 
+def _read_small(path, limit=65536):
+    """The first `limit` bytes of the file `path` as ASCII text (other bytes replaced), or None
+    when it cannot be read."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(limit).decode("ascii", errors="replace")
+    except OSError:
+        return None
+
+
+def cpu_quota(folder) -> float | None:
+    """The CPUs' worth of time the cgroup `folder` allows per period: cgroup v2's cpu.max
+    ("400000 100000" is 4.0; "max 100000" is no limit) or v1's cpu.cfs_quota_us over
+    cpu.cfs_period_us (-1 is no limit). None for no limit, and where the files are missing or
+    hold anything else."""
+    folder = Path(folder)
+    v2 = _read_small(folder / "cpu.max")
+    if v2 is not None:
+        fields = v2.split()
+        quota, period = fields if len(fields) == 2 else ("", "")
+    else:
+        quota = _read_small(folder / "cpu.cfs_quota_us") or ""
+        period = _read_small(folder / "cpu.cfs_period_us") or ""
+    quota, period = _microseconds(quota), _microseconds(period)
+    return quota / period if quota and period else None
+
+
+def _microseconds(text) -> int | None:
+    """`text` as a count of microseconds above 0 of at most 18 digits, else None."""
+    text = text.strip()
+    return int(text) if text.isdecimal() and len(text) <= 18 and int(text) > 0 else None
+
+
+def cpu_cgroup_folders(root, membership) -> list[Path]:
+    """The folders under `root` (where the cgroup file systems are mounted) that may hold a CPU
+    quota of this process: `root`, root/cpu and root/cpu,cpuacct themselves (where a container
+    sees its own cgroup), then, for each line of `membership` (the file /proc/self/cgroup) of
+    cgroup v2 ("0::/path") or of v1's cpu controller ("4:cpu,cpuacct:/path"), the folder of
+    that cgroup and of each of its ancestors (a limit on a parent holds for its children)."""
+    root = Path(root)
+    folders = [root, root / "cpu", root / "cpu,cpuacct"]
+    for line in (_read_small(membership) or "").splitlines():
+        fields = line.split(":", 2)
+        if len(fields) != 3 or not (fields[1] == "" or "cpu" in fields[1].split(",")):
+            continue
+        hierarchy = root / fields[1] if fields[1] else root
+        names = [name for name in fields[2].split("/") if name not in ("", ".")]
+        if ".." in names:   # a cgroup outside this namespace's root: its folder is not in root
+            continue
+        folders += [hierarchy.joinpath(*names[:depth]) for depth in range(len(names), 0, -1)]
+    return folders
+
+
+def cgroup_cpu_limit(root, membership) -> float | None:
+    """The CPUs' worth of time the cgroup CPU quotas of this process allow: the smallest quota
+    (cpu_quota) of the folders of cpu_cgroup_folders(root, membership), or None where none is
+    set or readable."""
+    quotas = [cpu_quota(folder) for folder in cpu_cgroup_folders(root, membership)]
+    return min((quota for quota in quotas if quota is not None), default=None)
+
+
+def _cgroup_cpus():
+    """cgroup_cpu_limit of this process, from CGROUP_ROOT and PROC_SELF_CGROUP."""
+    return cgroup_cpu_limit(CGROUP_ROOT, PROC_SELF_CGROUP)
+
+
 class ThreadCount:
     """Chooses the thread count of each parallel call from the load other processes put on the
-    machine since the previous choice (see the module docstring)."""
+    machine since the previous choice, and from the cgroup CPU quota (see the module docstring).
 
-    def __init__(self, sample=_busy_seconds):
+    `sample` and `cpu_limit` are what it reads: the busy time (_busy_seconds) and the quota in
+    CPUs or None (_cgroup_cpus)."""
+
+    def __init__(self, sample=_busy_seconds, cpu_limit=_cgroup_cpus):
         self._sample = sample
+        self._cpu_limit = cpu_limit
         self._last = None
 
     def start(self):
@@ -154,10 +239,12 @@ class ThreadCount:
         return max(0.0, (busy - own) / wall)
 
     def __call__(self, most=None):
-        """Threads to use now: the idle cores of those this process may use, at least 1, at most
-        `most` (Numba's maximum)."""
+        """Threads to use now: the idle cores of those this process may use, at most the cgroup
+        CPU quota rounded up and `most` (Numba's maximum); at least 1."""
         most = most or numba.config.NUMBA_NUM_THREADS
         cores = len(allowed_cpus())
         others = self.others_busy_cores()
         busy_cores = int(others + (1 - IDLE_CORE_SHARE))  # rounds a share above 0.5 up to a core
-        return max(1, min(most, cores - busy_cores))
+        limit = self._cpu_limit()
+        quota_cores = math.ceil(limit) if limit is not None else cores
+        return max(1, min(most, cores - busy_cores, quota_cores))

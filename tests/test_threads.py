@@ -245,6 +245,104 @@ def test_a_process_that_ran_the_model_in_a_thread_on_one_core_exits(tiny_checkpo
     assert done.stdout == "1\n"
 
 
+def cgroup_tree(root, files):
+    """Write `files` ({path under root: content}) as a cgroup file system mounted at root."""
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return root
+
+
+@pytest.mark.parametrize("files,membership,cpus", [
+    ({"cpu.max": "400000 100000\n"}, "0::/\n", 4.0),                 # v2, a container's own
+    ({"cpu.max": "max 100000\n"}, "0::/\n", None),                   # v2, no limit
+    ({"cpu.max": "150000 100000\n"}, "", 1.5),                       # membership unreadable
+    ({"system.slice/cpu.max": "200000 100000\n",                     # v2: a parent's limit holds
+      "system.slice/my.service/cpu.max": "max 100000\n"}, "0::/system.slice/my.service\n", 2.0),
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"},   # v1, no limit
+     "4:cpu,cpuacct:/\n", None),
+    ({"cpu,cpuacct/docker/cpu.cfs_quota_us": "300000\n",              # v1, the smaller wins
+      "cpu,cpuacct/docker/cpu.cfs_period_us": "100000\n",
+      "cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "50000\n",
+      "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n"},
+     "2:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n", 0.5),
+    ({"cpu.max": "800000 100000\n", "cpu/cpu.cfs_quota_us": "200000\n",   # both: the smaller
+      "cpu/cpu.cfs_period_us": "100000\n"}, "0::/\n1:cpu:/\n", 2.0),
+    ({"a/cpu.max": "100000 100000\n"}, "0::/../a\n", None),    # a cgroup outside the namespace
+])
+def test_the_cgroup_cpu_limit_is_the_smallest_quota_of_the_cgroup_and_its_parents(
+        tmp_path, files, membership, cpus):
+    root = cgroup_tree(tmp_path / "cgroup", files)
+    (tmp_path / "membership").write_text(membership)
+    assert kernel_threads.cgroup_cpu_limit(root, tmp_path / "membership") == cpus
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage\n", b"max\n", b"-100000 100000\n",
+                                     b"400000 0\n", b"0 100000\n", b"400000\n", b"1_000 100\n",
+                                     b"400000 100000 7\n", b"\xff\xfe 100000\n",
+                                     b"9" * 5000 + b" 1\n"])
+def test_a_cpu_max_of_garbage_is_no_limit(tmp_path, content):
+    (tmp_path / "cpu.max").write_bytes(content)
+    assert kernel_threads.cgroup_cpu_limit(tmp_path, tmp_path / "missing") is None
+
+
+@pytest.mark.parametrize("quota,period", [(b"", b"100000"), (b"garbage", b"100000"),
+                                          (b"-1", b"100000"), (b"400000", b"-1"),
+                                          (b"400000 100000", b"100000"), (b"\xff", b"100000"),
+                                          (b"9" * 5000, b"100000"), (b"400000", b"")])
+def test_a_cfs_quota_or_period_of_garbage_is_no_limit(tmp_path, quota, period):
+    cgroup_tree(tmp_path, {"cpu/cpu.cfs_quota_us": quota, "cpu/cpu.cfs_period_us": period})
+    assert kernel_threads.cgroup_cpu_limit(tmp_path, tmp_path / "missing") is None
+
+
+def test_missing_cgroup_files_are_no_limit(tmp_path):
+    assert kernel_threads.cgroup_cpu_limit(tmp_path / "absent", tmp_path / "absent") is None
+
+
+@pytest.mark.parametrize("cpus,threads", [(None, 64), (64.0, 64), (4.0, 4), (1.5, 2), (1.0, 1),
+                                          (0.2, 1)])
+def test_the_thread_count_is_at_most_the_cgroup_quota_rounded_up(cpus, threads):
+    count = ThreadCount(sample=lambda: None, cpu_limit=lambda: cpus)
+    assert count(most=64) == min(threads, allowed_cores())
+
+
+# A forward of a model given no thread count, with kernels/threads.py's /proc/stat an empty file
+# (every allowed CPU counts as idle) and its cgroup root and membership argv[2] and argv[3]:
+# prints the thread count the forward ran with.
+THREADS_OF_A_FORWARD = """
+import sys
+import numba
+from gpt2numba.kernels import threads as kernel_threads
+kernel_threads.PROC_STAT = "/dev/null"
+kernel_threads.CGROUP_ROOT, kernel_threads.PROC_SELF_CGROUP = sys.argv[2:4]
+from gpt2numba import GPT2
+model = GPT2.from_pretrained(sys.argv[1])
+counts = []
+set_num_threads = numba.set_num_threads
+numba.set_num_threads = lambda n: counts.append(n) or set_num_threads(n)
+model.next_token_logits([464, 3290])
+print(counts[0])
+"""
+
+
+@pytest.mark.skipif(allowed_cores() < 2, reason="needs two cores to tell 1 thread from all")
+@pytest.mark.parametrize("limit", ["none", "taskset", "cgroup"])
+def test_a_model_given_no_thread_count_honours_taskset_and_a_cgroup_quota(tmp_path,
+                                                                          tiny_checkpoint, limit):
+    quota = {"cpu.max": "100000 100000\n"} if limit == "cgroup" else {}   # one CPU's time
+    root = cgroup_tree(tmp_path / "cgroup", quota)
+    (tmp_path / "membership").write_text("0::/\n")
+    command = [sys.executable, "-P", "-c", THREADS_OF_A_FORWARD, str(tiny_checkpoint), str(root),
+               str(tmp_path / "membership")]
+    if limit == "taskset":
+        command = ["taskset", "-c", str(min(os.sched_getaffinity(0))), *command]
+    env = dict(os.environ, NUMBA_NUM_THREADS="2")
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ("2\n" if limit == "none" else "1\n")
+
+
 def test_threads_now_is_the_count_a_kernels_parallel_loops_run_on():
     count = numba.njit(lambda: threads_now())
     before = numba.get_num_threads()
