@@ -5,6 +5,10 @@ Tolerance: each output may differ from the exact value by 2e-6 x sum_p |x[i,p] w
 the summation order), plus the float32 rounding of the bias.
 """
 
+import os
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -30,13 +34,15 @@ SHAPES = [  # (n, in, out): GPT-2's projections and head, then awkward sizes
 ]
 
 
-def check(out, x, w_in_out, b=None):
+def check(out, x, w_in_out, b=None, outs=()):
+    """Check `out` and every array of `outs` against x @ w_in_out + b in float64."""
     x64, w64 = x.astype(np.float64), w_in_out.astype(np.float64)
     b64 = np.zeros(w64.shape[1]) if b is None else b.astype(np.float64)
     exact = reference.linear(x64, w64, b64)
     bound = 2e-6 * (np.abs(x64) @ np.abs(w64)) + 1e-7 * np.abs(b64)
-    assert out.dtype == np.float32 and out.shape == exact.shape
-    assert np.all(np.abs(out - exact) <= bound)
+    for each in (out, *outs):
+        assert each.dtype == np.float32 and each.shape == exact.shape
+        assert np.all(np.abs(each - exact) <= bound)
 
 
 @pytest.mark.parametrize("n,d_in,d_out", SHAPES)
@@ -165,3 +171,42 @@ def test_a_block_has_min_rows_or_more_and_whole_tiles():
             _, rows = split(n, 768, threads)
             align = WIDE_BLOCK_ALIGN if rows >= WIDE_MIN_ROWS else 4
             assert rows == n or (rows >= MIN_BLOCK_ROWS and rows % align == 0), (n, threads)
+
+
+# linear on 8, 16 and 64 threads (Numba started with 64; more threads than cores only
+# interleave), where GPT-2's own shapes are cut into blocks of rows: for each case k < argv[2],
+# argv[1] holds x-k.npy, w-k.npy (as [out, in]) and b-k.npy; each result is written to
+# out-k-<threads>.npy there.
+MANY_THREADS = """
+import sys
+from pathlib import Path
+import numba, numpy as np
+from gpt2numba.kernels import linear
+folder = Path(sys.argv[1])
+for k in range(int(sys.argv[2])):
+    x, w, b = (np.load(folder / f"{name}-{k}.npy") for name in ("x", "w", "b"))
+    for threads in (8, 16, 64):
+        numba.set_num_threads(threads)
+        np.save(folder / f"out-{k}-{threads}.npy", linear(x, w, b))
+"""
+
+
+def test_on_many_threads_the_blocks_of_rows_match_float64(tmp_path):
+    shapes = [(128, 768, 768), (200, 1600, 1600), (1024, 3072, 768), (128, 768, 2304)]
+    cases = []
+    for k, (n, d_in, d_out) in enumerate(shapes):
+        assert all(split(n, d_out, threads)[1] < n for threads in (16, 64))   # the rows are cut
+        rng = np.random.default_rng(n + d_in + d_out)
+        x = rng.standard_normal((n, d_in), dtype=np.float32)
+        w = rng.standard_normal((d_in, d_out), dtype=np.float32) * np.float32(0.05)
+        b = rng.standard_normal(d_out, dtype=np.float32)
+        for name, array in (("x", x), ("w", np.ascontiguousarray(w.T)), ("b", b)):
+            np.save(tmp_path / f"{name}-{k}.npy", array)
+        cases.append((x, w, b))
+    env = dict(os.environ, NUMBA_NUM_THREADS="64")
+    done = subprocess.run([sys.executable, "-c", MANY_THREADS, str(tmp_path), str(len(shapes))],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for k, (x, w, b) in enumerate(cases):
+        outs = [np.load(tmp_path / f"out-{k}-{threads}.npy") for threads in (8, 16, 64)]
+        check(outs[0], x, w, b, outs[1:])
