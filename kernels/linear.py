@@ -48,6 +48,9 @@ from .threads import threads_now
 
 PANEL = 96
 PAD = 16  # floats: one cache line
+# The parallel pieces (see the module docstring): rows are cut into blocks only while the panels
+# keep less than BUSY_ENOUGH of the threads busy, into blocks of MIN_BLOCK_ROWS rows or more,
+# each a multiple of the small tiles' 4 rows (and of the wide tile's too from WIDE_MIN_ROWS on).
 MIN_BLOCK_ROWS = 16
 BUSY_ENOUGH = 0.9
 SMALL_TILE_ROWS = 4
