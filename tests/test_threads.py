@@ -257,7 +257,7 @@ def cgroup_tree(root, files):
 @pytest.mark.parametrize("files,membership,cpus", [
     ({"cpu.max": "400000 100000\n"}, "0::/\n", 4.0),                 # v2, a container's own
     ({"cpu.max": "max 100000\n"}, "0::/\n", None),                   # v2, no limit
-    ({"cpu.max": "150000 100000\n"}, "", 1.5),                       # membership unreadable
+    ({"cpu.max": "150000 100000\n"}, "", 1.5),                       # membership empty
     ({"system.slice/cpu.max": "200000 100000\n",                     # v2: a parent's limit holds
       "system.slice/my.service/cpu.max": "max 100000\n"}, "0::/system.slice/my.service\n", 2.0),
     ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"},   # v1, no limit
