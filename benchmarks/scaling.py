@@ -49,8 +49,9 @@ def linear_pieces(n, n_out, threads):
 
 
 def attention_pieces(n, n_head, threads):
-    """causal_self_attention on n tokens, split (issue 26) into each head's blocks of
-    ATTENTION_ROWS query rows."""
+    """causal_self_attention on one text of n tokens: each head's blocks of ATTENTION_ROWS
+    query rows (of unequal cost, taken cheap and dear in turn, so that a thread's run of them
+    costs about as much as any other's: counted here as equal pieces)."""
     return n_head * -(-n // ATTENTION_ROWS)
 
 
