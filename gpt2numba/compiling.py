@@ -24,13 +24,19 @@ from gpt2numba import compiler_process, numpy_checks
 from gpt2numba.blocks import FORWARD_KERNELS
 from gpt2numba.kernels import (
     causal_self_attention,
+    cross_entropy,
     embedding,
+    entropy,
     first_nonfinite,
     gelu,
+    kl_divergence,
     layernorm,
     linear,
+    log_mass,
     log_softmax_at,
     residual,
+    token_rank,
+    top_k,
     transpose_checked,
 )
 from gpt2numba.kernels.cache import all_cached, cache_is_writable
@@ -43,6 +49,7 @@ _WEIGHT = types.Array(types.float32, 2, "C", readonly=True)   # every parameter 
 _VECTOR = types.Array(types.float32, 1, "C", readonly=True)   # biases, gains, NO_BIAS
 _ACTIVATION = types.Array(types.float32, 2, "C")              # what one kernel hands the next
 _IDS = types.Array(types.int64, 1, "C")                       # ids, positions, targets
+_MEMBERS = types.Array(types.boolean, 1, "C")                 # a set of token ids, as a mask
 
 # Every kernel the model calls, in the order a run first calls it (the load's finiteness scan,
 # the forward, scoring), with the one signature the model calls it with.
@@ -57,13 +64,20 @@ SIGNATURES = (
     (residual, (_ACTIVATION, _ACTIVATION)),
     (gelu, (_ACTIVATION,)),
     (log_softmax_at, (_ACTIVATION, _IDS)),                       # logits, targets
+    (token_rank, (_ACTIVATION, _IDS)),                           # scoring's details
+    (entropy, (_ACTIVATION,)),
+    (top_k, (_ACTIVATION, types.int64)),
+    (log_mass, (_ACTIVATION, _MEMBERS)),                         # word surprisal
+    (kl_divergence, (_ACTIVATION, _ACTIVATION)),                 # comparing two models
+    (cross_entropy, (_ACTIVATION, _ACTIVATION)),
 )
 KERNELS = tuple(kernel for kernel, _ in SIGNATURES)
 # What each of the two compiling processes of a first run compiles, in this order: the
 # forward's kernels first, cut into halves of about equal compile time
 # (`python benchmarks/compile_time.py`), then those the first token does not wait for.
-HALVES = ((linear, embedding, layernorm, gelu, first_nonfinite),
-          (causal_self_attention, residual, transpose_checked, log_softmax_at))
+HALVES = ((linear, embedding, layernorm, gelu, first_nonfinite, token_rank, top_k, log_mass),
+          (causal_self_attention, residual, transpose_checked, log_softmax_at, entropy,
+           kl_divergence, cross_entropy))
 LOAD_KERNELS = (first_nonfinite, transpose_checked)
 
 log = logging.getLogger("gpt2numba")
