@@ -1,5 +1,6 @@
 """GPT2: load a checkpoint, run the forward, generate text, score text."""
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numba
@@ -12,7 +13,15 @@ from gpt2numba.errors import ArgumentError, check_in_vocabulary, is_count
 from gpt2numba.generate import Generation, TextStream
 from gpt2numba.kernels import log_softmax_at
 from gpt2numba.params import load_folder
-from gpt2numba.score import Score, check_stride, ids_to_score, score_packed, score_tokens
+from gpt2numba.score import (
+    Score,
+    check_stride,
+    ids_to_score,
+    score_packed,
+    score_tokens,
+    scored_bytes,
+)
+from gpt2numba.score_details import score_with_details
 from gpt2numba.tokenizer import Tokenizer
 from gpt2numba.weights import fetch
 
@@ -146,21 +155,29 @@ class GPT2:
             pass
         return stream.new_ids[:-1] if stream.stop_reason == "stop" else list(stream.new_ids)
 
-    def score_ids(self, ids, stride=None, *, progress=None) -> Score:
+    def score_ids(self, ids, stride=None, *, details=False, top_k=0, progress=None) -> Score:
         """Score token ids [N] of any length: log p of tokens 1..N-1, each given the tokens before
-        it in windows of n_positions that start every `stride` tokens (see gpt2numba.score).
+        it in windows of n_positions that start every `stride` tokens (see gpt2numba.score),
+        and bits per byte.
 
-        stride: 1..n_positions, default n_positions // 2. ArgumentError (a ValueError) naming
-        the argument for a stride out of range ("stride"), ids out of range or fewer than 2 ids
-        (nothing to score: "ids"). progress(scored, total) is called after each window.
+        stride: 1..n_positions, default n_positions // 2. details=True (or top_k > 0) adds
+        Score.details (ranks, entropies, the top_k alternatives, 0..20, and what Score.words()
+        needs: gpt2numba.score_details). ArgumentError (a ValueError) naming the argument for a
+        stride or top_k out of range, ids out of range or fewer than 2 ids (nothing to score:
+        "ids"). progress(scored, total) is called after each window.
         """
-        return score_tokens(self._window_logprobs, ids, self.config, stride, progress)
+        return self._score(ids, stride, details, top_k, progress, "ids")
 
-    def score(self, text, stride=None, *, progress=None) -> Score:
+    def score(self, text, stride=None, *, details=False, top_k=0, progress=None) -> Score:
         """Score `text` (tokenized as it is, no <|endoftext|> added): see score_ids. A text of
         fewer than 2 tokens is an ArgumentError naming "text"."""
-        return score_tokens(self._window_logprobs, self.tokenizer.encode(text), self.config,
-                            stride, progress, argument="text")
+        return self._score(self.tokenizer.encode(text), stride, details, top_k, progress, "text")
+
+    def _score(self, ids, stride, details, top_k, progress, argument):
+        if details or top_k:
+            return score_with_details(self, ids, stride, top_k, progress, argument)
+        score = score_tokens(self._window_logprobs, ids, self.config, stride, progress, argument)
+        return replace(score, scored_bytes=scored_bytes(self.tokenizer, ids))
 
     def score_many(self, texts, stride=None) -> list[Score]:
         """One Score per text of `texts` (any iterable of str), each as `score` gives it: the
@@ -183,8 +200,10 @@ class GPT2:
 
     def _score_packed(self, id_lists, stride, argument):
         ids = [ids_to_score(one, self.config.vocab_size, argument) for one in id_lists]
-        return score_packed(self._window_logprobs, self._packed_logprobs, ids,
-                            self.config.n_positions, stride)
+        scores = score_packed(self._window_logprobs, self._packed_logprobs, ids,
+                              self.config.n_positions, stride)
+        return [replace(score, scored_bytes=scored_bytes(self.tokenizer, one))
+                for score, one in zip(scores, ids)]
 
     def _stream(self, ids, argument, max_new_tokens, *, stop=(), **options) -> TextStream:
         generation = Generation(self.next_token_logits, ids, n_positions=self.config.n_positions,

@@ -24,12 +24,16 @@ from gpt2numba.errors import ArgumentError, check_in_vocabulary, is_count
 
 @dataclass(frozen=True, eq=False)
 class Score:
-    """How likely a text is: its scored tokens' log-probabilities and their sum and perplexity."""
+    """How likely a text is: its scored tokens' log-probabilities and their sum and perplexity;
+    bits per byte; with details (GPT2.score(..., details=True)) ranks, entropies, top-k and
+    words (gpt2numba/score_details.py, gpt2numba/words.py)."""
 
     tokens: int                  # how many tokens were scored: all but the first
     nll: float                   # summed negative log-likelihood, nats
     perplexity: float            # exp(nll / tokens)
     token_logprobs: np.ndarray = field(repr=False)  # [tokens] float64: log p(token t | before t)
+    scored_bytes: int | None = None   # UTF-8 bytes of the scored tokens (see scored_bytes)
+    details: object = field(default=None, repr=False)  # a ScoreDetails, when asked for
 
     @classmethod
     def from_logprobs(cls, token_logprobs) -> "Score":
@@ -37,11 +41,42 @@ class Score:
         nll = -float(np.sum(token_logprobs))
         return cls(token_logprobs.size, nll, perplexity(nll, token_logprobs.size), token_logprobs)
 
+    @property
+    def bits_per_byte(self) -> float | None:
+        """nll in bits divided by scored_bytes, the UTF-8 bytes of the scored tokens (all but
+        the first; <|endoftext|> counts none): comparable across tokenizers, unlike perplexity.
+        None for a Score made without its bytes; inf (or NaN for nll 0) when they are 0."""
+        if self.scored_bytes is None:
+            return None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.float64(self.nll) / (np.log(2) * self.scored_bytes))
+
+    def words(self) -> list:
+        """The text's words (gpt2numba.words.Word: text, logprob with the end-of-word
+        correction, plain_sum of its tokens, token span), for a Score made with details=True;
+        ArgumentError naming "details" otherwise."""
+        from gpt2numba.words import words_of
+
+        if self.details is None:
+            raise ArgumentError("details", "words() needs the end-of-word probabilities: score "
+                                           "with details=True, e.g. model.score(text, "
+                                           "details=True).words()")
+        return words_of(self.token_logprobs, self.details)
+
 
 def perplexity(nll, tokens) -> float:
     """exp(nll / tokens); inf where that passes the float64 range."""
     with np.errstate(over="ignore"):
         return float(np.exp(nll / tokens))
+
+
+def scored_bytes(tokenizer, ids) -> int:
+    """UTF-8 bytes of tokens 1..N-1 of ids [N] (valid ids, checked), what bits per byte divides
+    by: the text but its first token, which is not scored. <|endoftext|> counts none (it stands
+    for no text). lm-evaluation-harness scores every token after an <|endoftext|> and divides by
+    the whole text's bytes: score_ids([eos_id, *ids]) gives that number."""
+    scored = np.asarray(ids)[1:]
+    return len(tokenizer.decode_bytes(scored[scored != tokenizer.eos_id].tolist()))
 
 
 def score_tokens(window_logprobs, ids, config, stride=None, progress=None, argument="ids"):
