@@ -23,6 +23,7 @@ _HOMES = {
     "Tokenizer": "gpt2numba.tokenizer",
     "WeightsError": "gpt2numba.weights",
     "compile": "gpt2numba.compiling",
+    "compare": "gpt2numba.comparison",
 }
 
 __all__ = list(_HOMES)
