@@ -46,10 +46,7 @@ class Score:
         """nll in bits divided by scored_bytes, the UTF-8 bytes of the scored tokens (all but
         the first; <|endoftext|> counts none): comparable across tokenizers, unlike perplexity.
         None for a Score made without its bytes; inf (or NaN for nll 0) when they are 0."""
-        if self.scored_bytes is None:
-            return None
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return float(np.float64(self.nll) / (np.log(2) * self.scored_bytes))
+        return None if self.scored_bytes is None else bits_per_byte(self.nll, self.scored_bytes)
 
     def words(self) -> list:
         """The text's words (gpt2numba.words.Word: text, logprob with the end-of-word
@@ -68,6 +65,12 @@ def perplexity(nll, tokens) -> float:
     """exp(nll / tokens); inf where that passes the float64 range."""
     with np.errstate(over="ignore"):
         return float(np.exp(nll / tokens))
+
+
+def bits_per_byte(nll, scored_bytes) -> float:
+    """nll (nats) / (ln 2 * scored_bytes); inf (NaN for nll 0) when scored_bytes is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.float64(nll) / (np.log(2) * scored_bytes))
 
 
 def scored_bytes(tokenizer, ids) -> int:

@@ -15,6 +15,7 @@ import sys
 import click
 
 from gpt2numba.cli.common import end_stdout_line, error_line
+from gpt2numba.cli.compare import compare
 from gpt2numba.cli.run import run
 from gpt2numba.cli.score import score
 from gpt2numba.cli.tools import bench, download
@@ -75,5 +76,5 @@ def main():
 
 
 
-for command in (run, score, bench, download):
+for command in (run, score, compare, bench, download):
     main.add_command(command)
