@@ -355,17 +355,20 @@ def test_cli_table_per_file_and_corpus_total(ours, folder32, home, text_files):
     code, out, err = score_cli(folder32, home, *paths, "--stride", 16)
     assert code == 0, err
     header, *rows = out.splitlines()
-    assert header.split() == ["file", "tokens", "nll", "perplexity"]
+    assert header.split() == ["file", "tokens", "nll", "perplexity", "bits/byte"]
     scores = [ours.score(p.read_text(encoding="utf-8"), stride=16) for p in paths]
     for row, path, score in zip(rows, paths, scores):
-        name, tokens, nll, perplexity = row.split()
+        name, tokens, nll, perplexity, bits_per_byte = row.split()
         assert (name, int(tokens)) == (str(path), score.tokens)
         assert float(nll) == pytest.approx(score.nll, abs=1e-4)
         assert float(perplexity) == pytest.approx(score.perplexity, rel=1e-5)
-    name, tokens, nll, perplexity = rows[2].split()
+        assert float(bits_per_byte) == pytest.approx(score.bits_per_byte, abs=1e-4)
+    name, tokens, nll, perplexity, bits_per_byte = rows[2].split()
     total_nll, total_tokens = sum(s.nll for s in scores), sum(s.tokens for s in scores)
     assert (name, int(tokens)) == ("total", total_tokens) and len(rows) == 3
     assert float(perplexity) == pytest.approx(math.exp(total_nll / total_tokens), rel=1e-5)
+    total_bytes = sum(s.scored_bytes for s in scores)
+    assert float(bits_per_byte) == pytest.approx(total_nll / math.log(2) / total_bytes, abs=1e-4)
     # the long text takes several windows: progress on stderr ends with tokens/s
     assert f"gpt2numba: {paths[1]}: scored {scores[1].tokens} tokens in " in err
     assert "tokens/s)" in err and str(paths[0]) not in err
@@ -385,7 +388,7 @@ def test_cli_json_per_file_from_files_and_stdin(ours, folder32, home, text_files
         assert record["nll"] == pytest.approx(score.nll, rel=SAME)
         assert record["perplexity"] == pytest.approx(score.perplexity, rel=SAME)
         np.testing.assert_allclose(record["token_logprobs"], score.token_logprobs, rtol=SAME)
-    assert err.splitlines()[0].split() == ["file", "tokens", "nll", "perplexity"]   # table: stderr
+    assert err.splitlines()[0].split()[:4] == ["file", "tokens", "nll", "perplexity"]  # stderr
 
 
 def test_cli_per_token_tsv_parsed_back(ours, folder32, home, text_files):
@@ -393,13 +396,13 @@ def test_cli_per_token_tsv_parsed_back(ours, folder32, home, text_files):
     code, out, err = score_cli(folder32, home, path, "--per-token")
     assert code == 0, err
     header, *rows = out.split("\n")[:-1]
-    assert header == "file\tposition\tid\ttoken\tlogprob"
+    assert header == "file\tposition\tid\ttoken\tlogprob\trank\tentropy"
     text = path.read_bytes().decode("utf-8")
     ids, score = ours.tokenizer.encode(text), ours.score(text)
     assert len(rows) == score.tokens
     tokens = b""
     for t, row in enumerate(rows, start=1):
-        name, position, token_id, token, logprob = row.split("\t")
+        name, position, token_id, token, logprob, _, _ = row.split("\t")
         assert (name, int(position), int(token_id)) == (str(path), t, ids[t])
         assert float(logprob) == pytest.approx(score.token_logprobs[t - 1], rel=SAME)
         tokens += _unescape(token)
@@ -420,7 +423,7 @@ def test_cli_per_token_escapes_file_names_as_tokens(ours, folder32, home, tmp_pa
     assert len(rows) == ours.score(path.read_text(encoding="utf-8")).tokens
     for row in rows:
         fields = row.split("\t")
-        assert len(fields) == 5 and _unescape(fields[0]) == os.fsencode(path), row
+        assert len(fields) == 7 and _unescape(fields[0]) == os.fsencode(path), row
 
 
 def _unescape(field) -> bytes:
@@ -488,8 +491,8 @@ def table_rows(text):
     """The rows of the table in `text` (stdout, or stderr with --json or --per-token), header
     left out: (file, tokens)."""
     rows = [line.split() for line in text.splitlines() if not line.startswith("gpt2numba:")]
-    assert rows[0] == ["file", "tokens", "nll", "perplexity"], text
-    return [(name, int(tokens)) for name, tokens, _, _ in rows[1:]]
+    assert rows[0] == ["file", "tokens", "nll", "perplexity", "bits/byte"], text
+    return [(name, int(tokens)) for name, tokens, *_ in rows[1:]]
 
 
 @pytest.mark.parametrize("mode", [[], ["--json"], ["--per-token"]])
