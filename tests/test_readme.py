@@ -69,6 +69,7 @@ def gpt2_sized_checkpoint(tmp_path_factory):
 @pytest.fixture
 def gpt2_hub(hub, gpt2_sized_checkpoint):
     hub.add_repo("openai-community/gpt2", gpt2_sized_checkpoint)
+    hub.add_repo("distilbert/distilgpt2", gpt2_sized_checkpoint)   # for `compare`: the same one
     return hub
 
 
