@@ -10,7 +10,7 @@ and every row is reduced at once to a few numbers (k of them for top-k), so the 
 that of one window, plus O(k) per token of the text for the results.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -70,9 +70,8 @@ def score_with_details(model, ids, stride=None, top_k=0, progress=None, argument
             progress(min(end, n - 1), n - 1)
     details = ScoreDetails(ranks, entropies, top_ids, top_logprobs, word_end_logprobs,
                            tuple(vocabulary_bytes[i] for i in ids.tolist()), begins_word[ids])
-    score = Score.from_logprobs(token_logprobs)
-    return Score(score.tokens, score.nll, score.perplexity, token_logprobs,
-                 scored_bytes(model.tokenizer, ids), details)
+    return replace(Score.from_logprobs(token_logprobs),
+                   scored_bytes=scored_bytes(model.tokenizer, ids), details=details)
 
 
 def _window(model, ids, first, targets, k, begins_word):

@@ -160,6 +160,17 @@ def test_a_text_after_end_of_text_scores_every_word_and_every_byte(tiny_model, o
     assert not any(math.isnan(w.logprob) for w in words)
 
 
+def test_the_row_after_a_full_last_window_comes_from_one_more_window(tiny_model, oracle,
+                                                                     word_starts):
+    ids = tiny_model.tokenizer.encode(" ".join(["Words and more words."] * 40))[:129]
+    log_p = log_softmax64(reference_rows(oracle, ids, 128, 128))   # rows 0..127, then row 128
+    score = tiny_model.score_ids(ids, stride=128, details=True)
+    log_b = np.log(np.sum(np.exp(log_p[:, word_starts]), axis=1))
+    np.testing.assert_allclose(score.details.word_end_logprobs, log_b, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(score.token_logprobs, log_p[np.arange(128), ids[1:]], rtol=RTOL,
+                               atol=ATOL)
+
+
 def test_bad_top_k_and_words_without_details_are_argument_errors(tiny_model):
     for top_k in (-1, 21, 2.5, "3"):
         with pytest.raises(ArgumentError, match="top_k must be an integer in 0..20") as error:
@@ -174,5 +185,23 @@ def test_plain_scores_carry_bits_per_byte_and_no_details(tiny_model):
     text = "It was a bright cold day in April, and the clocks were striking thirteen."
     plain, detailed = tiny_model.score(text), tiny_model.score(text, details=True)
     assert plain.details is None and plain.scored_bytes == detailed.scored_bytes
-    assert plain.bits_per_byte == pytest.approx(detailed.bits_per_byte, rel=1e-9)
+    assert plain.bits_per_byte == pytest.approx(detailed.bits_per_byte, rel=1e-6)  # other shapes
     assert detailed.details.top_ids.shape == (plain.tokens, 0)
+
+
+def test_memory_is_one_window_whatever_the_text_length(tiny_model, monkeypatch):
+    """Every forward of a details score is one window (at most n_positions rows of logits),
+    one after the other, each reduced before the next: a text of 40 windows holds no more."""
+    shapes = []
+    forward = tiny_model.logits
+
+    def logits(ids, from_position=0):
+        out = forward(ids, from_position)
+        shapes.append(out.shape)
+        return out
+
+    monkeypatch.setattr(tiny_model, "logits", logits)
+    ids = np.random.default_rng(0).integers(0, 50256, 40 * 128 + 1)
+    score = tiny_model.score_ids(ids, stride=128, details=True, top_k=2)
+    assert len(shapes) == 41 and max(rows for rows, _ in shapes) <= 128   # 40 + the end row
+    assert score.details.top_ids.shape == (ids.size - 1, 2)
