@@ -383,7 +383,7 @@ def test_cli_json_per_file_from_files_and_stdin(ours, folder32, home, text_files
     assert [r["file"] for r in records] == [str(text_files / "short.txt"), "stdin"]
     for record, text in zip(records, [(text_files / "short.txt").read_text(encoding="utf-8"),
                                       long_text.decode("utf-8")]):
-        score = ours.score(text)
+        score = ours.score(text, details=True)   # what --per-token asks for: ranks, entropies
         assert record["tokens"] == score.tokens and record["ids"] == ours.tokenizer.encode(text)[1:]
         assert record["nll"] == pytest.approx(score.nll, rel=SAME)
         assert record["perplexity"] == pytest.approx(score.perplexity, rel=SAME)
@@ -398,7 +398,7 @@ def test_cli_per_token_tsv_parsed_back(ours, folder32, home, text_files):
     header, *rows = out.split("\n")[:-1]
     assert header == "file\tposition\tid\ttoken\tlogprob\trank\tentropy"
     text = path.read_bytes().decode("utf-8")
-    ids, score = ours.tokenizer.encode(text), ours.score(text)
+    ids, score = ours.tokenizer.encode(text), ours.score(text, details=True)
     assert len(rows) == score.tokens
     tokens = b""
     for t, row in enumerate(rows, start=1):
