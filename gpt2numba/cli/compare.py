@@ -14,8 +14,7 @@ COLUMNS = (("tokens", "tokens", 8, ""), ("ppl_a", "perplexity_a", 12, ".6g"),
            ("x_ppl", "cross_perplexity", 12, ".6g"), ("binoculars", "binoculars", 10, ".4f"))
 
 
-@click.command(short_help="Compare two models on texts: KL divergence, top-1 agreement, "
-                          "Binoculars.")
+@click.command(short_help="Compare two models on texts: KL, top-1, Binoculars.")
 @click.argument("files", nargs=-1, metavar="[FILES]...")
 @click.option("-m", "--model", "models", multiple=True, metavar="NAME_OR_PATH",
               callback=non_empty,

@@ -24,7 +24,7 @@ from gpt2numba.cli.common import (
 PROGRESS_SECONDS = 5     # how often `score` reports progress when stderr is not a terminal
 
 
-@click.command(short_help="Score texts: tokens, log-likelihood and perplexity.")
+@click.command(short_help="Score texts: log-likelihood, perplexity, bits per byte.")
 @click.argument("files", nargs=-1, metavar="[FILES]...")  # read by _read_texts, one by one
 @click.option("-m", "--model", default="gpt2", show_default=True, metavar="NAME_OR_PATH",
               callback=non_empty,
