@@ -191,7 +191,7 @@ def test_plain_scores_carry_bits_per_byte_and_no_details(tiny_model):
 
 def test_memory_is_one_window_whatever_the_text_length(tiny_model, monkeypatch):
     """Every forward of a details score is one window (at most n_positions rows of logits),
-    one after the other, each reduced before the next: a text of 40 windows holds no more."""
+    one after the other, each reduced before the next: a text of 20 windows holds no more."""
     shapes = []
     forward = tiny_model.logits
 
@@ -201,7 +201,7 @@ def test_memory_is_one_window_whatever_the_text_length(tiny_model, monkeypatch):
         return out
 
     monkeypatch.setattr(tiny_model, "logits", logits)
-    ids = np.random.default_rng(0).integers(0, 50256, 40 * 128 + 1)
+    ids = np.random.default_rng(0).integers(0, 50256, 20 * 128 + 1)
     score = tiny_model.score_ids(ids, stride=128, details=True, top_k=2)
-    assert len(shapes) == 41 and max(rows for rows, _ in shapes) <= 128   # 40 + the end row
+    assert len(shapes) == 21 and max(rows for rows, _ in shapes) <= 128   # 20 + the end row
     assert score.details.top_ids.shape == (ids.size - 1, 2)
