@@ -3,11 +3,11 @@
     gpt2numba run --prompt "Alan Turing theorized that" --max-new-tokens 40
 
 `main` is the click group (the console script and `python -m gpt2numba` both call it); each
-subcommand is a click command of its own module (run.py, score.py, tools.py for bench and
-download; common.py holds what they share), added to the group below. Every error ends the
-process with one line on stderr, `gpt2numba: error: ...`, and exit status 2 for a bad command
-line (as click does), 1 for a failure at run time (unknown model, offline and not cached,
-prompt too long), 130 for Ctrl-C.
+subcommand is a click command of its own module (run.py, score.py, serve.py, tools.py for
+bench and download; common.py holds what they share), added to the group below. Every error
+ends the process with one line on stderr, `gpt2numba: error: ...`, and exit status 2 for a bad
+command line (as click does), 1 for a failure at run time (unknown model, offline and not
+cached, prompt too long), 130 for Ctrl-C.
 """
 
 import sys
@@ -18,6 +18,7 @@ from gpt2numba.cli.common import end_stdout_line, error_line
 from gpt2numba.cli.compare import compare
 from gpt2numba.cli.run import run
 from gpt2numba.cli.score import score
+from gpt2numba.cli.serve import serve
 from gpt2numba.cli.tools import bench, download
 
 SIGINT_EXIT = 130    # 128 + SIGINT
@@ -76,5 +77,5 @@ def main():
 
 
 
-for command in (run, score, compare, bench, download):
+for command in (run, score, compare, serve, bench, download):
     main.add_command(command)

@@ -1,0 +1,1 @@
+"""gpt2numba serve."""

@@ -1,0 +1,308 @@
+"""What a completion request computes over the model: the prompts' own log-probabilities (echo
+scoring), the continuations, and the `logprobs` object OpenAI's legacy completions return.
+
+A request becomes a `Plan` (checked before it is queued: every refusal is an APIError 400 then,
+never in the middle of a stream), and a plan becomes `steps`: a generator of Pieces in which
+each step runs at most one forward (or one echo scoring), so that the worker can take turns
+between requests and stop a cancelled one within one token.
+
+Log-probabilities are the model's own (a float64 log-softmax of the raw logits, before any
+temperature, top-k, top-p or repetition penalty), as vLLM returns them by default.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gpt2numba.errors import ArgumentError
+from gpt2numba.generate import Generation, TextStream
+from gpt2numba.sampling import SamplingSettings, check_logits_finite
+from gpt2numba.serve.errors import APIError
+from gpt2numba.serve.protocol import MAX_PROMPTS, MAX_STOP_STRINGS
+
+DEFAULT_MAX_TOKENS = 16   # OpenAI's default for the legacy completions
+ROWS_PER_BLOCK = 32       # rows of logits widened to float64 at once: 32 x 50257 x 8 B = 13 MB
+
+
+class Cancelled(Exception):
+    """The client went away: the request's generation stops before its next forward."""
+
+
+@dataclass
+class PromptScores:
+    """Echo scoring of one text of n token ids (the model's predictions at every position).
+
+    logprobs: float64 [n - 1], log p of ids[1:], each given the ids before it;
+    ranks: int64 [n - 1], 1 + the number of tokens the model found more likely than that one;
+    top_ids: int64 [n, k], the k most likely next tokens after each position, most likely first;
+    top_logprobs: float64 [n, k], their log-probabilities;
+    last_logits: float32 [vocab], the logits after the last position (the first new token's).
+    """
+
+    logprobs: np.ndarray
+    ranks: np.ndarray
+    top_ids: np.ndarray
+    top_logprobs: np.ndarray
+    last_logits: np.ndarray
+
+
+def score_prompts(model, id_lists, top=1) -> list[PromptScores]:
+    """Echo scoring of each list of token ids in `id_lists` (each 1..n_positions ids in the
+    vocabulary): one all-rows forward per text, then a float64 log-softmax of its logits
+    [n, vocab], ROWS_PER_BLOCK rows at a time so that memory stays bounded. `top` (>= 1) is
+    how many of the most likely next tokens to keep per position. NonFiniteLogitsError if the
+    model computes a NaN or infinite logit."""
+    return [_score(model.logits(ids), np.asarray(ids, dtype=np.int64), top) for ids in id_lists]
+
+
+def _score(logits, ids, top) -> PromptScores:
+    n = ids.size
+    scores = PromptScores(np.empty(n - 1), np.empty(n - 1, dtype=np.int64),
+                          np.empty((n, top), dtype=np.int64), np.empty((n, top)),
+                          logits[-1].copy())
+    for start in range(0, n, ROWS_PER_BLOCK):
+        rows = logits[start:start + ROWS_PER_BLOCK].astype(np.float64)    # [r, vocab]
+        finite = np.isfinite(rows).all(axis=1)
+        if not finite.all():
+            check_logits_finite(rows[np.argmin(finite)])
+        peak = rows.max(axis=1)
+        log_total = peak + np.log(np.exp(rows - peak[:, None]).sum(axis=1))     # [r]
+        best = _top_indices(rows, top)                                          # [r, top]
+        end = start + rows.shape[0]
+        scores.top_ids[start:end] = best
+        scores.top_logprobs[start:end] = np.take_along_axis(rows, best, 1) - log_total[:, None]
+        targets = ids[start + 1:end + 1]            # the token each row predicts, if any
+        m = targets.size
+        chosen = rows[np.arange(m), targets]                                    # [m]
+        scores.logprobs[start:start + m] = chosen - log_total[:m]
+        scores.ranks[start:start + m] = 1 + (rows[:m] > chosen[:, None]).sum(axis=1)
+    return scores
+
+
+def _top_indices(rows, k):
+    """The indices of the k largest values of each row of rows [r, vocab], largest first."""
+    if k == 1:
+        return rows.argmax(axis=1)[:, None]
+    part = np.argpartition(-rows, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(rows, part, 1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, 1)
+
+
+def token_text(tokenizer, token_id) -> str:
+    """A token as the `logprobs` object names it: its text, or `bytes:\\xe2\\x80` for a token
+    that is only part of a UTF-8 character (as OpenAI writes those)."""
+    raw = tokenizer.decode_bytes([token_id])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "bytes:" + "".join(f"\\x{byte:02x}" for byte in raw)
+
+
+@dataclass
+class Plan:
+    """A checked completion request: what to compute for each prompt."""
+
+    prompts: list[list[int]]      # token ids of each prompt
+    texts: list[str]              # each prompt's text (echoed)
+    max_tokens: list[int]         # new tokens of each prompt at most
+    sampling: SamplingSettings
+    stop: list[str]
+    echo: bool
+    logprobs: int | None
+
+
+@dataclass
+class Piece:
+    """A step's output: `text` of choice `index` and its tokens' logprob entries (each
+    (token, logprob or None, top dict or None, text offset)); the last piece of a choice has a
+    `finish_reason` ("length" or "stop") and `new_tokens`, its count of generated tokens."""
+
+    index: int
+    text: str
+    entries: list = field(default_factory=list)
+    finish_reason: str | None = None
+    new_tokens: int = 0
+
+
+def plan(model, request) -> Plan:
+    """The Plan of a CompletionRequest; APIError 400 naming the field at fault (a prompt
+    empty, too long or with ids outside the vocabulary, max_tokens beyond the context, a bad
+    sampling setting)."""
+    prompts, texts = _prompt_ids(model, request.prompt)
+    stop = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
+    if len(stop) > MAX_STOP_STRINGS or "" in stop:
+        raise APIError(400, f"stop must be at most {MAX_STOP_STRINGS} non-empty strings",
+                       param="stop")
+    try:
+        sampling = SamplingSettings(temperature=request.temperature, top_k=max(request.top_k, 0),
+                                    top_p=request.top_p,
+                                    repetition_penalty=request.repetition_penalty,
+                                    seed=request.seed)
+    except ArgumentError as error:
+        raise APIError(400, str(error), param=error.argument) from None
+    return Plan(prompts, texts, [_max_tokens(model, request, ids) for ids in prompts], sampling,
+                stop, request.echo, request.logprobs)
+
+
+def _prompt_ids(model, prompt):
+    """(token ids, text) of each prompt of a request's `prompt` in its four forms."""
+    if isinstance(prompt, str) or (prompt and isinstance(prompt[0], int)):
+        prompt = [prompt]
+    if not prompt:
+        raise APIError(400, "prompt is empty: send a text or token ids", param="prompt")
+    if len(prompt) > MAX_PROMPTS:
+        raise APIError(400, f"prompt holds {len(prompt)} prompts; send at most {MAX_PROMPTS} "
+                            f"per request", param="prompt")
+    tokenizer = model.tokenizer
+    ids = [tokenizer.encode(p, allow_special=True) if isinstance(p, str) else p for p in prompt]
+    for one in ids:
+        if not one:
+            raise APIError(400, "a prompt is empty: send some text, or <|endoftext|> to "
+                                "generate unconditionally", param="prompt")
+        try:
+            model.check_ids(one, "prompt")
+        except ArgumentError as error:
+            raise APIError(400, str(error), param="prompt") from None
+    texts = [p if isinstance(p, str) else tokenizer.decode(i) for p, i in zip(prompt, ids)]
+    return ids, texts
+
+
+def _max_tokens(model, request, ids) -> int:
+    """New tokens for prompt `ids`: the request's max_tokens, or OpenAI's default of 16 where
+    the context leaves that many. The k-th new token is predicted by a forward over the
+    prompt and k - 1 new tokens, so n_positions + 1 - len(ids) tokens fit after a prompt."""
+    room = model.config.n_positions + 1 - len(ids)
+    if request.max_tokens is None:
+        return min(DEFAULT_MAX_TOKENS, room)
+    if request.max_tokens == 0 and not request.echo:
+        raise APIError(400, "max_tokens is 0: nothing to generate; pass echo: true to score "
+                            "the prompt, or max_tokens of at least 1", param="max_tokens")
+    if request.max_tokens > room:
+        raise APIError(400, f"max_tokens is {request.max_tokens}, but the model's context is "
+                            f"{model.config.n_positions} tokens and the prompt has {len(ids)}: "
+                            f"at most {room} new tokens fit; lower max_tokens",
+                       param="max_tokens")
+    return request.max_tokens
+
+
+def steps(model, plan, cancelled):
+    """The Pieces of a Plan, one forward (or one echo scoring) per step; `cancelled()` is asked
+    before each forward and ends the steps with Cancelled when true."""
+    scores = [None] * len(plan.prompts)
+    if plan.echo and plan.logprobs is not None:
+        if cancelled():
+            raise Cancelled
+        scores = score_prompts(model, plan.prompts, max(plan.logprobs, 1))
+    for index, ids in enumerate(plan.prompts):
+        if plan.echo:
+            entries = (None if scores[index] is None
+                       else prompt_entries(model.tokenizer, ids, scores[index], plan.logprobs))
+            yield Piece(index, plan.texts[index], entries or [])
+        yield from _continuation(model, plan, index, scores[index], cancelled)
+
+
+def prompt_entries(tokenizer, ids, scores, logprobs):
+    """The logprob entries of a prompt's tokens: the first has no logprob (nothing predicts
+    it), each other its log-probability and the top `logprobs` predictions at its position,
+    with itself and the most likely token always among them."""
+    entries = []
+    decoder = tokenizer.stream_decoder()
+    offset = 0
+    for i, token_id in enumerate(ids):
+        if i == 0:
+            entry = (token_text(tokenizer, token_id), None, None, offset)
+        else:
+            entry = (token_text(tokenizer, token_id), float(scores.logprobs[i - 1]),
+                     top_dict(tokenizer, scores.top_ids[i - 1], scores.top_logprobs[i - 1],
+                              logprobs, token_id, scores.logprobs[i - 1]),
+                     offset)
+        entries.append(entry)
+        offset += len(decoder.push(token_id))
+    return entries
+
+
+def top_dict(tokenizer, top_ids, top_logprobs, k, chosen_id, chosen_logprob) -> dict:
+    """{token: logprob} of the k most likely tokens (top_ids / top_logprobs [>= 1], most
+    likely first), the most likely one and the chosen one, most likely first."""
+    pairs = {int(i): float(lp) for i, lp in zip(top_ids[:max(k, 1)], top_logprobs[:max(k, 1)])}
+    pairs[int(chosen_id)] = float(chosen_logprob)
+    ordered = sorted(pairs.items(), key=lambda pair: -pair[1])
+    return {token_text(tokenizer, i): lp for i, lp in ordered}
+
+
+class _RecordedLogits:
+    """The next-token logits function of a generation: model.next_token_logits, except that
+    the prompt's own comes from its echo scoring when there was one; it keeps the last logits
+    it returned, and raises Cancelled once the request is cancelled."""
+
+    def __init__(self, model, prompt_length, first_logits, cancelled):
+        self.model = model
+        self.prompt_length = prompt_length
+        self.first_logits = first_logits
+        self.cancelled = cancelled
+        self.last = None
+
+    def __call__(self, ids):
+        if self.cancelled():
+            raise Cancelled
+        if self.first_logits is not None and len(ids) == self.prompt_length:
+            self.last, self.first_logits = self.first_logits, None
+        else:
+            self.last = self.model.next_token_logits(ids)
+        return self.last
+
+
+class _ScoredGeneration(Generation):
+    """A Generation that keeps, for each token it yields, the token's logprob entry."""
+
+    def __init__(self, logits, tokenizer, logprobs, first_offset, **options):
+        super().__init__(logits, **options)
+        self.logits = logits
+        self.tokenizer = tokenizer
+        self.logprobs = logprobs
+        self.decoder = tokenizer.stream_decoder()
+        self.offset = first_offset
+        self.entries = []
+
+    def __iter__(self):
+        for token in super().__iter__():
+            if self.logprobs is not None:
+                self.entries.append(self._entry(token))
+            self.offset += len(self.decoder.push(token))
+            yield token
+
+    def _entry(self, token):
+        row = self.logits.last.astype(np.float64)[None]                       # [1, vocab]
+        log_total = float(row.max() + np.log(np.exp(row - row.max()).sum()))
+        best = _top_indices(row, max(self.logprobs, 1))[0]
+        logprob = float(row[0, token]) - log_total
+        top = top_dict(self.tokenizer, best, row[0, best] - log_total, self.logprobs, token,
+                       logprob)
+        return token_text(self.tokenizer, token), logprob, top, self.offset
+
+
+def _continuation(model, plan, index, scores, cancelled):
+    """The Pieces of prompt `index`'s continuation, the last one with its finish_reason."""
+    ids = plan.prompts[index]
+    if plan.max_tokens[index] == 0:
+        yield Piece(index, "", finish_reason="length")
+        return
+    logits = _RecordedLogits(model, len(ids), None if scores is None else scores.last_logits,
+                             cancelled)
+    s = plan.sampling
+    generation = _ScoredGeneration(
+        logits, model.tokenizer, plan.logprobs, len(plan.texts[index]) if plan.echo else 0,
+        prompt_ids=ids, n_positions=model.config.n_positions, eos_id=model.tokenizer.eos_id,
+        max_new_tokens=plan.max_tokens[index], slide=True, temperature=s.temperature,
+        top_k=s.top_k, top_p=s.top_p, repetition_penalty=s.repetition_penalty, seed=s.seed)
+    stream = TextStream(generation, model.tokenizer, plan.stop)
+    sent = 0
+    for text in stream:
+        entries = generation.entries
+        if stream.stopped_at_string:   # the token that completed the stop string is not sent
+            entries = entries[:-1]
+        yield Piece(index, text, entries[sent:])
+        sent = len(entries)
+    reason = "length" if stream.stop_reason in ("length", "context") else "stop"
+    new_tokens = len(stream.new_ids) - (1 if stream.stopped_at_string else 0)
+    yield Piece(index, "", finish_reason=reason, new_tokens=new_tokens)
