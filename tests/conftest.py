@@ -57,3 +57,11 @@ def tiny_model(tiny_checkpoint):
     from gpt2numba import GPT2
 
     return GPT2.from_pretrained(tiny_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def serve_checkpoint(tmp_path_factory) -> Path:
+    """The tiny GPT-2 with GPT-2's 1024 positions, for the servers of tests/test_serve*.py."""
+    from support.checkpoints import make_checkpoint
+
+    return make_checkpoint(tmp_path_factory.mktemp("serve-gpt2"), n_positions=1024)

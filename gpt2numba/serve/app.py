@@ -123,9 +123,10 @@ async def page():
     return HTMLResponse(resources.files("gpt2numba.serve").joinpath("page.html").read_text())
 
 
-async def health():
-    """Ready: the server answers only once the model is loaded and compiled."""
-    return {"status": "ok"}
+async def health(request: Request):
+    """Ready (the server answers only once the model is loaded and compiled), and how many
+    requests are waiting or running."""
+    return {"status": "ok", "requests": request.app.state.serving.worker.jobs}
 
 
 async def models(request: Request):

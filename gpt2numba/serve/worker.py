@@ -64,7 +64,14 @@ class Worker:
         self._jobs = deque()
         self._changed = threading.Condition()
         self._stopping = False
+        self._running = 0
         self._thread = threading.Thread(target=self._run, name="gpt2numba-model", daemon=True)
+
+    @property
+    def jobs(self) -> int:
+        """How many jobs are waiting or running now."""
+        with self._changed:
+            return len(self._jobs) + self._running
 
     def start(self):
         """Start the thread."""
@@ -74,7 +81,7 @@ class Worker:
         """Queue a job whose steps are make_steps(cancelled), a generator given the job's
         cancel flag's is_set; QueueFull when `capacity` jobs are in already."""
         with self._changed:
-            if len(self._jobs) >= self.capacity or self._stopping:
+            if len(self._jobs) + self._running >= self.capacity or self._stopping:
                 raise QueueFull
             job = Job(make_steps, deliver)
             self._jobs.append(job)
@@ -96,7 +103,9 @@ class Worker:
                 if not self._jobs:
                     return
                 job = self._jobs.popleft()
+                self._running = 1
             ended = job.step()
-            if not ended:
-                with self._changed:
+            with self._changed:
+                self._running = 0
+                if not ended:
                     self._jobs.append(job)
