@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite from a fresh clone: creates .venv (once), installs the
-# package with its test extra, lints with ruff, then runs pytest. Extra arguments go to pytest.
+# package with its test extra, lints with ruff, installs chromium (Debian's, as root) when it is
+# missing, then runs pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
@@ -9,6 +10,11 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test]"
 .venv/bin/ruff check .
+# tests/test_serve_page.py drives Debian's chromium (Playwright cannot download its browsers here)
+if [ ! -x /usr/bin/chromium ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq </dev/null && apt-get install -y -qq chromium </dev/null >/dev/null
+fi
 export NUMBA_NUM_THREADS="${NUMBA_NUM_THREADS:-2}"
 # pytest's own script, not `python -m pytest`, which would put this folder on sys.path.
 exec .venv/bin/pytest "$@"

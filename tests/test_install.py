@@ -59,6 +59,7 @@ def test_the_wheel_installs_only_the_gpt2numba_package(wheel):
     top_level = {name.split("/")[0] for name in names}
     assert top_level == {"gpt2numba", wheel.name.split("-py3")[0] + ".dist-info"}, top_level
     assert "gpt2numba/kernels/linear.py" in names and "gpt2numba/weights/hub.py" in names
+    assert "gpt2numba/serve/page.html" in names   # package data: the page `serve` answers / with
 
 
 def test_works_beside_a_foreign_kernels_package_and_a_users_weights_py(wheel, tiny_checkpoint,
