@@ -5,9 +5,11 @@ A random GPT-2 (2 layers, n_embd 64, n_positions 1024 like gpt2's, the real voca
 served as openai-community/gpt2 by the local Hub (tests/support/hub_server.py), so "gpt2" in
 the README means it. Each ```python block runs as a script in a fresh process; each ```sh
 block's gpt2numba commands run in bash with the package's scripts first on PATH; the
-```dockerfile block is built and run without Docker (see its test). Not run: the venv and pip
-set-up steps (tests reach no package index), ./scripts/test.sh (the suite itself), and untagged
-blocks, which are transcripts of output from the real gpt2 weights.
+```dockerfile block is built and run without Docker (see its test); the Serving section's
+blocks, which talk to the README's server at http://127.0.0.1:8000, run while the sh block that
+starts it (`gpt2numba serve`) serves, on a port of its own. Not run: the venv and pip set-up
+steps (tests reach no package index), ./scripts/test.sh (the suite itself), and untagged or
+```text blocks, which are transcripts of output from the real gpt2 weights or need the network.
 """
 
 import ast
@@ -17,8 +19,12 @@ import posixpath
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -32,6 +38,8 @@ SET_UP = re.compile(r"^(python3 -m venv|\S*pip install|\./scripts/test\.sh)")
 # An absolute path in the Dockerfile's text: a path in the image, which the test keeps under a
 # folder of its own (not the "//" of a URL, nor a path's inner slashes).
 IMAGE_PATH = re.compile(r"(?<![\w.~/:-])/(?=[\w.\"']|\s|$)")
+SERVED = "http://127.0.0.1:8000"   # the README's server: the blocks that use it run with it up
+SERVING = re.compile(r"gpt2numba: serving .* at (http://127\.0\.0\.1:\d+)")
 
 
 def blocks(lang):
@@ -39,11 +47,16 @@ def blocks(lang):
             if m["lang"] == lang]
 
 
+def standalone(lang):
+    """The blocks that need no server."""
+    return [code for code in blocks(lang) if SERVED not in code]
+
+
 def shell_commands():
     """The gpt2numba commands of the sh blocks: `a && b` chains split, set-up steps left out,
     `.venv/bin/gpt2numba` as the installed `gpt2numba`."""
     commands = []
-    for code in blocks("sh"):
+    for code in standalone("sh"):
         for line in code.splitlines():
             for step in line.split(" && "):
                 step = step.strip().replace(".venv/bin/gpt2numba", "gpt2numba")
@@ -73,9 +86,9 @@ def gpt2_hub(hub, gpt2_sized_checkpoint):
     return hub
 
 
-@pytest.mark.parametrize("index", range(len(blocks("python"))))
+@pytest.mark.parametrize("index", range(len(standalone("python"))))
 def test_python_blocks_run_as_scripts(gpt2_hub, tmp_path, index):
-    code = blocks("python")[index]
+    code = standalone("python")[index]
     done = subprocess.run([sys.executable, "-c", code], env=gpt2_hub.env(), cwd=tmp_path,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"README python block {index}:\n{code}\n{done.stderr}"
@@ -112,6 +125,51 @@ def test_shell_commands_run(gpt2_hub, tmp_path, index):
                           text=True, timeout=600)
     assert done.returncode == 0, f"{command}\n{done.stderr}"
     assert "Traceback" not in done.stderr
+
+
+def test_the_serving_blocks_run_against_the_server_the_readme_starts(gpt2_hub, tmp_path):
+    """The sh block that starts `gpt2numba serve` (on a port the system picks instead of 8000),
+    then its other commands (curl) and the python blocks that use the server, each of which
+    must succeed and print; then SIGTERM stops the server, which exits 0."""
+    [serving] = [code for code in blocks("sh") if SERVED in code]
+    start, *commands = serving.strip().splitlines()
+    assert start.startswith("gpt2numba serve") and "--port 8000" in start
+    clients = [["bash", "-c", command] for command in commands]
+    clients += [[sys.executable, "-c", code] for code in blocks("python") if SERVED in code]
+    scripts = Path(sys.executable).parent
+    env = gpt2_hub.env(PATH=os.pathsep.join([str(scripts), os.environ.get("PATH", "")]))
+    server = subprocess.Popen(["bash", "-c", "exec " + start.replace("--port 8000", "--port 0")],
+                              env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        url = served_url(server)
+        for client in clients:
+            client[-1] = client[-1].replace(SERVED, url)
+            done = subprocess.run(client, env=env, cwd=tmp_path, capture_output=True, text=True,
+                                  timeout=300)
+            assert done.returncode == 0 and done.stdout.strip(), f"{client}\n{done.stderr}"
+            assert '"error"' not in done.stdout, done.stdout   # curl -s exits 0 on a 400 too
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(60) == 0
+
+
+def served_url(server, timeout=600):
+    """The URL the server says it serves at, once its /health answers."""
+    found = []
+
+    def read():
+        for line in server.stderr:
+            found.extend(SERVING.findall(line))
+
+    threading.Thread(target=read, daemon=True).start()
+    start = time.monotonic()
+    while not found and server.poll() is None and time.monotonic() - start < timeout:
+        time.sleep(0.1)
+    assert found, "the README's server did not start"
+    with urllib.request.urlopen(found[0] + "/health", timeout=30) as health:
+        assert health.status == 200
+    return found[0]
 
 
 # -- the Dockerfile -------------------------------------------------------------------------------
