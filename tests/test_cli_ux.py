@@ -108,7 +108,7 @@ def test_help_summaries_are_whole(home):
     code, out, _ = run_cli(["--help"], cli_env(home))
     assert code == 0
     commands = out[out.index("Commands:"):].splitlines()[1:]
-    assert len(commands) == 5 and not any(line.rstrip().endswith("...") for line in commands)
+    assert len(commands) == 6 and not any(line.rstrip().endswith("...") for line in commands)
     code, out, _ = run_cli(["run", "--help"], cli_env(home))
     assert "[PROMPT]" in out and "-m, --model" in out and "-s, --seed" in out
     assert "16 MiB" in out
