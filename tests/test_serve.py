@@ -133,6 +133,40 @@ def test_the_context_bounds_max_tokens(client, model_name):
     assert len(logprobs["token_logprobs"]) in (1024, 1025)
 
 
+def test_a_batch_is_bounded_in_prompts_and_tokens(client, model_name):
+    for prompt in (["a"] * 129, [[464] * 1000] * 17):
+        assert_error(client.post("/v1/completions", json={"model": model_name, "prompt": prompt,
+                                                          "max_tokens": 1}), 400, "prompt")
+
+
+def test_a_short_request_is_not_kept_waiting_by_a_long_generation(server, client, model_name):
+    """The worker takes turns between requests, a step each: a one-token request sent while a
+    300-token generation streams is answered long before that generation ends."""
+    body = {"model": model_name, "prompt": "Once", "max_tokens": 300, "temperature": 0,
+            "stream": True}
+    arrived, started = [], threading.Event()
+
+    def read_the_long_stream():   # each event's time of arrival, as it arrives
+        with httpx.Client(base_url=server.url, timeout=120,
+                          headers={"Authorization": f"Bearer {KEY}"}) as own:
+            with own.stream("POST", "/v1/completions", json=body) as response:
+                for line in response.iter_lines():
+                    if line.startswith("data: {"):
+                        arrived.append(time.perf_counter())
+                        started.set()
+
+    reader = threading.Thread(target=read_the_long_stream)
+    reader.start()
+    assert started.wait(60)
+    short = client.post("/v1/completions", json={"model": model_name, "prompt": "Hi",
+                                                 "max_tokens": 1})
+    answered = time.perf_counter()
+    reader.join()
+    assert short.status_code == 200
+    after = sum(when > answered for when in arrived)
+    assert after > 200, (after, len(arrived))
+
+
 def test_an_unknown_model_is_a_404(client):
     assert_error(client.post("/v1/completions", json={"model": "gpt-4", "prompt": "Hi"}), 404,
                  "model", "gpt-4")
@@ -230,6 +264,17 @@ def test_without_the_serve_extra_the_command_says_what_to_install(home):
     assert done.stderr.splitlines() == ["gpt2numba: error: gpt2numba serve needs FastAPI and "
                                         "uvicorn, which are not installed: pip install "
                                         "'gpt2numba[serve]'"]
+
+
+def test_another_host_than_loopback_without_a_key_is_warned_about(home, tmp_path):
+    """The warning comes once the port is bound (not listening yet), before the model loads:
+    here a missing folder ends the command right after it."""
+    done = subprocess.run([sys.executable, "-m", "gpt2numba", "serve", "--host", "0.0.0.0",
+                           "--port", "0", "-m", str(tmp_path / "missing")],
+                          env=cli_env(home), capture_output=True, text=True, timeout=120)
+    warning, error = done.stderr.splitlines()
+    assert "without --api-key: anyone who can reach this port can use the model" in warning
+    assert error.startswith("gpt2numba: error: ") and done.returncode == 1
 
 
 def test_sigterm_finishes_the_request_in_flight_and_exits_0(server, model_name):

@@ -18,7 +18,7 @@ from gpt2numba.errors import ArgumentError
 from gpt2numba.generate import Generation, TextStream
 from gpt2numba.sampling import SamplingSettings, check_logits_finite
 from gpt2numba.serve.errors import APIError
-from gpt2numba.serve.protocol import MAX_PROMPTS, MAX_STOP_STRINGS
+from gpt2numba.serve.protocol import MAX_PROMPTS, MAX_REQUEST_TOKENS, MAX_STOP_STRINGS
 
 DEFAULT_MAX_TOKENS = 16   # OpenAI's default for the legacy completions
 ROWS_PER_BLOCK = 32       # rows of logits widened to float64 at once: 32 x 50257 x 8 B = 13 MB
@@ -163,6 +163,10 @@ def _prompt_ids(model, prompt):
             model.check_ids(one, "prompt")
         except ArgumentError as error:
             raise APIError(400, str(error), param="prompt") from None
+    total = sum(len(one) for one in ids)
+    if total > MAX_REQUEST_TOKENS:
+        raise APIError(400, f"the prompts hold {total} tokens in all; send at most "
+                            f"{MAX_REQUEST_TOKENS} per request", param="prompt")
     texts = [p if isinstance(p, str) else tokenizer.decode(i) for p, i in zip(prompt, ids)]
     return ids, texts
 

@@ -16,6 +16,9 @@ from gpt2numba.serve.errors import APIError
 
 MAX_LOGPROBS = 20        # top log-probabilities per position, as vLLM allows
 MAX_PROMPTS = 128        # prompts in one request (a batch)
+# Prompt tokens in one request: with logprobs 20, each is a dict of up to 22 entries in the
+# response, so this bounds the memory a response takes (16 full contexts).
+MAX_REQUEST_TOKENS = 16 * 1024
 MAX_STOP_STRINGS = 16
 Number = StrictFloat | StrictInt
 
