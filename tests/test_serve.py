@@ -167,6 +167,18 @@ def test_a_short_request_is_not_kept_waiting_by_a_long_generation(server, client
     assert after > 200, (after, len(arrived))
 
 
+def test_lone_surrogates_in_the_json_are_answered_not_a_500(client, model_name):
+    for body in ({"model": model_name, "prompt": "a\ud800b", "echo": True, "max_tokens": 2,
+                  "logprobs": 1, "stop": "\udfff"},
+                 {"model": model_name, "prompt": ["\udc00"], "echo": True, "max_tokens": 0},
+                 {"model": "\ud800", "prompt": "Hi"}):
+        response = client.post("/v1/completions", content=json.dumps(body),
+                               headers={"Content-Type": "application/json"})
+        assert response.status_code in (200, 404), response.text
+    response = client.post("/tokenize", content=json.dumps({"prompt": "\ud800"}))
+    assert response.json()["tokens"] == [4210]   # U+FFFD, as the tokenizer reads a lone one
+
+
 def test_an_unknown_model_is_a_404(client):
     assert_error(client.post("/v1/completions", json={"model": "gpt-4", "prompt": "Hi"}), 404,
                  "model", "gpt-4")

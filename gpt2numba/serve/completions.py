@@ -154,6 +154,7 @@ def _prompt_ids(model, prompt):
         raise APIError(400, f"prompt holds {len(prompt)} prompts; send at most {MAX_PROMPTS} "
                             f"per request", param="prompt")
     tokenizer = model.tokenizer
+    prompt = [well_formed(p) if isinstance(p, str) else p for p in prompt]
     ids = [tokenizer.encode(p, allow_special=True) if isinstance(p, str) else p for p in prompt]
     for one in ids:
         if not one:
@@ -169,6 +170,12 @@ def _prompt_ids(model, prompt):
                             f"{MAX_REQUEST_TOKENS} per request", param="prompt")
     texts = [p if isinstance(p, str) else tokenizer.decode(i) for p, i in zip(prompt, ids)]
     return ids, texts
+
+
+def well_formed(text) -> str:
+    """`text` with each lone surrogate (JSON's "\\ud800" is one, and has no UTF-8) made U+FFFD,
+    as the tokenizer reads it; surrogate pairs become their characters."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _max_tokens(model, request, ids) -> int:
