@@ -167,6 +167,25 @@ def test_a_short_request_is_not_kept_waiting_by_a_long_generation(server, client
     assert after > 200, (after, len(arrived))
 
 
+ODD_VALUES = ["null", "[]", "{}", '""', "1e308", "-1e308", "NaN", "Infinity", "-0.0",
+              "1" + "0" * 400, "[[[1]]]", "true", '"\\u0000"', "0.5", "-1"]
+FIELDS = ["prompt", "max_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed",
+          "stop", "echo", "logprobs", "stream", "stream_options", "user", "n", "best_of",
+          "suffix", "presence_penalty", "frequency_penalty", "logit_bias", "model"]
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_odd_values_of_every_field_are_answered_200_or_400(client, model_name, field):
+    for value in ODD_VALUES:
+        base = {"model": json.dumps(model_name), "prompt": '"Hi"', "max_tokens": "2"}
+        body = "{" + ", ".join(f'"{k}": {v}' for k, v in {**base, field: value}.items()) + "}"
+        response = client.post("/v1/completions", content=body,
+                               headers={"Content-Type": "application/json"})
+        assert response.status_code in (200, 400, 404), (field, value, response.text)
+        if response.status_code != 200:
+            assert_error(response, response.status_code, response.json()["error"]["param"])
+
+
 def test_lone_surrogates_in_the_json_are_answered_not_a_500(client, model_name):
     for body in ({"model": model_name, "prompt": "a\ud800b", "echo": True, "max_tokens": 2,
                   "logprobs": 1, "stop": "\udfff"},
