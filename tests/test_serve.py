@@ -4,6 +4,7 @@ still serves a normal request afterwards. Then SIGTERM: the request in flight fi
 """
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -306,6 +307,13 @@ def test_another_host_than_loopback_without_a_key_is_warned_about(home, tmp_path
     warning, error = done.stderr.splitlines()
     assert "without --api-key: anyone who can reach this port can use the model" in warning
     assert error.startswith("gpt2numba: error: ") and done.returncode == 1
+
+
+def test_ctrl_c_stops_the_server_with_status_0(serve_checkpoint, home):
+    other = start_server(serve_checkpoint, home)
+    other.process.send_signal(signal.SIGINT)
+    assert other.wait_for_exit(60) == 0, "".join(other.stderr)
+    assert other.stderr[-1] == "gpt2numba: stopped\n"
 
 
 def test_sigterm_finishes_the_request_in_flight_and_exits_0(server, model_name):

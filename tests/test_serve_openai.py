@@ -72,6 +72,17 @@ def test_streaming_gives_the_same_text_in_pieces_then_done(client, model, name):
     assert events[-1].usage.completion_tokens == 12
 
 
+def test_a_stream_with_echo_and_logprobs_adds_up_to_the_whole_answer(client, name):
+    options = dict(model=name, prompt=PROMPT, max_tokens=10, temperature=0, echo=True,
+                   logprobs=3)
+    whole = client.completions.create(**options).choices[0]
+    events = [e.choices[0] for e in client.completions.create(**options, stream=True)]
+    assert "".join(e.text for e in events) == whole.text
+    for field in ("tokens", "token_logprobs", "top_logprobs", "text_offset"):
+        streamed = [x for e in events if e.logprobs for x in getattr(e.logprobs, field)]
+        assert streamed == getattr(whole.logprobs, field), field
+
+
 def test_echo_logprobs_are_gpt2s_in_float64(client, model, name, serve_checkpoint):
     ids = model.tokenizer.encode(PROMPT)
     done = client.completions.create(model=name, prompt=ids, max_tokens=3, temperature=0,

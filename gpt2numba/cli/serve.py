@@ -68,10 +68,9 @@ def serve(model, revision, host, port, api_key, threads, queue_size, shutdown_gr
     compile_kernels(FORWARD_KERNELS)
     app = create_app(gpt, model, api_key=api_key, queue_size=queue_size,
                      grace_seconds=shutdown_grace)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
-                                           timeout_graceful_shutdown=shutdown_grace))
-    click.echo(f"gpt2numba: serving {model} at {_url(listening)} (Ctrl-C to stop)", err=True)
-    _run_until_signal(server, listening)
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=shutdown_grace)
+    ready = f"gpt2numba: serving {model} at {_url(listening)} (Ctrl-C to stop)"
+    _run_until_signal(_announcing_server(uvicorn, config, ready), listening)
     click.echo("gpt2numba: stopped", err=True)
 
 
@@ -99,6 +98,19 @@ def _is_loopback(address) -> bool:
 def _url(listening) -> str:
     host, port = listening.getsockname()[:2]
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def _announcing_server(uvicorn, config, line):
+    """A uvicorn.Server that prints `line` on stderr once it listens and handles its signals,
+    so that a client or a Ctrl-C that follows the line finds it ready."""
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await super().startup(sockets)
+            if not self.should_exit:   # uvicorn sets it when the startup failed
+                click.echo(line, err=True)
+
+    return AnnouncingServer(config)
 
 
 def _run_until_signal(server, listening):
