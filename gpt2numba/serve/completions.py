@@ -197,8 +197,9 @@ def _max_tokens(model, request, ids) -> int:
 
 
 def steps(model, plan, cancelled):
-    """The Pieces of a Plan, one forward (or one echo scoring) per step; `cancelled()` is asked
-    before each forward and ends the steps with Cancelled when true."""
+    """The Pieces of a Plan, one forward per step (the echo scoring of all its prompts is one
+    step: score_prompts, which a packed forward of several texts can replace); `cancelled()` is
+    asked before each forward and ends the steps with Cancelled when true."""
     scores = [None] * len(plan.prompts)
     if plan.echo and plan.logprobs is not None:
         if cancelled():
