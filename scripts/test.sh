@@ -12,8 +12,13 @@ fi
 .venv/bin/ruff check .
 # tests/test_serve_page.py drives Debian's chromium (Playwright cannot download its browsers here)
 if [ ! -x /usr/bin/chromium ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq </dev/null && apt-get install -y -qq chromium </dev/null >/dev/null
+    if [ "$(id -u)" = 0 ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq </dev/null && apt-get install -y -qq chromium </dev/null >/dev/null
+    else
+        echo "scripts/test.sh: /usr/bin/chromium is missing and this is not root:" \
+             "tests/test_serve_page.py will fail (sudo apt-get install chromium)" >&2
+    fi
 fi
 export NUMBA_NUM_THREADS="${NUMBA_NUM_THREADS:-2}"
 # pytest's own script, not `python -m pytest`, which would put this folder on sys.path.
