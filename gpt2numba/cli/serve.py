@@ -19,9 +19,10 @@ MISSING_EXTRA = ("gpt2numba serve needs FastAPI and uvicorn, which are not insta
                    "(owner/name) or a local folder; clients name it so in `model`.")
 @click.option("--revision", metavar="REV", show_default="main",
               help="Branch, tag or commit sha of a Hub repo.")
-@click.option("--host", default="127.0.0.1", show_default=True,
+@click.option("--host", default="127.0.0.1", show_default=True, metavar="ADDRESS",
               help="Address to listen on; another than loopback lets other machines in.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              metavar="PORT",
               help="Port to listen on (0: any free port, printed when serving).")
 @click.option("--api-key", envvar="GPT2NUMBA_API_KEY", metavar="KEY", show_envvar=True,
               help="Require this key as `Authorization: Bearer KEY` on the API.")
