@@ -106,9 +106,25 @@ class GPT2:
         ids = self.check_ids(ids)
         return self._forward(ids, ids.size - 1)[0]
 
-    def _forward(self, ids, head_from):
+    def packed_logits(self, id_lists) -> list[np.ndarray]:
+        """The logits of every position of each sequence of token ids in `id_lists`, all in
+        one forward: float32 [n_i, vocab_size] per sequence, each as logits(ids) gives it
+        within float32 rounding. The sequences are packed one after another, each at positions
+        from 0 and attending to its own tokens only (see blocks.py); together they hold at most
+        n_positions ids (ArgumentError naming "id_lists" otherwise)."""
+        id_lists = [self.check_ids(ids, "id_lists") for ids in id_lists]
+        lengths = [ids.size for ids in id_lists]
+        if not lengths or sum(lengths) > self.config.n_positions:
+            raise ArgumentError("id_lists", f"id_lists must hold 1 to {self.config.n_positions} "
+                                            f"ids in all (n_positions), got {sum(lengths)}")
+        positions = np.concatenate([np.arange(n) for n in lengths])
+        logits = self._forward(np.concatenate(id_lists), 0, positions)
+        return np.split(logits, np.cumsum(lengths)[:-1])
+
+    def _forward(self, ids, head_from, positions=None):
+        positions = np.arange(ids.size) if positions is None else positions
         with runtime.running(self.threads, FORWARD_KERNELS):
-            return gpt2(ids, np.arange(ids.size), self.params, self.config.n_head,
+            return gpt2(ids, positions, self.params, self.config.n_head,
                         self.config.layer_norm_epsilon, head_from)
 
     def _window_logprobs(self, ids, first, targets):

@@ -44,6 +44,24 @@ def test_logits_match_the_float64_reference(tiny_model, tensors, n):
     assert relative_error(ours, exact) <= RELATIVE_TOLERANCE
 
 
+@pytest.mark.parametrize("lengths", [[5, 1, 37], [16, 17, 16], [1] * 9, [100, 28]])
+def test_packed_logits_match_each_text_alone_in_float64(tiny_model, tensors, lengths):
+    rng = np.random.default_rng(sum(lengths))
+    id_lists = [rng.integers(0, tiny_model.config.vocab_size, size=n) for n in lengths]
+    packed = tiny_model.packed_logits(id_lists)
+    assert [logits.shape[0] for logits in packed] == lengths
+    for ids, ours in zip(id_lists, packed):
+        exact = reference.gpt2(ids, tensors, tiny_model.config)
+        assert relative_error(ours, exact) <= RELATIVE_TOLERANCE
+
+
+def test_packed_logits_refuse_more_than_the_context(tiny_model):
+    n_positions = tiny_model.config.n_positions
+    with pytest.raises(ValueError, match=f"1 to {n_positions} ids in all") as error:
+        tiny_model.packed_logits([[1] * 100, [2] * (n_positions - 99)])
+    assert error.value.argument == "id_lists"
+
+
 def test_a_model_with_padded_weight_rows_matches_the_float64_reference(tmp_path):
     # n_embd 256: the MLP's down projection has 1024 inputs (4 KiB), which the model stores in
     # padded rows (linear.stored_row_length); the tiny checkpoint's sizes are never padded.

@@ -17,6 +17,7 @@ import numpy as np
 from gpt2numba.errors import ArgumentError
 from gpt2numba.generate import Generation, TextStream
 from gpt2numba.sampling import SamplingSettings, check_logits_finite
+from gpt2numba.score import packs
 from gpt2numba.serve.errors import APIError
 from gpt2numba.serve.protocol import MAX_PROMPTS, MAX_REQUEST_TOKENS, MAX_STOP_STRINGS
 
@@ -48,11 +49,17 @@ class PromptScores:
 
 def score_prompts(model, id_lists, top=1) -> list[PromptScores]:
     """Echo scoring of each list of token ids in `id_lists` (each 1..n_positions ids in the
-    vocabulary): one all-rows forward per text, then a float64 log-softmax of its logits
-    [n, vocab], ROWS_PER_BLOCK rows at a time so that memory stays bounded. `top` (>= 1) is
-    how many of the most likely next tokens to keep per position. NonFiniteLogitsError if the
-    model computes a NaN or infinite logit."""
-    return [_score(model.logits(ids), np.asarray(ids, dtype=np.int64), top) for ids in id_lists]
+    vocabulary): all-rows forwards of as many texts as n_positions rows hold (packed:
+    GPT2.packed_logits), then a float64 log-softmax of each text's logits [n, vocab],
+    ROWS_PER_BLOCK rows at a time, so that memory stays bounded by one forward. `top` (>= 1)
+    is how many of the most likely next tokens to keep per position. NonFiniteLogitsError if
+    the model computes a NaN or infinite logit."""
+    scores = [None] * len(id_lists)
+    for group in packs([len(ids) for ids in id_lists], model.config.n_positions):
+        members = [id_lists[k] for k in group]
+        for k, logits in zip(group, model.packed_logits(members)):
+            scores[k] = _score(logits, np.asarray(id_lists[k], dtype=np.int64), top)
+    return scores
 
 
 def _score(logits, ids, top) -> PromptScores:
@@ -198,7 +205,7 @@ def _max_tokens(model, request, ids) -> int:
 
 def steps(model, plan, cancelled):
     """The Pieces of a Plan, one forward per step (the echo scoring of all its prompts is one
-    step: score_prompts, which a packed forward of several texts can replace); `cancelled()` is
+    step: score_prompts, its texts packed into shared forwards); `cancelled()` is
     asked before each forward and ends the steps with Cancelled when true."""
     scores = [None] * len(plan.prompts)
     if plan.echo and plan.logprobs is not None:
