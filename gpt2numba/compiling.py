@@ -39,7 +39,12 @@ from gpt2numba.kernels import (
     top_k,
     transpose_checked,
 )
-from gpt2numba.kernels.cache import all_cached, cache_is_writable
+from gpt2numba.kernels.cache import (
+    all_cached,
+    cache_is_writable,
+    cache_lock,
+    recording_compiles,
+)
 
 # Roughly how long a first run waits for the forward's kernels on two cores (docs/performance.md
 # has the measurements); only used to tell the user how long the pause is.
@@ -142,6 +147,19 @@ def compile(progress=None, kernels=KERNELS):  # shadows the builtin: named like 
         compiler.wait_at_exit = True
     if set(FORWARD_KERNELS) <= set(kernels):
         _first_forward_checked = True
+
+
+def compile_in_turn() -> int:
+    """Compile every kernel here, or load it from Numba's disk cache, inside the cache's lock
+    (kernels/cache.py, cache_lock), with no compiling processes: for the workers of a batch
+    engine, many of which start at once on a node and share its cache, and each of which has
+    only the CPUs the engine gave it. The first to take the lock compiles, the others then load.
+    Returns how many compiles ran in this process (0 when the cache held every kernel)."""
+    global _first_forward_checked
+    with cache_lock(KERNELS), recording_compiles() as compiles:
+        ready(KERNELS)
+    _first_forward_checked = True
+    return len(compiles)
 
 
 def prepare(kernels):

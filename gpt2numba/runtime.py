@@ -104,6 +104,14 @@ def loading(threads):
     clock.finish(compiles)
 
 
+def prepare_worker() -> int:
+    """In a batch engine's worker, before its model loads: every kernel compiled or loaded
+    from the node's disk cache, one worker at a time (compiling.compile_in_turn), so that
+    workers starting at once compile once and never race into a half-written entry. Returns the
+    number of compiles this process ran."""
+    return compiling.compile_in_turn()
+
+
 def load_checks():
     """What the load checks and transposes the weights with (compiling.load_checks): the
     kernels when Numba's cache holds them, else their NumPy versions, so no load waits for a

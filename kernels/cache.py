@@ -1,6 +1,6 @@
 """Numba's disk cache of the kernels, beside the policy that decides it (_jit.py): whether it
 already holds a kernel, the wall-clock intervals Numba spends compiling, and the cache's
-notices, each said once per process.
+notices, each said once per process; and a lock on the cache, for processes that start at once.
 
 The first two take dispatchers (what @kernel returns) and know nothing of which kernels a model
 calls.
@@ -12,9 +12,15 @@ import logging
 import os
 from contextlib import contextmanager
 
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: no lock (cache_lock)
+    fcntl = None
+
 from numba.core import event
 
 log = logging.getLogger(__name__)
+LOCK_FILE = "gpt2numba-compile.lock"   # in the cache folder, beside Numba's .nbi/.nbc files
 _said = set()  # the notices already written by this process, and their templates
 
 
@@ -99,3 +105,32 @@ def say_once(message, *args, logger=log):
         return
     _said.update((message, text))
     logger.warning("%s", text)
+
+
+@contextmanager
+def cache_lock(dispatchers):
+    """Hold an exclusive lock on the disk cache folder of `dispatchers` while the block runs.
+
+    Numba's cache is not safe for processes that compile into one folder at once (numba issue
+    10128: an index written by one while another reads or rewrites it). Processes that all
+    compile inside this lock take turns: the first compiles, the others wait, then find the
+    entries whole and load them. A flock on LOCK_FILE in the folder (a shared folder too, where
+    its file system supports flock) is released when the process ends, however it ends. Where
+    the folder cannot be written there is nothing to race for, and no lock is taken.
+    """
+    folders = {getattr(getattr(d, "_cache", None), "cache_path", None) for d in dispatchers}
+    folders.discard(None)
+    descriptors = []
+    try:
+        for folder in sorted(folders) if fcntl is not None else ():
+            try:
+                descriptor = os.open(os.path.join(folder, LOCK_FILE), os.O_RDWR | os.O_CREAT,
+                                     0o666)
+            except OSError:  # a read-only cache: loaded from, never written
+                continue
+            descriptors.append(descriptor)
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        for descriptor in descriptors:
+            os.close(descriptor)   # closing releases the lock
