@@ -20,6 +20,7 @@ from gpt2numba.cli.common import (
     source_name,
     write,
 )
+from gpt2numba.cli.corpus import corpus_options
 
 PROGRESS_SECONDS = 5     # how often `score` reports progress when stderr is not a terminal
 
@@ -46,6 +47,7 @@ PROGRESS_SECONDS = 5     # how often `score` reports progress when stderr is not
               help="Print every word (whitespace-separated) with its log-probability, corrected "
                    "for where the word ends, and the plain sum of its tokens': TSV, or a list "
                    "in --json.")
+@corpus_options
 def score(files, model, revision, stride, as_json, per_token, top_k, per_word):
     """Score texts: tokens, negative log-likelihood (nats), perplexity and bits per byte.
 
@@ -62,6 +64,7 @@ def score(files, model, revision, stride, as_json, per_token, top_k, per_word):
         gpt2numba score --stride 512 chapter1.txt chapter2.txt
         gpt2numba score --per-token --top-k 5 essay.txt > tokens.tsv
         gpt2numba score --per-word essay.txt > words.tsv
+        gpt2numba score --input corpus.jsonl --output scores.parquet [--ray auto]
     """
     from gpt2numba.model import GPT2
     from gpt2numba.weights import WeightsError

@@ -1,0 +1,98 @@
+"""Scoring a corpus on a Ray cluster: Ray Data reads it, a pool of actors scores it, this
+process writes the scores in the input's order (corpus.ScoresWriter).
+
+Each actor is a batch_scorer.BatchScorer with `cpus_per_actor` CPUs (its Numba threads), so
+`actors` x `cpus_per_actor` CPUs of the cluster score at once. Ray retries the batches of an
+actor that dies (Ray Data restarts its actors), and the output still has every row once.
+"""
+
+import sys
+from pathlib import Path
+
+from gpt2numba.batch_scorer import SCORE_COLUMNS, TOKEN_LOGPROBS, BatchScorer
+from gpt2numba.corpus import BATCH_ROWS, FORMATS, CorpusError, ScoresWriter, corpus_files
+
+# An actor that dies (its node lost, killed) is restarted, and the batches it held are given to
+# the actors again, this many times, so that a job outlives a lost node but not a batch that
+# kills every actor it meets.
+RETRIES = 3
+
+
+def read_dataset(input_path):
+    """The Ray Dataset of a corpus: a local file or folder (corpus.corpus_files), or any path
+    Ray reads (object storage), whose format is told by its suffix. JSONL is read by Arrow,
+    which types each field across the rows (a field missing from a row is null)."""
+    import ray.data
+
+    if "://" in str(input_path):
+        suffix = Path(str(input_path).rstrip("/")).suffix.lower()
+        if suffix not in FORMATS:
+            raise CorpusError(f"{input_path}: cannot tell the format from the name; end it in "
+                              f".jsonl or .parquet")
+        fmt, paths = FORMATS[suffix], str(input_path)
+    else:
+        fmt, files = corpus_files(input_path)
+        paths = [str(path) for path in files]
+    # Reading takes no CPU of its own: the actors hold the CPUs, and a read task waiting for
+    # one would wait for ever on a cluster whose CPUs they all hold.
+    read = ray.data.read_json if fmt == "jsonl" else ray.data.read_parquet
+    return read(paths, num_cpus=0)
+
+
+def score_on_ray(model, input_path, output_path, *, text_field="text", id_field="id",
+                 revision=None, stride=None, token_logprobs=False, actors=None,
+                 cpus_per_actor=1, scorer=BatchScorer) -> int:
+    """Score the corpus at input_path on the Ray cluster this process is connected to
+    (ray.init) into output_path, with `actors` actors (default: the cluster's CPUs /
+    cpus_per_actor) of the class `scorer`. Returns the rows written."""
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    context.enable_progress_bars = sys.stderr is not None and sys.stderr.isatty()
+    dataset = read_dataset(input_path)
+    names = dataset.schema().names
+    if text_field not in names:
+        raise CorpusError(f"{input_path}: no column {text_field!r} (it has {names}); name the "
+                          f"texts' column with --text-field")
+    dataset = dataset.select_columns([name for name in (id_field, text_field) if name in names])
+    actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor))
+    scored = dataset.map_batches(
+        scorer, batch_size=BATCH_ROWS, batch_format="pandas", num_cpus=cpus_per_actor,
+        compute=ray.data.ActorPoolStrategy(size=actors), max_restarts=RETRIES,
+        max_task_retries=RETRIES,
+        fn_constructor_kwargs=dict(model=model, revision=revision, stride=stride,
+                                   threads=cpus_per_actor, text_column=text_field,
+                                   token_logprobs=token_logprobs))
+    rows = 0
+    with ScoresWriter(output_path, token_logprobs) as writer:
+        for batch in scored.iter_batches(batch_size=BATCH_ROWS, batch_format="pandas"):
+            ids = _ids(batch, id_field, rows)
+            columns = (*SCORE_COLUMNS, *((TOKEN_LOGPROBS,) if token_logprobs else ()))
+            writer.write(ids, {name: _values(batch[name]) for name in columns})
+            rows += len(batch)
+    return rows
+
+
+def _ids(batch, id_field, first_position) -> list:
+    """The batch's ids as Python values; the row's position where it has none."""
+    if id_field not in batch:
+        return list(range(first_position, first_position + len(batch)))
+    return [first_position + i if _is_missing(value) else _plain(value)
+            for i, value in enumerate(batch[id_field].tolist())]
+
+
+def _values(series) -> list:
+    """A pandas column as Python values, None where it is null."""
+    return [None if _is_missing(value) else _plain(value) for value in series.tolist()]
+
+
+def _is_missing(value) -> bool:
+    import pandas as pd
+
+    return value is None or (not hasattr(value, "__len__") and bool(pd.isna(value)))
+
+
+def _plain(value):
+    """A NumPy scalar as the Python value it holds; anything else as it is."""
+    return value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value
