@@ -2,8 +2,9 @@
 process writes the scores in the input's order (corpus.ScoresWriter).
 
 Each actor is a batch_scorer.BatchScorer with `cpus_per_actor` CPUs (its Numba threads), so
-`actors` x `cpus_per_actor` CPUs of the cluster score at once. Ray retries the batches of an
-actor that dies (Ray Data restarts its actors), and the output still has every row once.
+`actors` x `cpus_per_actor` CPUs of the cluster score at once. An actor that dies (a node lost,
+the OOM killer) is restarted and its batches are retried, as Ray Data does for its actor pools
+(max_restarts and max_task_retries -1), and the output still has every row once.
 """
 
 import sys
@@ -11,11 +12,6 @@ from pathlib import Path
 
 from gpt2numba.batch_scorer import SCORE_COLUMNS, TOKEN_LOGPROBS, BatchScorer
 from gpt2numba.corpus import BATCH_ROWS, FORMATS, CorpusError, ScoresWriter, corpus_files
-
-# An actor that dies (its node lost, killed) is restarted, and the batches it held are given to
-# the actors again, this many times, so that a job outlives a lost node but not a batch that
-# kills every actor it meets.
-RETRIES = 3
 
 
 def read_dataset(input_path):
@@ -34,8 +30,12 @@ def read_dataset(input_path):
         fmt, files = corpus_files(input_path)
         paths = [str(path) for path in files]
     # Reading takes no CPU of its own: the actors hold the CPUs, and a read task waiting for
-    # one would wait for ever on a cluster whose CPUs they all hold.
+    # one would wait for ever on a cluster whose CPUs they all hold. Ray's second read path
+    # (use_datasource_v2) lists Parquet files in a task of one CPU that num_cpus does not reach.
     read = ray.data.read_json if fmt == "jsonl" else ray.data.read_parquet
+    context = ray.data.DataContext.get_current()
+    if hasattr(context, "use_datasource_v2"):
+        context.use_datasource_v2 = False
     return read(paths, num_cpus=0)
 
 
@@ -55,12 +55,10 @@ def score_on_ray(model, input_path, output_path, *, text_field="text", id_field=
     if text_field not in names:
         raise CorpusError(f"{input_path}: no column {text_field!r} (it has {names}); name the "
                           f"texts' column with --text-field")
-    dataset = dataset.select_columns([name for name in (id_field, text_field) if name in names])
     actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor))
     scored = dataset.map_batches(
         scorer, batch_size=BATCH_ROWS, batch_format="pandas", num_cpus=cpus_per_actor,
-        compute=ray.data.ActorPoolStrategy(size=actors), max_restarts=RETRIES,
-        max_task_retries=RETRIES,
+        compute=ray.data.ActorPoolStrategy(size=actors),
         fn_constructor_kwargs=dict(model=model, revision=revision, stride=stride,
                                    threads=cpus_per_actor, text_column=text_field,
                                    token_logprobs=token_logprobs))
