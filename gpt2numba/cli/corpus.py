@@ -81,8 +81,13 @@ _OPTIONS = (
 
 
 def _score_locally(model, revision, input_path, output_path, job):
-    from gpt2numba.corpus import CorpusError, score_locally
+    from gpt2numba.corpus import CorpusError, corpus_files, corpus_format, score_locally
 
+    try:   # before the model loads: a bad path fails fast
+        corpus_files(input_path)
+        corpus_format(output_path)
+    except CorpusError as error:
+        raise RunError(str(error)) from None
     gpt = _load(model, revision)
     compile_kernels()
     progress = _RowProgress()
@@ -100,9 +105,13 @@ def _score_on_ray(address, model, revision, input_path, output_path, job):
         import ray
     except ImportError:
         raise RunError(f"--ray needs Ray: {RAY_EXTRA}") from None
-    from gpt2numba.corpus import CorpusError
+    from gpt2numba.corpus import CorpusError, corpus_format
     from gpt2numba.corpus_ray import score_on_ray
 
+    try:
+        corpus_format(output_path)
+    except CorpusError as error:
+        raise RunError(str(error)) from None
     try:
         ray.init(address=address, log_to_driver=False)
     except (ConnectionError, ValueError, RuntimeError) as error:
