@@ -168,7 +168,7 @@ class ScoresWriter:
         for i, row_id in enumerate(ids):
             row = {"id": row_id, **{name: columns[name][i] for name in self.columns}}
             if row.get(TOKEN_LOGPROBS) is not None:
-                row[TOKEN_LOGPROBS] = row[TOKEN_LOGPROBS].tolist()
+                row[TOKEN_LOGPROBS] = [float(logprob) for logprob in row[TOKEN_LOGPROBS]]
             lines.append(json.dumps(row) + "\n")
         self._file.write("".join(lines).encode("utf-8"))
 

@@ -108,7 +108,8 @@ def first_job(ray_instance, tiny_checkpoint, corpus, tmp_path_factory):
 
 def assert_scores_match(scores, expected):
     """Every row once, in the input's order of ids, each score within 1e-6 relative of the
-    model's own; null where the model refuses the text."""
+    model's own (each token's log-probability within 1e-6, where the output has them); null
+    where the model refuses the text."""
     ids = [row["id"] for row in scores]
     assert ids == list(expected)[:len(ids)]
     assert len(set(ids)) == len(ids)
@@ -121,6 +122,10 @@ def assert_scores_match(scores, expected):
         assert row["tokens"] == want.tokens
         assert math.isclose(row["nll"], want.nll, rel_tol=1e-6), row
         assert math.isclose(row["perplexity"], want.perplexity, rel_tol=1e-6), row
+        if "token_logprobs" in row:
+            assert len(row["token_logprobs"]) == want.tokens
+            assert max(abs(a - b) for a, b in zip(row["token_logprobs"],
+                                                   want.token_logprobs)) <= 1e-6, row
 
 
 def test_every_row_once_in_order_with_the_models_own_scores(first_job, expected):
@@ -181,11 +186,13 @@ def test_the_cli_scores_a_corpus(ray_instance, tiny_checkpoint, expected, tmp_pa
     ray_option = ["--ray", ray_instance[0]] if where == "ray" else []
     env = dict(os.environ, NUMBA_CACHE_DIR=str(ray_instance[2]))   # compiled by the first job
     done = gpt2numba("score", "-m", tiny_checkpoint, "--input", corpus, "--output", output,
-                     *ray_option, env=env)
+                     "--per-token", *ray_option, env=env)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert f"scored {CLI_ROWS} rows" in done.stderr
-    assert_scores_match(read_scores(output), expected)
+    scores = read_scores(output)
+    assert all("token_logprobs" in row for row in scores)
+    assert_scores_match(scores, expected)
 
 
 def test_the_cli_copies_ids_and_gives_positions_where_a_row_has_none(ray_instance, tiny_checkpoint,
