@@ -205,3 +205,18 @@ def test_the_cli_copies_ids_and_gives_positions_where_a_row_has_none(ray_instanc
                      env=env)
     assert done.returncode == 0, done.stderr
     assert [row["id"] for row in read_scores(output)] == [7, 1, "x"]
+
+
+def test_a_model_the_actors_cannot_load_is_one_error_line(ray_instance, tmp_path):
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", corpus_rows()[:10])
+    output = tmp_path / "scores.jsonl"
+    done = gpt2numba("score", "-m", tmp_path / "no-such-model", "--input", corpus, "--output",
+                     output, "--ray", ray_instance[0])
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [f"gpt2numba: error: the job failed on the Ray cluster: folder "
+                      f"{tmp_path / 'no-such-model'} does not exist; pass an existing folder, a "
+                      f"Hub repo id such as openai-community/gpt2, or one of gpt2, gpt2-medium, "
+                      f"gpt2-large, gpt2-xl, distilgpt2"], done.stderr
+    assert not output.exists()

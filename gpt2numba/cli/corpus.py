@@ -6,6 +6,8 @@ is given; without it, `score` scores its FILES as before.
 """
 
 import functools
+import logging
+import re
 import sys
 import time
 
@@ -115,16 +117,33 @@ def _score_on_ray(address, model, revision, input_path, output_path, job):
     try:
         ray.init(address=address, log_to_driver=False)
     except (ConnectionError, ValueError, RuntimeError) as error:
-        raise RunError(f"cannot connect to the Ray cluster at {address}: {error}") from None
+        raise RunError(f"cannot connect to the Ray cluster at {address}: {error} (start one "
+                       f"with `ray start --head`, or pass the address of yours)") from None
+    # Ray Data logs an actor's failure with its traceback; the command says it in one line.
+    # Its logging is configured as it is imported: after that.
+    import ray.data  # noqa: F401
+
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     start = time.perf_counter()
     try:
         rows = score_on_ray(model, input_path, output_path, revision=revision, **job)
     except CorpusError as error:
         raise RunError(str(error)) from None
+    except ray.exceptions.RayError as error:   # an actor failed: a model it cannot load, say
+        raise RunError(f"the job failed on the Ray cluster: {_root_cause(error)}") from None
     finally:
         ray.shutdown()
     click.echo(f"gpt2numba: scored {rows} rows on Ray in {time.perf_counter() - start:.1f} s "
                f"into {output_path}", err=True)
+
+
+def _root_cause(error) -> str:
+    """What the error raised in an actor said (a WeightsError's sentence, say), found in the
+    text of `error`, a Ray error that carries its traceback: the last line of the form
+    `SomeError: message`, without the traceback."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    causes = [line for line in lines if re.match(r"^[\w.]*(Error|Exception)\w*: ", line)]
+    return causes[-1].split(": ", 1)[1] if causes else type(error).__name__
 
 
 def _load(model, revision):
