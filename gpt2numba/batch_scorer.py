@@ -62,18 +62,13 @@ def score_columns(model, texts, stride=None, token_logprobs=False) -> dict[str, 
         if not isinstance(texts[i], str):
             raise ArgumentError("texts", f"text {i} of the batch is a {type(texts[i]).__name__}, "
                                          f"not a str: scoring needs texts (or null)")
-    try:
-        scores = dict(zip(present, model.score_many([texts[i] for i in present], stride)))
-    except ArgumentError as error:   # a text too short: score one by one, it alone left null
-        if error.argument != "text":
-            raise
-        scores = {i: _score_or_none(model, texts[i], stride) for i in present}
+    encoded = {i: model.tokenizer.encode(texts[i]) for i in present}
+    scorable = [i for i in present if len(encoded[i]) >= 2]   # the others have nothing to score
+    scores = dict(zip(scorable, model.score_many_ids([encoded[i] for i in scorable], stride)))
     columns = {name: [None] * len(texts) for name in SCORE_COLUMNS}
     if token_logprobs:
         columns[TOKEN_LOGPROBS] = [None] * len(texts)
     for i, score in scores.items():
-        if score is None:
-            continue
         columns["tokens"][i] = score.tokens
         columns["nll"][i] = score.nll
         columns["perplexity"][i] = score.perplexity
@@ -81,17 +76,6 @@ def score_columns(model, texts, stride=None, token_logprobs=False) -> dict[str, 
         if token_logprobs:
             columns[TOKEN_LOGPROBS][i] = score.token_logprobs
     return columns
-
-
-def _score_or_none(model, text, stride):
-    from gpt2numba.errors import ArgumentError
-
-    try:
-        return model.score(text, stride)
-    except ArgumentError as error:
-        if error.argument != "text":
-            raise
-        return None
 
 
 class BatchScorer:
