@@ -5,7 +5,8 @@
 
 Two workloads, in tokens scored per second (every token of a text but its first):
 - many short texts: --texts texts of --text-tokens random token ids each. gpt2numba's
-  score_many_ids (texts packed into shared forwards); transformers in batches of 32 (the texts
+  score_many_ids (texts packed into shared forwards), and score_ids text by text (one text
+  per forward, as score_many was before packing); transformers in batches of 32 (the texts
   have one length, so no padding); CTranslate2's Generator.score_batch one text at a time and
   batched (batch_type="tokens", up to n_positions tokens a batch, as gpt2numba packs).
 - one long text: --tokens random token ids. gpt2numba's score_ids at --stride; transformers'
@@ -115,6 +116,8 @@ def engines(args, ours, theirs, torch, generator, strings):
     work = {
         "many short texts": {
             "gpt2numba": lambda short: [s.token_logprobs for s in ours.score_many_ids(list(short))],
+            "gpt2numba, one text per forward": lambda short: [ours.score_ids(text).token_logprobs
+                                                              for text in short],
             f"transformers, batches of {TRANSFORMERS_BATCH}":
                 lambda short: transformers_many(torch, theirs, short),
         },
