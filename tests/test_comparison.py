@@ -16,6 +16,7 @@ from transformers import GPT2LMHeadModel
 import gpt2numba
 from gpt2numba import GPT2
 from gpt2numba.errors import ArgumentError
+from support import reference
 from support.checkpoints import make_checkpoint
 
 RTOL = 1e-4
@@ -55,11 +56,6 @@ def window_logits(oracle, ids, n_positions, stride):
     return rows
 
 
-def log_softmax64(x):
-    x = x - x.max(axis=1, keepdims=True)
-    return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
-
-
 def top_gap(logp):
     """[N - 1]: the margin of each row's likeliest token over the second."""
     best = -np.sort(-logp, axis=1)[:, :2]
@@ -74,7 +70,7 @@ def test_matches_a_plain_computation_from_transformers(tiny_model, model_b, tiny
     logp = {}
     for name, folder in (("a", tiny_checkpoint), ("b", folder_b)):
         oracle = GPT2LMHeadModel.from_pretrained(folder, dtype=torch.float32).eval()
-        logp[name] = log_softmax64(window_logits(oracle, ids, 48, stride))
+        logp[name] = reference.log_softmax(window_logits(oracle, ids, 48, stride))
     targets = (np.arange(len(ids) - 1), ids[1:])
     nll_a, nll_b = -logp["a"][targets].sum(), -logp["b"][targets].sum()
     p_a = np.exp(logp["a"])

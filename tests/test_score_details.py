@@ -20,6 +20,7 @@ import torch
 from transformers import GPT2LMHeadModel
 
 from gpt2numba.errors import ArgumentError
+from support import reference
 
 RTOL = 1e-4
 ATOL = 1e-4
@@ -51,11 +52,6 @@ def reference_rows(oracle, ids, n_positions, stride):
             break
     assert not np.isnan(rows).any()
     return rows
-
-
-def log_softmax64(x):
-    x = x - x.max(axis=1, keepdims=True)
-    return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
 
 
 def begins_a_word(tokenizer):
@@ -101,7 +97,7 @@ def test_details_words_and_bits_per_byte_match_transformers(tiny_model, oracle, 
     ids = tiny_model.tokenizer.encode(text * (3 if stride == 9 else 1))   # several windows
     text = tiny_model.tokenizer.decode(ids)
     rows = reference_rows(oracle, ids, n_positions, stride)
-    log_p = log_softmax64(rows)
+    log_p = reference.log_softmax(rows)
     targets = np.array(ids[1:])
     ref_logprobs = log_p[np.arange(len(ids) - 1), targets]
     score = tiny_model.score(text, stride=stride, details=True, top_k=5)
@@ -147,7 +143,7 @@ def test_a_text_after_end_of_text_scores_every_word_and_every_byte(tiny_model, o
     text = "Words, all of them scored."
     ids = [tokenizer.eos_id, *tokenizer.encode(text)]
     score = tiny_model.score_ids(ids, details=True)
-    log_p = log_softmax64(reference_rows(oracle, ids, 128, 64))
+    log_p = reference.log_softmax(reference_rows(oracle, ids, 128, 64))
     assert score.scored_bytes == len(text.encode("utf-8"))   # <|endoftext|> is no text
     assert score.bits_per_byte == pytest.approx(
         -log_p[np.arange(len(ids) - 1), ids[1:]].sum() / math.log(2) / len(text), rel=RTOL)
@@ -163,7 +159,8 @@ def test_a_text_after_end_of_text_scores_every_word_and_every_byte(tiny_model, o
 def test_the_row_after_a_full_last_window_comes_from_one_more_window(tiny_model, oracle,
                                                                      word_starts):
     ids = tiny_model.tokenizer.encode(" ".join(["Words and more words."] * 40))[:129]
-    log_p = log_softmax64(reference_rows(oracle, ids, 128, 128))   # rows 0..127, then row 128
+    # rows 0..127, then row 128
+    log_p = reference.log_softmax(reference_rows(oracle, ids, 128, 128))
     score = tiny_model.score_ids(ids, stride=128, details=True)
     log_b = np.log(np.sum(np.exp(log_p[:, word_starts]), axis=1))
     np.testing.assert_allclose(score.details.word_end_logprobs, log_b, rtol=RTOL, atol=ATOL)

@@ -20,6 +20,11 @@ def softmax(x):
     return e / np.sum(e, axis=-1, keepdims=True)
 
 
+def log_softmax(x):                                   # [n, vocab] -> [n, vocab], row by row
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
 def layernorm(x, g, b, eps=1e-5):
     mean = np.mean(x, axis=-1, keepdims=True)
     var = np.var(x, axis=-1, keepdims=True)           # biased, as GPT-2's
