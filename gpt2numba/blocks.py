@@ -16,12 +16,22 @@ params.params_from_tensors), so that each output of `linear` is a dot product of
 rows. The head uses wte [vocab, n_embd] as it is: it is already [out, in].
 """
 
+import numpy as np
+
 from gpt2numba.kernels import causal_self_attention, embedding, gelu, layernorm, linear, residual
 from gpt2numba.kernels.linear import NO_BIAS
 
 # The kernels `gpt2` calls, in the order it first calls them: what must be compiled (or found in
 # Numba's cache) before the first forward.
 FORWARD_KERNELS = (embedding, layernorm, linear, causal_self_attention, residual, gelu)
+
+
+def packed(id_lists):
+    """Several texts' token ids [n_i] joined into one stream of rows: (ids [N] int64,
+    positions [N] int64, each token's position in its own text), N = sum of n_i."""
+    ids = np.concatenate([np.asarray(one, dtype=np.int64) for one in id_lists])
+    positions = np.concatenate([np.arange(len(one)) for one in id_lists])
+    return ids, positions
 
 
 def layer_norm(x, p, eps):                                   # p: ln_1, ln_2 or ln_f

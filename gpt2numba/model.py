@@ -7,7 +7,7 @@ import numba
 import numpy as np
 
 from gpt2numba import runtime
-from gpt2numba.blocks import FORWARD_KERNELS, gpt2
+from gpt2numba.blocks import FORWARD_KERNELS, gpt2, packed
 from gpt2numba.config import GPT2Config
 from gpt2numba.errors import ArgumentError, check_in_vocabulary, is_count
 from gpt2numba.generate import Generation, TextStream
@@ -117,9 +117,8 @@ class GPT2:
         if not lengths or sum(lengths) > self.config.n_positions:
             raise ArgumentError("id_lists", f"id_lists must hold 1 to {self.config.n_positions} "
                                             f"ids in all (n_positions), got {sum(lengths)}")
-        positions = np.concatenate([np.arange(n) for n in lengths])
-        logits = self._forward(np.concatenate(id_lists), 0, positions)
-        return np.split(logits, np.cumsum(lengths)[:-1])
+        ids, positions = packed(id_lists)
+        return np.split(self._forward(ids, 0, positions), np.cumsum(lengths)[:-1])
 
     def _forward(self, ids, head_from, positions=None):
         positions = np.arange(ids.size) if positions is None else positions
@@ -132,9 +131,10 @@ class GPT2:
         one text's ids [n]: a scoring window's forward and log-softmax."""
         return self._logprobs(ids, np.arange(ids.size), first, targets)
 
-    def _packed_logprobs(self, ids, positions, targets):
-        """float64 log p of targets [n], given by the logits of every row of ids [n], texts
-        packed at positions [n] (each text's from 0): see gpt2numba.score."""
+    def _packed_logprobs(self, inputs, targets):
+        """float64 log p of targets [n], given by the logits of every row of the texts' ids
+        `inputs` packed into one forward (blocks.packed): see gpt2numba.score."""
+        ids, positions = packed(inputs)
         return self._logprobs(ids, positions, 0, targets)
 
     def _logprobs(self, ids, positions, first, targets):

@@ -151,15 +151,15 @@ def score_packed(window_logprobs, packed_logprobs, texts, n_positions, stride) -
     (`packed_logprobs`), the longer ones window by window (`window_logprobs`, as
     score_in_windows).
 
-    packed_logprobs(ids [n], positions [n], targets [n]) -> float64 [n]: log p of each target
-    under the logits of every row of a packed forward (n <= n_positions).
+    packed_logprobs(inputs, targets [n]) -> float64 [n]: log p of each target under the logits
+    of every row of the forward of the id arrays `inputs` packed one after another (n rows in
+    all, n <= n_positions).
     """
     scores = [None] * len(texts)
     short = [i for i, ids in enumerate(texts) if ids.size <= n_positions + 1]
     for group in packs([texts[i].size - 1 for i in short], n_positions):
         members = [texts[short[k]] for k in group]
-        logprobs = packed_logprobs(np.concatenate([ids[:-1] for ids in members]),
-                                   np.concatenate([np.arange(ids.size - 1) for ids in members]),
+        logprobs = packed_logprobs([ids[:-1] for ids in members],
                                    np.concatenate([ids[1:] for ids in members]))
         ends = np.cumsum([ids.size - 1 for ids in members])
         for k, text_logprobs in zip(group, np.split(logprobs, ends[:-1])):
