@@ -26,6 +26,7 @@ Every kernel is float32 in, float32 out, over C-contiguous arrays. The policy:
 Each log line is said once per process, also when the compiling processes say it too
 (`cache.say_once`).
 
+The vector width is chosen here too, before anything compiles: see `use_full_width_vectors`.
 The threading layer (tbb, and why) is chosen here too, when the kernels are imported, before
 any of them runs: see threads.py.
 
@@ -39,7 +40,9 @@ import os
 
 from numba import config, njit
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, UserProvidedCacheLocator
+from numba.core.codegen import get_host_cpu_features
 from numba.core.compiler_lock import global_compiler_lock
+from numba.core.registry import cpu_target
 
 from .cache import say_once
 from .threads import start_threads_from_main_thread, use_tbb
@@ -47,6 +50,33 @@ from .threads import start_threads_from_main_thread, use_tbb
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 OPT_LEVEL = 1
 
+
+def use_full_width_vectors():
+    """Let LLVM vectorise with the CPU's widest registers, 512 bits on AVX-512 CPUs.
+
+    LLVM's tuning for Intel's AVX-512 CPUs (Skylake-X to Emerald Rapids) prefers 256-bit vectors,
+    against the clock drop that 512-bit instructions once cost code doing little vector work;
+    AMD's Zen 4 has no such preference. Every kernel here is vector work, and on those Intel CPUs
+    its loops would run at half the registers' width (`benchmarks/bench_kernels.py` shows the
+    difference). So the preference is turned off (the `-prefer-256-bit` feature) for the code
+    generator Numba creates once per process, on its first compile, which must be later than
+    this. It applies to other Numba code in the process too. Left as it is when Numba has
+    compiled already, or when NUMBA_CPU_NAME or NUMBA_CPU_FEATURES choose the target.
+    """
+    features = get_host_cpu_features()
+    if (config.CPU_NAME is not None or config.CPU_FEATURES is not None
+            or "+avx512f" not in features
+            or "_toplevel_target_context" in vars(cpu_target)):  # the code generator exists
+        return
+    with global_compiler_lock:
+        config.CPU_FEATURES = features + ",-prefer-256-bit"
+        try:
+            cpu_target.target_context.codegen()   # made now, with those features
+        finally:
+            config.CPU_FEATURES = None
+
+
+use_full_width_vectors()
 use_tbb()
 start_threads_from_main_thread()
 
