@@ -63,19 +63,23 @@ def block(h, positions, p, n_head, eps, first=0):            # p: params.h[i]
     return h
 
 
-def gpt2(ids, positions, params, n_head, eps, head_from=0):
+def gpt2(ids, positions, params, n_head, eps, head_from=0, head_rows=None):
     """ids [n] int64 at positions [n] int64 (0..n-1 for one text; see the module docstring)
-    -> logits [n - head_from, vocab] float32 of rows head_from..n-1.
+    -> logits [n - head_from, vocab] float32 of rows head_from..n-1; with head_rows (int64 [k],
+    indices into those rows) only theirs, [k, vocab].
 
     Every position goes through every block but the last: a position's k and v are read by
     all the positions after it. The last block and the head (ln_f and the vocabulary
     projection, a quarter of a forward at 1024 tokens) compute only the positions asked for:
-    generation needs the last one, scoring the ones its window scores.
+    generation needs the last one, scoring the ones its window scores. Packed generation
+    needs each text's last row: the head alone is cut to those (head_rows).
     """
     h = embedding(params.wte.weight, params.wpe.weight, ids, positions)   # [n, n_embd]
     *first_blocks, last_block = params.h
     for p in first_blocks:
         h = block(h, positions, p, n_head, eps)               # [n, n_embd] -> [n, n_embd]
     h = block(h, positions, last_block, n_head, eps, head_from)   # [m, n_embd], m = n - head_from
+    if head_rows is not None:
+        h = h[head_rows]                                      # [m, n_embd] -> [k, n_embd]
     h = layer_norm(h, params.ln_f, eps)                       # [m, n_embd]
     return linear(h, params.wte.weight, NO_BIAS)              # [m, n_embd] -> [m, vocab], no bias

@@ -113,18 +113,36 @@ class GPT2:
         from 0 and attending to its own tokens only (see blocks.py); together they hold at most
         n_positions ids (ArgumentError naming "id_lists" otherwise)."""
         id_lists = [self.check_ids(ids, "id_lists") for ids in id_lists]
+        lengths = self._packed_lengths(id_lists)
+        ids, positions = packed(id_lists)
+        return np.split(self._forward(ids, 0, positions), np.cumsum(lengths)[:-1])
+
+    def packed_next_token_logits(self, id_lists) -> np.ndarray:
+        """The next-token logits of each sequence of token ids in `id_lists`, all in one
+        forward: float32 [len(id_lists), vocab_size], row i the logits of the last position of
+        id_lists[i], as next_token_logits(id_lists[i]) gives it within float32 rounding. Packed
+        as packed_logits packs them (at most n_positions ids in all; ArgumentError naming
+        "id_lists" otherwise), with the head computed on each sequence's last row only."""
+        id_lists = [self.check_ids(ids, "id_lists") for ids in id_lists]
+        lengths = self._packed_lengths(id_lists)
+        if len(id_lists) == 1:   # alone, its last block too computes its last row only
+            return self._forward(id_lists[0], lengths[0] - 1)
+        ids, positions = packed(id_lists)
+        return self._forward(ids, 0, positions, np.cumsum(lengths) - 1)
+
+    def _packed_lengths(self, id_lists) -> list[int]:
+        """The lengths of the checked id_lists; ArgumentError unless 1..n_positions in all."""
         lengths = [ids.size for ids in id_lists]
         if not lengths or sum(lengths) > self.config.n_positions:
             raise ArgumentError("id_lists", f"id_lists must hold 1 to {self.config.n_positions} "
                                             f"ids in all (n_positions), got {sum(lengths)}")
-        ids, positions = packed(id_lists)
-        return np.split(self._forward(ids, 0, positions), np.cumsum(lengths)[:-1])
+        return lengths
 
-    def _forward(self, ids, head_from, positions=None):
+    def _forward(self, ids, head_from, positions=None, head_rows=None):
         positions = np.arange(ids.size) if positions is None else positions
         with runtime.running(self.threads, FORWARD_KERNELS):
             return gpt2(ids, positions, self.params, self.config.n_head,
-                        self.config.layer_norm_epsilon, head_from)
+                        self.config.layer_norm_epsilon, head_from, head_rows)
 
     def _window_logprobs(self, ids, first, targets):
         """float64 log p of targets [n - first], given by the logits of positions first..n-1 of
