@@ -5,7 +5,9 @@ cache, as GPT-2's original sampling code), the next token chosen from the last p
 `Generation` yields token ids and records why it stopped and how long it took; `TextStream`
 turns them into text pieces that are safe to print as they come: UTF-8 characters split across
 tokens are held back until complete, and text that may be the start of a stop string is held
-back until it is known not to be.
+back until it is known not to be. Both can also be driven a token at a time from outside
+(Generation.context / choose, TextStream.push / flush), as the server does to compute many
+generations' next tokens in one forward.
 """
 
 import time
@@ -35,8 +37,10 @@ class Generation:
     sees only the last n_positions tokens, of the prompt too. `sampling`: the keywords of
     SamplingSettings (temperature, top_k, top_p, repetition_penalty, seed).
 
-    After iteration, `stop_reason` is a key of STOP_REASONS, `new_ids` holds the ids chosen,
-    `seconds` the time spent in the loop and `first_token_seconds` the time to the first id.
+    After iteration, `stop_reason` is a key of STOP_REASONS (None while it runs), `new_ids`
+    holds the ids chosen, `seconds` the time spent in the loop and `first_token_seconds` the
+    time to the first id. Iterating is calling choose(next_logits(context())) until context()
+    is None.
     """
 
     def __init__(self, next_logits, prompt_ids, *, n_positions, eos_id, max_new_tokens=50,
@@ -55,28 +59,40 @@ class Generation:
         self.stop_at_eos = stop_at_eos
         self.slide = slide
         self.new_ids = []
+        self._ids = list(self.prompt_ids)   # what the model has seen and chosen so far
         self.stop_reason = None
         self.seconds = 0.0
         self.first_token_seconds = None
 
+    def context(self) -> list[int] | None:
+        """The ids (at most n_positions, the last ones) whose last position's logits choose the
+        next token; None once the generation has ended, and stop_reason says why."""
+        if self.stop_reason is None and len(self.new_ids) >= self.max_new_tokens:
+            self.stop_reason = "length"
+        if self.stop_reason is None and len(self._ids) >= self.n_positions and not self.slide:
+            self.stop_reason = "context"
+        return None if self.stop_reason else self._ids[-self.n_positions:]
+
+    def choose(self, logits) -> int | None:
+        """The next token, sampled from logits [vocab] float32 of context()'s last position and
+        added to the ids; None when it is <|endoftext|> and stop_at_eos (the generation ends)."""
+        token = self.sampler(logits, self._ids)
+        if token == self.eos_id and self.stop_at_eos:
+            self.stop_reason = "eos"
+            return None
+        self._ids.append(token)
+        self.new_ids.append(token)
+        return token
+
     def __iter__(self):
-        ids = list(self.prompt_ids)
         start = time.perf_counter()
-        self.stop_reason = "length"
-        while len(self.new_ids) < self.max_new_tokens:
-            if len(ids) >= self.n_positions and not self.slide:
-                self.stop_reason = "context"
-                break
-            token = self.sampler(self.next_logits(ids[-self.n_positions:]), ids)
+        while (ids := self.context()) is not None:
+            token = self.choose(self.next_logits(ids))
             if self.first_token_seconds is None:
                 self.first_token_seconds = time.perf_counter() - start
-            if token == self.eos_id and self.stop_at_eos:
-                self.stop_reason = "eos"
-                break
-            ids.append(token)
-            self.new_ids.append(token)
             self.seconds = time.perf_counter() - start
-            yield token
+            if token is not None:
+                yield token
         self.seconds = time.perf_counter() - start
 
 
@@ -95,6 +111,9 @@ class TextStream:
         self.stop = [s for s in ((stop,) if isinstance(stop, str) else stop) if s]
         self.stopped_at_string = False
         self._pieces = None
+        self._decoder = tokenizer.stream_decoder()
+        self._text = ""      # the continuation's text so far
+        self._emitted = 0    # how much of it was given out
 
     @property
     def stop_reason(self):
@@ -134,31 +153,44 @@ class TextStream:
 
     def __next__(self):
         if self._pieces is None:
-            self._pieces = self._text()
+            self._pieces = self._stream_pieces()
         return next(self._pieces)
 
-    def _text(self):
-        decoder = self.tokenizer.stream_decoder()
-        text, emitted = "", 0
-        longest = max((len(s) for s in self.stop), default=0)
+    def push(self, token) -> str | None:
+        """Take the next token id: the text it makes safe to show, or None while that is held
+        back (part of a UTF-8 character, or maybe the start of a stop string). When a stop
+        string is complete: the text before it, and stopped_at_string is True (push no more)."""
+        self._text += self._decoder.push(token)
+        safe = len(self._text)
+        if self.stop:
+            longest = max(len(s) for s in self.stop)
+            found = [i for i in (self._text.find(s, max(0, self._emitted - longest))
+                                 for s in self.stop) if i >= 0]
+            if found:
+                self.stopped_at_string = True
+                return self._give_out(min(found))
+            safe -= _held_back(self._text, self.stop)
+        return self._give_out(safe) if safe > self._emitted else None
+
+    def flush(self) -> str | None:
+        """After the last token: the text still held back, or None."""
+        self._text += self._decoder.flush()
+        return self._give_out(len(self._text)) if len(self._text) > self._emitted else None
+
+    def _give_out(self, end):
+        piece, self._emitted = self._text[self._emitted:end], end
+        return piece
+
+    def _stream_pieces(self):
         for token in self.generation:
-            text += decoder.push(token)
-            if self.stop:
-                found = [i for i in (text.find(s, max(0, emitted - longest)) for s in self.stop)
-                         if i >= 0]
-                if found:
-                    self.stopped_at_string = True
-                    yield text[emitted:min(found)]
-                    return
-                safe = len(text) - _held_back(text, self.stop)
-            else:
-                safe = len(text)
-            if safe > emitted:
-                yield text[emitted:safe]
-                emitted = safe
-        text += decoder.flush()
-        if len(text) > emitted:
-            yield text[emitted:]
+            piece = self.push(token)
+            if piece is not None:
+                yield piece
+            if self.stopped_at_string:
+                return
+        piece = self.flush()
+        if piece is not None:
+            yield piece
         if self.stop_reason == "context":
             warnings.warn(self.context_full_message(), ContextFullWarning, stacklevel=3)
 
