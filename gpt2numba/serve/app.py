@@ -33,7 +33,7 @@ def create_app(model, name, *, api_key=None, queue_size=8, grace_seconds=30) -> 
     """The ASGI app serving `model` as `name`; with `api_key`, every API route needs it as a
     Bearer token. At most `queue_size` requests wait or run at once (429 beyond). At shutdown
     the worker finishes what it has, waiting up to `grace_seconds`."""
-    worker = Worker(queue_size)
+    worker = Worker(queue_size, model.packed_next_token_logits, model.config.n_positions)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -143,8 +143,7 @@ async def complete(request: Request):
     completion = await parsed(request, protocol.CompletionRequest)
     serving.check_model(completion.model)
     plan = await run_in_threadpool(completions.plan, serving.model, completion)
-    results, job = _submit(serving, lambda cancelled: completions.steps(serving.model, plan,
-                                                                        cancelled))
+    results, job = _submit(serving, completions.steps(serving.model, plan))
     reply = Reply(serving.name, plan, completion)
     if completion.stream:
         return StreamingResponse(_events(reply, results, job), media_type="text/event-stream")
@@ -199,10 +198,10 @@ async def token_ranks(request: Request):
                                             max_tokens=0, logprobs=0)
     plan = await run_in_threadpool(completions.plan, serving.model, completion)
 
-    def scoring(cancelled):
+    def scoring():
         yield completions.score_prompts(serving.model, plan.prompts)[0]
 
-    results, job = _submit(serving, scoring)
+    results, job = _submit(serving, scoring())
     try:
         [scores] = [value async for value in _pieces(results, job)]
     except Exception as error:
@@ -220,9 +219,9 @@ def _serving(request) -> Serving:
     return serving
 
 
-def _submit(serving, make_steps):
-    """Queue a job of steps make_steps(cancelled) on the worker; returns (an asyncio queue of
-    its results, the job). APIError 429 when the queue is full."""
+def _submit(serving, steps):
+    """Queue a job of `steps` (a generator: see worker.py) on the worker; returns (an asyncio
+    queue of its results, the job). APIError 429 when the queue is full."""
     loop = asyncio.get_running_loop()
     results = asyncio.Queue()
 
@@ -230,7 +229,7 @@ def _submit(serving, make_steps):
         loop.call_soon_threadsafe(results.put_nowait, value)
 
     try:
-        job = serving.worker.submit(make_steps, deliver)
+        job = serving.worker.submit(steps, deliver)
     except QueueFull:
         raise APIError(429, f"the server is busy: {serving.worker.capacity} requests are "
                             f"queued; retry in a moment", code="queue_full",

@@ -2,9 +2,10 @@
 scoring), the continuations, and the `logprobs` object OpenAI's legacy completions return.
 
 A request becomes a `Plan` (checked before it is queued: every refusal is an APIError 400 then,
-never in the middle of a stream), and a plan becomes `steps`: a generator of Pieces in which
-each step runs at most one forward (or one echo scoring), so that the worker can take turns
-between requests and stop a cancelled one within one token.
+never in the middle of a stream), and a plan becomes `steps`: a generator of Pieces that asks
+the worker for each next token's logits (worker.NextTokenLogits), so that the worker can compute
+those of many requests in one forward, take turns between requests and stop a cancelled one
+within one token.
 
 Log-probabilities are the model's own (a float64 log-softmax of the raw logits, before any
 temperature, top-k, top-p or repetition penalty), as vLLM returns them by default.
@@ -20,13 +21,10 @@ from gpt2numba.sampling import SamplingSettings, check_logits_finite
 from gpt2numba.score import packs
 from gpt2numba.serve.errors import APIError
 from gpt2numba.serve.protocol import MAX_PROMPTS, MAX_REQUEST_TOKENS, MAX_STOP_STRINGS
+from gpt2numba.serve.worker import NextTokenLogits
 
 DEFAULT_MAX_TOKENS = 16   # OpenAI's default for the legacy completions
 ROWS_PER_BLOCK = 32       # rows of logits widened to float64 at once: 32 x 50257 x 8 B = 13 MB
-
-
-class Cancelled(Exception):
-    """The client went away: the request's generation stops before its next forward."""
 
 
 @dataclass
@@ -203,21 +201,19 @@ def _max_tokens(model, request, ids) -> int:
     return request.max_tokens
 
 
-def steps(model, plan, cancelled):
-    """The Pieces of a Plan, one forward per step (the echo scoring of all its prompts is one
-    step: score_prompts, its texts packed into shared forwards); `cancelled()` is
-    asked before each forward and ends the steps with Cancelled when true."""
+def steps(model, plan):
+    """The Pieces of a Plan, a generator that yields a NextTokenLogits where it needs the
+    logits of a next token and is sent them back (worker.py); the echo scoring of all its
+    prompts runs at its start (score_prompts, its texts packed into shared forwards)."""
     scores = [None] * len(plan.prompts)
     if plan.echo and plan.logprobs is not None:
-        if cancelled():
-            raise Cancelled
         scores = score_prompts(model, plan.prompts, max(plan.logprobs, 1))
     for index, ids in enumerate(plan.prompts):
         if plan.echo:
             entries = (None if scores[index] is None
                        else prompt_entries(model.tokenizer, ids, scores[index], plan.logprobs))
             yield Piece(index, plan.texts[index], entries or [])
-        yield from _continuation(model, plan, index, scores[index], cancelled)
+        yield from _continuation(model, plan, index, scores[index])
 
 
 def prompt_entries(tokenizer, ids, scores, logprobs):
@@ -249,79 +245,53 @@ def top_dict(tokenizer, top_ids, top_logprobs, k, chosen_id, chosen_logprob) -> 
     return {token_text(tokenizer, i): lp for i, lp in ordered}
 
 
-class _RecordedLogits:
-    """The next-token logits function of a generation: model.next_token_logits, except that
-    the prompt's own comes from its echo scoring when there was one; it keeps the last logits
-    it returned, and raises Cancelled once the request is cancelled."""
-
-    def __init__(self, model, prompt_length, first_logits, cancelled):
-        self.model = model
-        self.prompt_length = prompt_length
-        self.first_logits = first_logits
-        self.cancelled = cancelled
-        self.last = None
-
-    def __call__(self, ids):
-        if self.cancelled():
-            raise Cancelled
-        if self.first_logits is not None and len(ids) == self.prompt_length:
-            self.last, self.first_logits = self.first_logits, None
-        else:
-            self.last = self.model.next_token_logits(ids)
-        return self.last
+def token_entry(tokenizer, logits, token, k, offset):
+    """The logprob entry of a generated token chosen from logits [vocab] float32, with the
+    top `k` predictions, at text offset `offset`."""
+    row = logits.astype(np.float64)[None]                                     # [1, vocab]
+    log_total = float(row.max() + np.log(np.exp(row - row.max()).sum()))
+    best = _top_indices(row, max(k, 1))[0]
+    logprob = float(row[0, token]) - log_total
+    top = top_dict(tokenizer, best, row[0, best] - log_total, k, token, logprob)
+    return token_text(tokenizer, token), logprob, top, offset
 
 
-class _ScoredGeneration(Generation):
-    """A Generation that keeps, for each token it yields, the token's logprob entry."""
-
-    def __init__(self, logits, tokenizer, logprobs, first_offset, **options):
-        super().__init__(logits, **options)
-        self.logits = logits
-        self.tokenizer = tokenizer
-        self.logprobs = logprobs
-        self.decoder = tokenizer.stream_decoder()
-        self.offset = first_offset
-        self.entries = []
-
-    def __iter__(self):
-        for token in super().__iter__():
-            if self.logprobs is not None:
-                self.entries.append(self._entry(token))
-            self.offset += len(self.decoder.push(token))
-            yield token
-
-    def _entry(self, token):
-        row = self.logits.last.astype(np.float64)[None]                       # [1, vocab]
-        log_total = float(row.max() + np.log(np.exp(row - row.max()).sum()))
-        best = _top_indices(row, max(self.logprobs, 1))[0]
-        logprob = float(row[0, token]) - log_total
-        top = top_dict(self.tokenizer, best, row[0, best] - log_total, self.logprobs, token,
-                       logprob)
-        return token_text(self.tokenizer, token), logprob, top, self.offset
-
-
-def _continuation(model, plan, index, scores, cancelled):
-    """The Pieces of prompt `index`'s continuation, the last one with its finish_reason."""
-    ids = plan.prompts[index]
+def _continuation(model, plan, index, scores):
+    """The Pieces of prompt `index`'s continuation, the last one with its finish_reason: a
+    token at a time, each chosen from logits asked for with a NextTokenLogits (the first
+    after an echo scoring from the scores' own); a piece of text as soon as it is safe to
+    show (generate.TextStream), with the logprob entries of the tokens it completes."""
+    ids, tokenizer = plan.prompts[index], model.tokenizer
     if plan.max_tokens[index] == 0:
         yield Piece(index, "", finish_reason="length")
         return
-    logits = _RecordedLogits(model, len(ids), None if scores is None else scores.last_logits,
-                             cancelled)
     s = plan.sampling
-    generation = _ScoredGeneration(
-        logits, model.tokenizer, plan.logprobs, len(plan.texts[index]) if plan.echo else 0,
-        prompt_ids=ids, n_positions=model.config.n_positions, eos_id=model.tokenizer.eos_id,
+    generation = Generation(
+        None, ids, n_positions=model.config.n_positions, eos_id=tokenizer.eos_id,
         max_new_tokens=plan.max_tokens[index], slide=True, temperature=s.temperature,
         top_k=s.top_k, top_p=s.top_p, repetition_penalty=s.repetition_penalty, seed=s.seed)
-    stream = TextStream(generation, model.tokenizer, plan.stop)
-    sent = 0
-    for text in stream:
-        entries = generation.entries
-        if stream.stopped_at_string:   # the token that completed the stop string is not sent
-            entries = entries[:-1]
-        yield Piece(index, text, entries[sent:])
-        sent = len(entries)
+    stream = TextStream(generation, tokenizer, plan.stop)
+    decoder, offset = tokenizer.stream_decoder(), len(plan.texts[index]) if plan.echo else 0
+    logits, entries = None if scores is None else scores.last_logits, []
+    while (context := generation.context()) is not None:
+        if logits is None:
+            logits = yield NextTokenLogits(context)
+        token = generation.choose(logits)
+        if token is None:
+            break
+        text = stream.push(token)
+        if plan.logprobs is not None and not stream.stopped_at_string:
+            entries.append(token_entry(tokenizer, logits, token, plan.logprobs, offset))
+        offset += len(decoder.push(token))
+        logits = None
+        if text is not None:
+            yield Piece(index, text, entries)
+            entries = []
+        if stream.stopped_at_string:
+            break
+    text = None if stream.stopped_at_string else stream.flush()
+    if text is not None or entries:
+        yield Piece(index, text or "", entries)
     reason = "length" if stream.stop_reason in ("length", "context") else "stop"
     new_tokens = len(stream.new_ids) - (1 if stream.stopped_at_string else 0)
     yield Piece(index, "", finish_reason=reason, new_tokens=new_tokens)
