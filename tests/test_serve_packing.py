@@ -20,6 +20,8 @@ from gpt2numba.errors import ArgumentError
 from gpt2numba.serve import completions, protocol
 from gpt2numba.serve.app import create_app
 from gpt2numba.serve.worker import FINISHED, Cancelled, NextTokenLogits, Worker
+from gpt2numba.weights import load_tensors
+from support import reference
 from support.checkpoints import make_checkpoint
 
 PROMPTS = ["The quick brown fox", "Hello", "Once upon a time there was", "1 2 3", "A",
@@ -110,16 +112,22 @@ def test_concurrent_greedy_requests_share_forwards_and_answer_as_alone(request, 
     assert [choice["text"] for [choice] in together] == library
 
 
-def test_packed_last_rows_are_each_texts_next_token_logits(tiny_model):
-    """Not bit-identical: `linear` picks its tiles and row blocks by the number of rows, and a
-    lone text's last block computes its last row only, so float32 sums round in another order;
-    within 1e-5 of the logits' scale (seen: about 1e-6)."""
+def test_packed_last_rows_are_each_texts_next_token_logits(tiny_checkpoint, tiny_model):
+    """Each row against the text's last row in plain float64 NumPy (tests/support/reference.py)
+    and against next_token_logits alone, both within 1e-5 of the logits' largest magnitude
+    (test_blocks.py's tolerance). Not bit-identical to the lone forward (seen: about 1e-6 of
+    it): `linear` picks its tiles and row blocks by the number of rows, and a lone text's last
+    block computes its last row only, so float32 sums round in another order."""
+    tensors = load_tensors(tiny_checkpoint, tiny_model.config)
     rng = np.random.default_rng(26)
     for lengths in ([3, 5], [1] * 8, [20, 30, 40, 30], [128]):
         id_lists = [rng.integers(0, 50257, n).tolist() for n in lengths]
         packed = tiny_model.packed_next_token_logits(id_lists)
+        exact = np.stack([reference.gpt2(np.asarray(ids), tensors, tiny_model.config)[-1]
+                          for ids in id_lists])
         alone = np.stack([tiny_model.next_token_logits(ids) for ids in id_lists])
         assert packed.shape == (len(lengths), 50257) and packed.dtype == np.float32
+        np.testing.assert_allclose(packed, exact, rtol=0, atol=1e-5 * np.abs(exact).max())
         np.testing.assert_allclose(packed, alone, rtol=0, atol=1e-5 * np.abs(alone).max())
     with pytest.raises(ArgumentError, match="id_lists.*128"):
         tiny_model.packed_next_token_logits([[1] * 100, [2] * 29])
@@ -187,7 +195,8 @@ def recording_worker(model, rows=None):
 
 def test_a_round_holds_at_most_n_positions_rows_and_no_job_starves(tiny_model):
     """Four prompts of 50 tokens: two fit in 128 rows, so the forwards take turns between the
-    pairs; every job ends with the library's greedy text."""
+    pairs; every job ends with the library's greedy text, though the worker was told to stop
+    right after it started (it finishes the jobs in hand)."""
     prompts = [[(17 * k + i) % 50000 for i in range(50)] for k in range(4)]
     worker = recording_worker(tiny_model)
     results = [Results() for _ in prompts]
