@@ -266,7 +266,7 @@ def _continuation(model, plan, index, scores):
         yield Piece(index, "", finish_reason="length")
         return
     s = plan.sampling
-    generation = Generation(
+    generation = Generation(   # no next_logits: driven below through context() and choose()
         None, ids, n_positions=model.config.n_positions, eos_id=tokenizer.eos_id,
         max_new_tokens=plan.max_tokens[index], slide=True, temperature=s.temperature,
         top_k=s.top_k, top_p=s.top_p, repetition_penalty=s.repetition_penalty, seed=s.seed)
