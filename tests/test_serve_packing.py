@@ -205,7 +205,8 @@ def test_a_round_holds_at_most_n_positions_rows_and_no_job_starves(tiny_model):
     worker.start()
     worker.stop(60)
     assert all(sum(map(len, asks)) <= 128 for asks in worker.asked)
-    assert [len(asks) for asks in worker.asked] == [2] * 12
+    served = [[prompts.index(ids[:50]) for ids in asks] for asks in worker.asked]
+    assert served == [[0, 1], [2, 3]] * 6   # round robin: the pairs take turns
     for prompt, result in zip(prompts, results):
         assert result.end is FINISHED
         expected = tiny_model.generate_ids(prompt, 6, temperature=0)
