@@ -36,6 +36,24 @@ def corpus_format(path) -> str:
     return FORMATS[suffix]
 
 
+def is_folder_output(path) -> bool:
+    """Whether an --output names a folder of part files, written by Ray Data: a URI
+    (s3://, gs://, file://, ...), a path ending in "/", or an existing folder. Anything else
+    is one file, written by this process."""
+    text = str(path)
+    return "://" in text or text.endswith(("/", os.sep)) or Path(text).is_dir()
+
+
+def folder_format(path) -> str:
+    """"jsonl" or "parquet" for a folder output, from its name's suffix (scores.parquet/);
+    CorpusError for any other."""
+    name = str(path).rstrip("/" + os.sep)
+    if Path(name).suffix.lower() not in FORMATS:
+        raise CorpusError(f"{path}: cannot tell the output format from the folder's name; end "
+                          f"it in .jsonl or .parquet (scores.parquet/, s3://bucket/scores.jsonl)")
+    return corpus_format(name)
+
+
 def corpus_files(path) -> tuple[str, list[Path]]:
     """(format, files) of a corpus file or folder (its files of a known suffix, by name);
     CorpusError when there is none, or a folder mixes the two formats."""
@@ -133,6 +151,37 @@ def count_rows(fmt, files) -> int:
     return rows
 
 
+def jsonl_lines(ids, columns, names) -> list[str]:
+    """The JSON Lines of rows {"id": ids[i], name: columns[name][i] for name in names}, each
+    ending in a newline: the output format of a JSONL corpus's scores (token_logprobs as
+    lists of floats)."""
+    lines = []
+    for i, row_id in enumerate(ids):
+        row = {"id": row_id, **{name: columns[name][i] for name in names}}
+        if row.get(TOKEN_LOGPROBS) is not None:
+            row[TOKEN_LOGPROBS] = [float(logprob) for logprob in row[TOKEN_LOGPROBS]]
+        lines.append(json.dumps(row) + "\n")
+    return lines
+
+
+def scores_table(ids, columns, names, id_type=None, *, name="the output"):
+    """The pyarrow Table of the same rows, in the output format of a Parquet corpus's scores:
+    id (of type id_type, else as Arrow infers it), tokens int64, token_logprobs
+    list<float64>, the other columns float64, nulls where None. CorpusError naming `name`
+    when the ids are of types one column cannot hold."""
+    import pyarrow as pa
+
+    types = {"tokens": pa.int64(), TOKEN_LOGPROBS: pa.list_(pa.float64())}
+    try:
+        arrays = [pa.array(ids, type=id_type)]
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise CorpusError(f"{name}: the ids are of different types ({error}), which one "
+                          f"Parquet column cannot hold; write JSONL instead") from None
+    arrays += [pa.array(columns[column], type=types.get(column, pa.float64()))
+               for column in names]
+    return pa.Table.from_arrays(arrays, names=["id", *names])
+
+
 class ScoresWriter:
     """Writes rows of (id, score columns) to `path` (.jsonl or .parquet), under a temporary name
     renamed on a clean exit and removed on an error. As a context manager; `write(ids,
@@ -164,29 +213,14 @@ class ScoresWriter:
             raise CorpusError(f"cannot write {self.path}: {error.strerror or error}") from None
 
     def _write_jsonl(self, ids, columns):
-        lines = []
-        for i, row_id in enumerate(ids):
-            row = {"id": row_id, **{name: columns[name][i] for name in self.columns}}
-            if row.get(TOKEN_LOGPROBS) is not None:
-                row[TOKEN_LOGPROBS] = [float(logprob) for logprob in row[TOKEN_LOGPROBS]]
-            lines.append(json.dumps(row) + "\n")
-        self._file.write("".join(lines).encode("utf-8"))
+        self._file.write("".join(jsonl_lines(ids, columns, self.columns)).encode("utf-8"))
 
     def _write_parquet(self, ids, columns):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        types = {"tokens": pa.int64(), TOKEN_LOGPROBS: pa.list_(pa.float64())}
         id_type = None if self._parquet is None else self._parquet.schema.field("id").type
-        try:
-            arrays = [pa.array(ids, type=id_type)]
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-            raise CorpusError(f"{self.path}: the ids are of different types ({error}), which "
-                              f"one Parquet column cannot hold; write JSONL instead") from None
-        arrays += [pa.array(columns[name], type=types.get(name, pa.float64()))
-                   for name in self.columns]
-        table = pa.Table.from_arrays(arrays, names=["id", *self.columns])
+        table = scores_table(ids, columns, self.columns, id_type, name=self.path)
         if self._parquet is None:
+            import pyarrow.parquet as pq
+
             self._parquet = pq.ParquetWriter(self._file, table.schema)
         self._parquet.write_table(table)
 

@@ -11,7 +11,16 @@ import sys
 from pathlib import Path
 
 from gpt2numba.batch_scorer import SCORE_COLUMNS, TOKEN_LOGPROBS, BatchScorer
-from gpt2numba.corpus import BATCH_ROWS, FORMATS, CorpusError, ScoresWriter, corpus_files
+from gpt2numba.corpus import (
+    BATCH_ROWS,
+    FORMATS,
+    CorpusError,
+    ScoresWriter,
+    corpus_files,
+    is_folder_output,
+)
+
+POSITION = "__gpt2numba_position"   # a row's position in the input, while it is scored
 
 
 def read_dataset(input_path):
@@ -44,9 +53,16 @@ def score_on_ray(model, input_path, output_path, *, text_field="text", id_field=
                  cpus_per_actor=1, scorer=BatchScorer) -> int:
     """Score the corpus at input_path on the Ray cluster this process is connected to
     (ray.init) into output_path, with `actors` actors (default: the cluster's CPUs /
-    cpus_per_actor) of the class `scorer`. Returns the rows written."""
+    cpus_per_actor) of the class `scorer`. An output that is a folder or a URI
+    (corpus.is_folder_output) is written by Ray Data as part files (corpus_ray_folder);
+    one file is written by this process. Returns the rows written."""
     import ray.data
 
+    folder = None
+    if is_folder_output(output_path):
+        from gpt2numba.corpus_ray_folder import FolderOutput, numbered
+
+        folder = FolderOutput(output_path)   # refused before any work
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = sys.stderr is not None and sys.stderr.isatty()
@@ -56,28 +72,46 @@ def score_on_ray(model, input_path, output_path, *, text_field="text", id_field=
         raise CorpusError(f"{input_path}: no column {text_field!r} (it has {names}); name the "
                           f"texts' column with --text-field")
     actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor))
-    scored = dataset.map_batches(
-        scorer, batch_size=BATCH_ROWS, batch_format="pandas", num_cpus=cpus_per_actor,
-        compute=ray.data.ActorPoolStrategy(size=actors),
-        fn_constructor_kwargs=dict(model=model, revision=revision, stride=stride,
-                                   threads=cpus_per_actor, text_column=text_field,
-                                   token_logprobs=token_logprobs))
+    columns = (*SCORE_COLUMNS, *((TOKEN_LOGPROBS,) if token_logprobs else ()))
+    score = dict(batch_size=BATCH_ROWS, batch_format="pandas", num_cpus=cpus_per_actor,
+                 compute=ray.data.ActorPoolStrategy(size=actors),
+                 fn_constructor_kwargs=dict(model=model, revision=revision, stride=stride,
+                                            threads=cpus_per_actor, text_column=text_field,
+                                            token_logprobs=token_logprobs))
+    if folder is not None:
+        dataset, rows = numbered(dataset, id_field, POSITION)
+        scored = dataset.select_columns(
+            [name for name in (id_field, text_field, POSITION) if name in dataset.schema().names]
+        ).map_batches(scorer, **score)
+        folder.write(scored.map_batches(_output_rows, batch_format="pandas", num_cpus=0,
+                                        fn_kwargs=dict(folder=folder, id_field=id_field,
+                                                       columns=columns)))
+        return rows
+    scored = dataset.map_batches(scorer, **score)
     rows = 0
     with ScoresWriter(output_path, token_logprobs) as writer:
         for batch in scored.iter_batches(batch_size=BATCH_ROWS, batch_format="pandas"):
-            ids = _ids(batch, id_field, rows)
-            columns = (*SCORE_COLUMNS, *((TOKEN_LOGPROBS,) if token_logprobs else ()))
+            ids = _ids(batch, id_field, range(rows, rows + len(batch)))
             writer.write(ids, {name: _values(batch[name]) for name in columns})
             rows += len(batch)
     return rows
 
 
-def _ids(batch, id_field, first_position) -> list:
-    """The batch's ids as Python values; the row's position where it has none."""
+def _output_rows(batch, *, folder, id_field, columns):
+    """A batch of the scorer's output (a DataFrame) as the rows `folder` writes: id (copied,
+    or the row's POSITION where it has none) and the score `columns`."""
+    positions = batch[POSITION].tolist() if POSITION in batch else [None] * len(batch)
+    return folder.rows(_ids(batch, id_field, positions),
+                       {name: _values(batch[name]) for name in columns})
+
+
+def _ids(batch, id_field, positions) -> list:
+    """The batch's ids as Python values; the row's position (from `positions`) where it has
+    none."""
     if id_field not in batch:
-        return list(range(first_position, first_position + len(batch)))
-    return [first_position + i if _is_missing(value) else _plain(value)
-            for i, value in enumerate(batch[id_field].tolist())]
+        return list(positions)
+    return [position if _is_missing(value) else _plain(value)
+            for position, value in zip(positions, batch[id_field].tolist())]
 
 
 def _values(series) -> list:

@@ -65,7 +65,10 @@ _OPTIONS = (
                       "anything Ray Data reads). One output row per input row."),
     click.option("--output", "output_path", metavar="SCORES",
                  help="With --input: the .jsonl or .parquet file of the scores: id, tokens, nll, "
-                      "perplexity, bits_per_byte (and token_logprobs with --per-token)."),
+                      "perplexity, bits_per_byte (and token_logprobs with --per-token). With "
+                      "--ray, a folder or URI (scores.parquet/, s3://bucket/scores.jsonl) is "
+                      "written by Ray Data as part files, part-00000000... in input order, its "
+                      "format from its name; it must be new or empty."),
     click.option("--text-field", default="text", show_default=True, metavar="NAME",
                  help="With --input: the field of each row that holds its text."),
     click.option("--id-field", default="id", show_default=True, metavar="NAME",
@@ -83,8 +86,17 @@ _OPTIONS = (
 
 
 def _score_locally(model, revision, input_path, output_path, job):
-    from gpt2numba.corpus import CorpusError, corpus_files, corpus_format, score_locally
+    from gpt2numba.corpus import (
+        CorpusError,
+        corpus_files,
+        corpus_format,
+        is_folder_output,
+        score_locally,
+    )
 
+    if is_folder_output(output_path):
+        raise RunError(f"{output_path}: a folder or URI is written by Ray Data, as part files; "
+                       f"add --ray ADDRESS, or name one .jsonl or .parquet file")
     try:   # before the model loads: a bad path fails fast
         corpus_files(input_path)
         corpus_format(output_path)
@@ -107,11 +119,11 @@ def _score_on_ray(address, model, revision, input_path, output_path, job):
         import ray
     except ImportError:
         raise RunError(f"--ray needs Ray: {RAY_EXTRA}") from None
-    from gpt2numba.corpus import CorpusError, corpus_format
+    from gpt2numba.corpus import CorpusError, corpus_format, folder_format, is_folder_output
     from gpt2numba.corpus_ray import score_on_ray
 
     try:
-        corpus_format(output_path)
+        (folder_format if is_folder_output(output_path) else corpus_format)(output_path)
     except CorpusError as error:
         raise RunError(str(error)) from None
     try:
