@@ -89,24 +89,43 @@ def expected(tiny_model):
     return {row["id"]: scores.get(row["id"]) for row in rows}
 
 
+# Ray's node address is the machine's network address unless Ray runs "local only"
+# (ray._private.services.get_node_ip_address: RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read once
+# when Ray is imported); its servers (GCS, raylet, object manager, workers) bind that address.
+# Set while the module runs, so that the CLI's drivers started here also bind loopback.
+LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
 @pytest.fixture(scope="module")
 def ray_instance(tmp_path_factory):
-    """(GCS address, report folder, worker Numba cache) of a local Ray instance of 2 CPUs."""
-    import ray
-
+    """(GCS address, report folder, worker Numba cache) of a local Ray instance of 2 CPUs,
+    on 127.0.0.1 only (LOOPBACK_ONLY), without dashboard or metrics export."""
     reports = tmp_path_factory.mktemp("ray-reports")
     cache = tmp_path_factory.mktemp("ray-numba-cache")
-    saved = {name: os.environ.get(name) for name in ("NUMBA_CACHE_DIR", RAY_TEST_DIR)}
-    os.environ.update({"NUMBA_CACHE_DIR": str(cache), RAY_TEST_DIR: str(reports)})
+    names = ("NUMBA_CACHE_DIR", RAY_TEST_DIR, *LOOPBACK_ONLY)
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({"NUMBA_CACHE_DIR": str(cache), RAY_TEST_DIR: str(reports),
+                       **LOOPBACK_ONLY})
+    import ray
+
     try:   # Ray's processes take the environment they start with; this process keeps its own
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 _node_ip_address="127.0.0.1")
     finally:
-        for name, value in saved.items():
-            os.environ.pop(name) if value is None else os.environ.__setitem__(name, value)
+        for name in ("NUMBA_CACHE_DIR", RAY_TEST_DIR):
+            restore(name, saved[name])
     try:
-        yield ray.get_runtime_context().gcs_address, reports, cache
+        address = ray.get_runtime_context().gcs_address
+        assert address.startswith("127.0.0.1:"), f"Ray started on {address}, not loopback"
+        yield address, reports, cache
     finally:
         ray.shutdown()
+        for name in LOOPBACK_ONLY:
+            restore(name, saved[name])
+
+
+def restore(name, value):
+    os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +257,114 @@ def test_a_model_the_actors_cannot_load_is_one_error_line(ray_instance, tmp_path
                       f"Hub repo id such as openai-community/gpt2, or one of gpt2, gpt2-medium, "
                       f"gpt2-large, gpt2-xl, distilgpt2"], done.stderr
     assert not output.exists()
+
+
+def test_every_ray_process_listens_on_loopback_only(ray_instance):
+    from support.listening import is_loopback, listening_addresses
+
+    found = listening_addresses(os.getpid())
+    assert any(name.startswith("gcs_server") for name in found), found
+    assert any(name.startswith("raylet") for name in found), found
+    assert {name: addresses for name, addresses in found.items()
+            if not all(is_loopback(address) for address in addresses)} == {}
+
+
+# -- an output folder, written by Ray Data ---------------------------------------------------
+
+def read_parts(folder):
+    """The rows of a folder of part files, read in the order of the files' names."""
+    return [row for part in sorted(Path(folder).iterdir()) for row in read_scores(part)]
+
+
+def assert_same_rows(got, want):
+    """The rows of the Ray Data output equal the local output's: the same ids in the same
+    order, the same columns, tokens equal, the other scores within 1e-6 relative."""
+    assert [row["id"] for row in got] == [row["id"] for row in want]
+    for row, local in zip(got, want):
+        assert row.keys() == local.keys()
+        assert row["tokens"] == local["tokens"]
+        for name in ("nll", "perplexity", "bits_per_byte"):
+            assert (row[name] is None) == (local[name] is None), row
+            assert local[name] is None or math.isclose(row[name], local[name], rel_tol=1e-6)
+        if local.get("token_logprobs") is not None:
+            assert len(row["token_logprobs"]) == len(local["token_logprobs"])
+            assert max(abs(a - b) for a, b in zip(row["token_logprobs"],
+                                                   local["token_logprobs"])) <= 1e-6, row
+
+
+def test_score_on_ray_writes_a_parquet_folder_through_ray_data(ray_instance, tiny_checkpoint,
+                                                               tiny_model, tmp_path):
+    from gpt2numba.corpus import score_locally
+    from gpt2numba.corpus_ray import score_on_ray
+
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", corpus_rows()[:CLI_ROWS])
+    local = tmp_path / "local.parquet"
+    score_locally(tiny_model, corpus, local, token_logprobs=True)
+    folder = tmp_path / "scores.parquet"
+    rows = score_on_ray(str(tiny_checkpoint), corpus, f"file://{folder}", actors=2,
+                        token_logprobs=True)
+    parts = sorted(folder.iterdir())
+    assert rows == CLI_ROWS and len(parts) > 1, parts   # several parts, read back in order
+    assert all(part.name.startswith("part-") and part.suffix == ".parquet" for part in parts)
+    schema = [(field.name, field.type) for field in pq.read_schema(local)]
+    assert all([(field.name, field.type) for field in pq.read_schema(part)] == schema
+               for part in parts)
+    assert_same_rows(read_parts(folder), read_scores(local))
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "corpus.jsonl", "local.parquet", "scores.parquet"]   # no temporary folder left
+
+
+def test_the_cli_writes_a_jsonl_folder_with_positions_where_ids_are_missing(
+        ray_instance, tiny_checkpoint, tiny_model, tmp_path):
+    from gpt2numba.corpus import score_locally
+
+    rows = corpus_rows()[:CLI_ROWS]
+    for row in rows[::17]:
+        del row["id"]
+    corpus = write_parquet(tmp_path / "corpus.parquet", rows)
+    local = tmp_path / "local.jsonl"
+    score_locally(tiny_model, corpus, local)
+    output = tmp_path / "scores.jsonl"
+    done = gpt2numba("score", "-m", tiny_checkpoint, "--input", corpus, "--output",
+                     f"{output}/", "--ray", ray_instance[0])
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    scores = read_parts(output)
+    assert [row["id"] for row in scores[:18:17]] == [0, 17]   # the rows' own positions
+    assert_same_rows(scores, read_scores(local))
+
+
+def test_a_write_that_fails_leaves_no_folder(ray_instance, tiny_checkpoint, tmp_path):
+    """Ids of two types (strings, and the position of the last row, which has none) cannot be
+    one Parquet column: the job fails after earlier parts were written, and leaves nothing."""
+    from gpt2numba.corpus import CorpusError
+    from gpt2numba.corpus_ray import score_on_ray
+
+    rows = corpus_rows()[:CLI_ROWS]
+    del rows[-1]["id"]
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", rows)
+    with pytest.raises(CorpusError, match="ids are of different types"):
+        score_on_ray(str(tiny_checkpoint), corpus, tmp_path / "scores.parquet/", actors=2)
+    assert [path.name for path in tmp_path.iterdir()] == ["corpus.jsonl"]
+
+
+@pytest.mark.parametrize("output, ray_option, fragment", [
+    ("full.jsonl/", True, "the folder exists and is not empty; remove it or name a new one"),
+    ("scores/", True, "cannot tell the output format from the folder's name"),
+    ("scores.jsonl/", False, "a folder or URI is written by Ray Data, as part files; add --ray"),
+])
+def test_an_output_folder_that_cannot_be_written_is_one_error_line(ray_instance, tmp_path,
+                                                                   output, ray_option, fragment):
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", corpus_rows()[:10])
+    old = tmp_path / "full.jsonl" / "part-00000000.jsonl"
+    old.parent.mkdir()
+    old.write_text('{"id": "an earlier run"}\n')
+    ray_option = ["--ray", ray_instance[0]] if ray_option else []
+    done = gpt2numba("score", "-m", tmp_path / "no-model-needed", "--input", corpus,
+                     "--output", f"{tmp_path}/{output}", *ray_option)   # its "/" kept
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and fragment in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["corpus.jsonl", "full.jsonl"]
+    assert [path.name for path in old.parent.iterdir()] == [old.name]
