@@ -83,7 +83,8 @@ def score_on_ray(model, input_path, output_path, *, text_field="text", id_field=
         scored = dataset.select_columns(
             [name for name in (id_field, text_field, POSITION) if name in dataset.schema().names]
         ).map_batches(scorer, **score)
-        folder.write(scored.map_batches(_output_rows, batch_format="pandas", num_cpus=0,
+        folder.write(scored.map_batches(_output_rows, batch_size=None, batch_format="pandas",
+                                        num_cpus=0,
                                         fn_kwargs=dict(folder=folder, id_field=id_field,
                                                        columns=columns)))
         return rows

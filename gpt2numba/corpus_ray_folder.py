@@ -36,14 +36,14 @@ JSONL_COLUMN = "jsonl"
 def numbered(dataset, id_field, position_column):
     """(dataset, its rows): `dataset` with the column `position_column` (each row's position
     in the input, from 0) where some row has no `id_field`, else as it is. Ray Data has no
-    row numbers: the rows are counted (a first read), and only where ids are missing the input
-    is read into the object store, its blocks (in the input's order) counted and numbered."""
-    counts = [Count(alias_name="rows")]
+    row numbers: where the input has the id column, its ids and rows are counted (a first
+    read); only where ids are missing is the input read into the object store, its blocks (in
+    the input's order) counted and numbered."""
     if id_field in dataset.schema().names:
-        counts.append(Count(on=id_field, ignore_nulls=True, alias_name="ids"))
-    found = dataset.aggregate(*counts)
-    if found.get("ids") == found["rows"]:
-        return dataset, found["rows"]
+        found = dataset.aggregate(Count(alias_name="rows"),
+                                  Count(on=id_field, ignore_nulls=True, alias_name="ids"))
+        if found["ids"] == found["rows"]:
+            return dataset, found["rows"]
     tables = dataset.to_arrow_refs()
     sizes = ray.get([_num_rows.remote(table) for table in tables])
     firsts = np.cumsum([0, *sizes[:-1]], dtype=np.int64)
