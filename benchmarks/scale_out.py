@@ -90,6 +90,9 @@ def _first_batch_scorer(stamp_file):
 
 def main(argv=None):
     args = parse_args(argv)
+    # A local instance on 127.0.0.1 only: Ray's servers bind the node's address, which is the
+    # machine's network address unless Ray runs local only (read once, as Ray is imported).
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     import ray
 
     from gpt2numba.cli.common import compile_kernels
@@ -101,7 +104,8 @@ def main(argv=None):
         write_corpus(corpus, args.documents, args.words)
         compile_kernels()   # into the cache the actors load from: no run compiles
         results = {"local": run_local(folder, corpus)}
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 _node_ip_address="127.0.0.1")
         try:
             for actors in (1, 2):
                 results[f"ray x{actors}"] = run_ray(folder, corpus,
