@@ -1,5 +1,6 @@
-"""Scoring a corpus on a Ray cluster: Ray Data reads it, a pool of actors scores it, this
-process writes the scores in the input's order (corpus.ScoresWriter).
+"""Scoring a corpus on a Ray cluster: Ray Data reads it, a pool of actors scores it, and the
+scores are written in the input's order: into one file by this process (corpus.ScoresWriter),
+or into a folder or URI by Ray Data's write tasks, as part files (corpus_ray_folder).
 
 Each actor is a batch_scorer.BatchScorer with `cpus_per_actor` CPUs (its Numba threads), so
 `actors` x `cpus_per_actor` CPUs of the cluster score at once. An actor that dies (a node lost,
@@ -60,14 +61,17 @@ def score_on_ray(model, input_path, output_path, *, text_field="text", id_field=
 
     folder = None
     if is_folder_output(output_path):
-        from gpt2numba.corpus_ray_folder import FolderOutput, numbered
+        from gpt2numba.corpus_ray_folder import FolderOutput
 
         folder = FolderOutput(output_path)   # refused before any work
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = sys.stderr is not None and sys.stderr.isatty()
     dataset = read_dataset(input_path)
-    names = dataset.schema().names
+    schema = dataset.schema()
+    if schema is None:   # Ray Data cannot type a corpus without rows
+        raise CorpusError(f"{input_path}: the corpus has no rows; there is nothing to score")
+    names = schema.names
     if text_field not in names:
         raise CorpusError(f"{input_path}: no column {text_field!r} (it has {names}); name the "
                           f"texts' column with --text-field")
@@ -79,15 +83,7 @@ def score_on_ray(model, input_path, output_path, *, text_field="text", id_field=
                                             threads=cpus_per_actor, text_column=text_field,
                                             token_logprobs=token_logprobs))
     if folder is not None:
-        dataset, rows = numbered(dataset, id_field, POSITION)
-        scored = dataset.select_columns(
-            [name for name in (id_field, text_field, POSITION) if name in dataset.schema().names]
-        ).map_batches(scorer, **score)
-        folder.write(scored.map_batches(_output_rows, batch_size=None, batch_format="pandas",
-                                        num_cpus=0,
-                                        fn_kwargs=dict(folder=folder, id_field=id_field,
-                                                       columns=columns)))
-        return rows
+        return _score_into_folder(dataset, folder, scorer, score, id_field, text_field, columns)
     scored = dataset.map_batches(scorer, **score)
     rows = 0
     with ScoresWriter(output_path, token_logprobs) as writer:
@@ -95,6 +91,20 @@ def score_on_ray(model, input_path, output_path, *, text_field="text", id_field=
             ids = _ids(batch, id_field, range(rows, rows + len(batch)))
             writer.write(ids, {name: _values(batch[name]) for name in columns})
             rows += len(batch)
+    return rows
+
+
+def _score_into_folder(dataset, folder, scorer, score, id_field, text_field, columns) -> int:
+    """Score `dataset` with `scorer` (map_batches options `score`) and write its rows with
+    Ray Data into `folder` (a corpus_ray_folder.FolderOutput). Returns the rows written."""
+    from gpt2numba.corpus_ray_folder import numbered
+
+    dataset, rows = numbered(dataset, id_field, POSITION)
+    needed = [name for name in (id_field, text_field, POSITION) if name in dataset.schema().names]
+    scored = dataset.select_columns(needed).map_batches(scorer, **score)
+    folder.write(scored.map_batches(_output_rows, batch_size=None, batch_format="pandas",
+                                    num_cpus=0, fn_kwargs=dict(folder=folder, id_field=id_field,
+                                                               columns=columns)))
     return rows
 
 

@@ -45,6 +45,8 @@ def numbered(dataset, id_field, position_column):
         if found["ids"] == found["rows"]:
             return dataset, found["rows"]
     tables = dataset.to_arrow_refs()
+    if not tables:   # an empty corpus
+        return dataset, 0
     sizes = ray.get([_num_rows.remote(table) for table in tables])
     firsts = np.cumsum([0, *sizes[:-1]], dtype=np.int64)
     return ray.data.from_arrow_refs([_with_positions.remote(table, int(first), position_column)
