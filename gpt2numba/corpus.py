@@ -9,7 +9,9 @@ renamed when complete, so a failed run leaves no half-written file.
 
 Locally, rows are read, scored and written BATCH_ROWS at a time; on Ray (score_on_ray), Ray Data
 reads the input (anything it reads: a folder, object storage), a pool of actors scores it
-(batch_scorer.BatchScorer) and this process writes the rows as they come, in order.
+(batch_scorer.BatchScorer) and this process writes the rows as they come, in order; or, for
+an output that is a folder or a URI (is_folder_output), Ray Data writes them as part files
+(corpus_ray_folder.py, docs/corpus.md).
 """
 
 import json
