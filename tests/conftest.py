@@ -65,3 +65,14 @@ def serve_checkpoint(tmp_path_factory) -> Path:
     from support.checkpoints import make_checkpoint
 
     return make_checkpoint(tmp_path_factory.mktemp("serve-gpt2"), n_positions=1024)
+
+
+@pytest.fixture(scope="module")
+def server(serve_checkpoint, home):
+    """`gpt2numba serve` on serve_checkpoint with one thread, one per test module that asks for
+    it (test_serve.py has its own, with a key and a small queue); it must exit 0 at the end."""
+    from support.serving import start_server
+
+    server = start_server(serve_checkpoint, home, "--threads", 1)
+    yield server
+    assert server.stop() == 0, "".join(server.stderr)

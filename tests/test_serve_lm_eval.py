@@ -12,14 +12,6 @@ import pytest
 
 from support.cli import cli_env
 from support.paths import TESTS_DIR
-from support.serving import start_server
-
-
-@pytest.fixture(scope="module")
-def server(serve_checkpoint, home):
-    server = start_server(serve_checkpoint, home, "--threads", 1)
-    yield server
-    assert server.stop() == 0, "".join(server.stderr)
 
 
 def test_lm_eval_through_the_server_equals_lm_eval_with_hf(server, serve_checkpoint, home,

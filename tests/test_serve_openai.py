@@ -9,14 +9,6 @@ import pytest
 from gpt2numba import GPT2
 from gpt2numba.weights import load_tensors
 from support import reference
-from support.serving import start_server
-
-
-@pytest.fixture(scope="module")
-def server(serve_checkpoint, home):
-    server = start_server(serve_checkpoint, home, "--threads", 1)
-    yield server
-    assert server.stop() == 0, "".join(server.stderr)
 
 
 @pytest.fixture(scope="module")

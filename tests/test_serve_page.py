@@ -14,20 +14,12 @@ from gpt2numba import GPT2
 from gpt2numba.weights import load_tensors
 from support import reference
 from support.paths import REPO_ROOT
-from support.serving import start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 RANK_CLASSES = {"top10", "top100", "top1000", "beyond"}
-
-
-@pytest.fixture(scope="module")
-def server(serve_checkpoint, home):
-    server = start_server(serve_checkpoint, home, "--threads", 1)
-    yield server
-    assert server.stop() == 0, "".join(server.stderr)
 
 
 @pytest.fixture(scope="module")
