@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite from a fresh clone: creates .venv (once), installs the
 # package with its test extra, lints with ruff, installs chromium (Debian's, as root) when it is
-# missing, then runs pytest. Extra arguments go to pytest.
+# missing, then runs pytest in two processes (pytest-xdist: the suite is mostly compiles, child
+# processes and servers, one core each; `-n 0` runs it in one). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
@@ -22,4 +23,4 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 export NUMBA_NUM_THREADS="${NUMBA_NUM_THREADS:-2}"
 # pytest's own script, not `python -m pytest`, which would put this folder on sys.path.
-exec .venv/bin/pytest "$@"
+exec .venv/bin/pytest -n 2 "$@"
