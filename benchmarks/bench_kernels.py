@@ -1,6 +1,6 @@
-"""The linear kernel against OpenBLAS sgemm (through numpy), attention against the same math in
-numpy, and the other kernels' share of a 124M-shaped forward at 1024 tokens. Same shapes, same
-threads, one run.
+"""The projection and linear kernels against OpenBLAS sgemm (through numpy), attention against
+the same math in numpy, and the other kernels' share of a 124M-shaped forward at 1024 tokens.
+Same shapes, same threads, one run.
 
 Run it on a quiet machine: with 2 cores, any other busy process distorts both columns.
 """
@@ -43,29 +43,30 @@ def linear_table(threads, repeats):
     import numpy as np
 
     from gpt2numba import numpy_checks
-    from gpt2numba.kernels import linear, linear_reference
-    from gpt2numba.kernels.linear import stored_row_length
+    from gpt2numba.kernels import linear, projection
 
     rng = np.random.default_rng(0)
-    print(f"linear: x [n, in] @ W [in, out] + b, float32, {threads} threads "
-          f"(GFLOP/s, median of {repeats})")
-    print(f"{'n':>5} {'in':>5} {'out':>6} {'OpenBLAS':>9} {'linear':>8} {'ratio':>6} "
-          f"{'reference':>10} {'ratio':>6}")
+    print(f"x [n, in] @ W [in, out] + b, float32, {threads} threads (GFLOP/s, median of "
+          f"{repeats}): projection (W packed, as the model's projections) and linear (W [out, in])")
+    print(f"{'n':>5} {'in':>5} {'out':>6} {'OpenBLAS':>9} {'projection':>11} {'ratio':>6} "
+          f"{'linear':>8} {'ratio':>6}")
     shapes = [(n, i, o) for n in (1, 16, 128, 512, 1024)
               for i, o in ((768, 2304), (768, 768), (768, 3072), (3072, 768))] + [(1, 768, 50257)]
     for n, d_in, d_out in shapes:
         x = rng.standard_normal((n, d_in), dtype=np.float32)
         w = rng.standard_normal((d_in, d_out), dtype=np.float32)
         b = rng.standard_normal(d_out, dtype=np.float32)
-        w_out_in, _ = numpy_checks.transpose_checked(w, stored_row_length(d_in))  # the model's
+        w_packed, _ = numpy_checks.pack_checked(w)
+        w_out_in = np.ascontiguousarray(w.T)
         flops = 2 * n * d_in * d_out
         blas = flops / median_seconds(lambda: x @ w + b, repeats) / 1e9
         quiet()
-        fast = flops / median_seconds(lambda: linear(x, w_out_in, b), repeats) / 1e9
-        ref = flops / median_seconds(lambda: linear_reference(x, w_out_in, b), 3) / 1e9
+        packed = flops / median_seconds(lambda: projection(x, w_packed, b), repeats) / 1e9
         quiet()
-        print(f"{n:>5} {d_in:>5} {d_out:>6} {blas:>9.1f} {fast:>8.1f} {fast / blas:>6.2f} "
-              f"{ref:>10.1f} {ref / blas:>6.2f}")
+        dots = flops / median_seconds(lambda: linear(x, w_out_in, b), repeats) / 1e9
+        quiet()
+        print(f"{n:>5} {d_in:>5} {d_out:>6} {blas:>9.1f} {packed:>11.1f} {packed / blas:>6.2f} "
+              f"{dots:>8.1f} {dots / blas:>6.2f}")
 
 
 def head_table(repeats, rounds=3):

@@ -5,7 +5,7 @@
 Without --model, a random-init 124M GPT-2 is written by transformers into a temporary folder.
 Loads GPT2.from_pretrained in this process (kernels compiled once before timing, the file's
 pages in the OS cache after the first load), in turn as it is, with every check removed (the
-projections transposed by `plain_transpose` below, transpose_checked's loops without the check,
+projections packed by `plain_pack` below, pack_checked's loops without the check,
 and no tensor scanned), and with NumPy's checks (numpy_checks: a machine's first run, before the
 kernels are compiled). Prints the medians and what the checks add as a share of the load (the
 target is under 5 %): the median of the differences within each round, which a drifting
@@ -25,36 +25,34 @@ from random_checkpoint import add_model_argument, checkpoint_folder
 
 import gpt2numba.kernels
 from gpt2numba import GPT2, numpy_checks, params
-from gpt2numba.kernels.transpose import BAND, TILE
+from gpt2numba.kernels.outer_tile import COLUMNS
 
 
 @njit(parallel=True, nogil=True)
-def plain_transpose(w, row_length):
-    """transpose_checked's copy without its check: w [in, out] -> (wt, -1), wt [out, row_length]
-    = w.T padded with zeros."""
+def plain_pack(w):
+    """pack_checked's copy without its check: w [in, out] -> (packed, -1), packed
+    [ceil(out / COLUMNS), in, COLUMNS] with packed[g, p, c] = w[p, g * COLUMNS + c], 0 after."""
     n_in, n_out = w.shape
-    wt = np.empty((n_out, row_length), dtype=np.float32)
-    for band in prange((n_out + BAND - 1) // BAND):
-        j0 = band * BAND
-        j1 = min(j0 + BAND, n_out)
-        for j in range(j0, j1):
-            for i in range(n_in, row_length):
-                wt[j, i] = 0.0
-        for i0 in range(0, n_in, TILE):
-            i1 = min(i0 + TILE, n_in)
-            for j in range(j0, j1):
-                for i in range(i0, i1):
-                    wt[j, i] = w[i, j]
-    return wt, -1
+    groups = (n_out + COLUMNS - 1) // COLUMNS
+    packed = np.empty((groups, n_in, COLUMNS), dtype=np.float32)
+    for g in prange(groups):
+        j0 = g * COLUMNS
+        width = min(COLUMNS, n_out - j0)
+        for p in range(n_in):
+            for c in range(width):
+                packed[g, p, c] = w[p, j0 + c]
+            for c in range(width, COLUMNS):
+                packed[g, p, c] = 0.0
+    return packed, -1
 
 
-NO_CHECKS = SimpleNamespace(transpose_checked=plain_transpose, first_nonfinite=lambda x: -1)
+NO_CHECKS = SimpleNamespace(pack_checked=plain_pack, first_nonfinite=lambda x: -1)
 LOADS = {"kernels": gpt2numba.kernels, "none": NO_CHECKS, "numpy": numpy_checks}
 
 
 @contextlib.contextmanager
 def loading_with(checks):
-    """GPT2.from_pretrained checks and transposes the weights with `checks` meanwhile."""
+    """GPT2.from_pretrained checks and packs the weights with `checks` meanwhile."""
     saved = params.load_checks
     params.load_checks = lambda: checks
     try:

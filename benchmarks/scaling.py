@@ -34,7 +34,7 @@ from gpt2numba.bench_workload import our_w1, their_w1, time_calls
 from gpt2numba.kernels.attention import ROWS as ATTENTION_ROWS
 from gpt2numba.kernels.finite import CHUNK
 from gpt2numba.kernels.linear import busy_share, split
-from gpt2numba.kernels.transpose import BAND
+from gpt2numba.kernels.outer_tile import COLUMNS
 
 MODELS = {"gpt2": dict(n_embd=768, n_head=12), "gpt2-xl": dict(n_embd=1600, n_head=25)}
 VOCAB = 50257
@@ -65,9 +65,14 @@ def first_nonfinite_pieces(size, threads):
     return -(-size // CHUNK) if size > CHUNK else 1
 
 
-def transpose_pieces(n_in, n_out, threads):
-    """transpose_checked of a [n_in, n_out] weight: bands of BAND output rows."""
-    return -(-n_out // BAND)
+def projection_pieces(n, n_out, threads):
+    """projection on x [n, in] -> [n, n_out]: linear's pieces (linear.split)."""
+    return linear_pieces(n, n_out, threads)
+
+
+def pack_pieces(n_in, n_out, threads):
+    """pack_checked of a [n_in, n_out] weight: groups of COLUMNS columns."""
+    return -(-n_out // COLUMNS)
 
 
 def forward_kernels(n_embd, n_head, n):
@@ -75,12 +80,15 @@ def forward_kernels(n_embd, n_head, n):
     e = n_embd
     return [
         (f"rows: embedding, layernorm, gelu, residual [{n}, *]", lambda t: row_pieces(n, t)),
-        (f"linear attn.c_attn [{n}, {e}] -> {3 * e}", lambda t: linear_pieces(n, 3 * e, t)),
+        (f"projection attn.c_attn [{n}, {e}] -> {3 * e}",
+         lambda t: projection_pieces(n, 3 * e, t)),
         (f"causal_self_attention {n_head} heads x {ATTENTION_ROWS} rows",
          lambda t: attention_pieces(n, n_head, t)),
-        (f"linear attn.c_proj [{n}, {e}] -> {e}", lambda t: linear_pieces(n, e, t)),
-        (f"linear mlp.c_fc [{n}, {e}] -> {4 * e}", lambda t: linear_pieces(n, 4 * e, t)),
-        (f"linear mlp.c_proj [{n}, {4 * e}] -> {e}", lambda t: linear_pieces(n, e, t)),
+        (f"projection attn.c_proj [{n}, {e}] -> {e}", lambda t: projection_pieces(n, e, t)),
+        (f"projection mlp.c_fc [{n}, {e}] -> {4 * e}",
+         lambda t: projection_pieces(n, 4 * e, t)),
+        (f"projection mlp.c_proj [{n}, {4 * e}] -> {e}",
+         lambda t: projection_pieces(n, e, t)),
         (f"linear head, every row [{n}, {e}] -> {VOCAB}", lambda t: linear_pieces(n, VOCAB, t)),
         (f"linear head, last row [1, {e}] -> {VOCAB}", lambda t: linear_pieces(1, VOCAB, t)),
         (f"log_softmax_at (scoring) [{n}, {VOCAB}]", lambda t: row_pieces(n, t)),
@@ -92,8 +100,8 @@ def load_kernels(n_embd):
     e = n_embd
     return [
         (f"first_nonfinite wte [{VOCAB}, {e}]", lambda t: first_nonfinite_pieces(VOCAB * e, t)),
-        (f"transpose_checked mlp.c_fc [{e}, {4 * e}]", lambda t: transpose_pieces(e, 4 * e, t)),
-        (f"transpose_checked attn.c_proj [{e}, {e}]", lambda t: transpose_pieces(e, e, t)),
+        (f"pack_checked mlp.c_fc [{e}, {4 * e}]", lambda t: pack_pieces(e, 4 * e, t)),
+        (f"pack_checked attn.c_proj [{e}, {e}]", lambda t: pack_pieces(e, e, t)),
     ]
 
 

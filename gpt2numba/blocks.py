@@ -11,19 +11,28 @@ row, so a packed forward computes what each text's own forward would.
 `params` holds the checkpoint's tensors as nested records named like the checkpoint
 (weights.layout.records): params.h[i].attn.c_attn.weight is "h.{i}.attn.c_attn.weight". One
 difference of layout: the checkpoints store each projection as OpenAI's Conv1D, weight
-[in, out]; here every projection weight is [out, in], transposed once at load (see
-params.params_from_tensors), so that each output of `linear` is a dot product of two contiguous
-rows. The head uses wte [vocab, n_embd] as it is: it is already [out, in].
+[in, out]; here every projection weight is packed once at load (see
+params.params_from_tensors): groups of 48 of its columns, each contiguous over all of `in`,
+which is how `projection` reads them. The head is `linear` of wte [vocab, n_embd] as it is,
+one dot product of two rows per logit.
 """
 
 import numpy as np
 
-from gpt2numba.kernels import causal_self_attention, embedding, gelu, layernorm, linear, residual
+from gpt2numba.kernels import (
+    causal_self_attention,
+    embedding,
+    gelu,
+    layernorm,
+    linear,
+    projection,
+    residual,
+)
 from gpt2numba.kernels.linear import NO_BIAS
 
 # The kernels `gpt2` calls, in the order it first calls them: what must be compiled (or found in
 # Numba's cache) before the first forward.
-FORWARD_KERNELS = (embedding, layernorm, linear, causal_self_attention, residual, gelu)
+FORWARD_KERNELS = (embedding, layernorm, projection, causal_self_attention, residual, gelu, linear)
 
 
 def packed(id_lists):
@@ -42,15 +51,15 @@ def layer_norm(x, p, eps):                                   # p: ln_1, ln_2 or 
 def attention(x, positions, p, n_head, first):               # p: a block's attn
     """Causal multi-head self-attention of x [n, n_embd] float32 (positions [n] int64) at rows
     first..n-1 -> [m, n_embd] float32, m = n - first."""
-    qkv = linear(x, p.c_attn.weight, p.c_attn.bias)          # [n, n_embd] -> [n, 3 n_embd]
+    qkv = projection(x, p.c_attn.weight, p.c_attn.bias)      # [n, n_embd] -> [n, 3 n_embd]
     heads = causal_self_attention(qkv, positions, n_head, first)   # -> [m, n_embd]
-    return linear(heads, p.c_proj.weight, p.c_proj.bias)     # [m, n_embd] -> [m, n_embd]
+    return projection(heads, p.c_proj.weight, p.c_proj.bias)  # [m, n_embd] -> [m, n_embd]
 
 
 def mlp(x, p):                                               # p: a block's mlp
     """The feed-forward layer: x [n, n_embd] float32 -> [n, n_embd] float32."""
-    a = gelu(linear(x, p.c_fc.weight, p.c_fc.bias))          # [n, n_embd] -> [n, 4 n_embd]
-    return linear(a, p.c_proj.weight, p.c_proj.bias)         # [n, 4 n_embd] -> [n, n_embd]
+    a = gelu(projection(x, p.c_fc.weight, p.c_fc.bias))      # [n, n_embd] -> [n, 4 n_embd]
+    return projection(a, p.c_proj.weight, p.c_proj.bias)     # [n, 4 n_embd] -> [n, n_embd]
 
 
 def block(h, positions, p, n_head, eps, first=0):            # p: params.h[i]

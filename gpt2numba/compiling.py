@@ -34,10 +34,11 @@ from gpt2numba.kernels import (
     linear,
     log_mass,
     log_softmax_at,
+    pack_checked,
+    projection,
     residual,
     token_rank,
     top_k,
-    transpose_checked,
 )
 from gpt2numba.kernels.cache import (
     all_cached,
@@ -52,6 +53,7 @@ COMPILE_ESTIMATE_SECONDS = 8
 
 _WEIGHT = types.Array(types.float32, 2, "C", readonly=True)   # every parameter is read-only
 _VECTOR = types.Array(types.float32, 1, "C", readonly=True)   # biases, gains, NO_BIAS
+_PACKED = types.Array(types.float32, 3, "C", readonly=True)   # projections (pack_checked)
 _ACTIVATION = types.Array(types.float32, 2, "C")              # what one kernel hands the next
 _IDS = types.Array(types.int64, 1, "C")                       # ids, positions, targets
 _MEMBERS = types.Array(types.boolean, 1, "C")                 # a set of token ids, as a mask
@@ -59,15 +61,16 @@ _MEMBERS = types.Array(types.boolean, 1, "C")                 # a set of token i
 # Every kernel the model calls, in the order a run first calls it (the load's finiteness scan,
 # the forward, scoring), with the one signature the model calls it with.
 SIGNATURES = (
-    (first_nonfinite, (_VECTOR,)),                               # weights not transposed
-    (transpose_checked, (_WEIGHT, types.int64)),                 # a Conv1D weight, row length
+    (first_nonfinite, (_VECTOR,)),                               # weights not packed
+    (pack_checked, (_WEIGHT,)),                                  # a Conv1D weight [in, out]
     (embedding, (_WEIGHT, _WEIGHT, _IDS, _IDS)),                 # wte, wpe, ids, positions
     (layernorm, (_ACTIVATION, _VECTOR, _VECTOR, types.float64)),  # x, gain, bias, eps
-    (linear, (_ACTIVATION, _WEIGHT, _VECTOR)),                   # x, w [out, >= in], bias
+    (projection, (_ACTIVATION, _PACKED, _VECTOR)),               # x, packed w, bias
     # qkv, positions, n_head, first
     (causal_self_attention, (_ACTIVATION, _IDS, types.int64, types.int64)),
     (residual, (_ACTIVATION, _ACTIVATION)),
     (gelu, (_ACTIVATION,)),
+    (linear, (_ACTIVATION, _WEIGHT, _VECTOR)),                   # the head: x, wte, NO_BIAS
     (log_softmax_at, (_ACTIVATION, _IDS)),                       # logits, targets
     (token_rank, (_ACTIVATION, _IDS)),                           # scoring's details
     (entropy, (_ACTIVATION,)),
@@ -80,10 +83,11 @@ KERNELS = tuple(kernel for kernel, _ in SIGNATURES)
 # What each of the two compiling processes of a first run compiles, in this order: the
 # forward's kernels first, cut into halves of about equal compile time
 # (`python benchmarks/compile_time.py`), then those the first token does not wait for.
-HALVES = ((linear, embedding, layernorm, gelu, first_nonfinite, token_rank, top_k, log_mass),
-          (causal_self_attention, residual, transpose_checked, log_softmax_at, entropy,
+HALVES = ((linear, projection, embedding, layernorm, gelu, first_nonfinite, token_rank, top_k,
+           log_mass),
+          (causal_self_attention, residual, pack_checked, log_softmax_at, entropy,
            kl_divergence, cross_entropy))
-LOAD_KERNELS = (first_nonfinite, transpose_checked)
+LOAD_KERNELS = (first_nonfinite, pack_checked)
 
 log = logging.getLogger("gpt2numba")
 _first_forward_checked = False
@@ -117,7 +121,7 @@ def ready(kernels):
 
 
 def load_checks():
-    """What the load checks and transposes the weights with: the kernels module when Numba's
+    """What the load checks and packs the weights with: the kernels module when Numba's
     cache holds both of the load's kernels, else numpy_checks, their NumPy versions (a first
     run, or no writable cache), so that the load waits for no compile."""
     if all_cached(LOAD_KERNELS):

@@ -1,4 +1,4 @@
-"""The load's two kernels, first_nonfinite and transpose_checked, in plain NumPy: what the
+"""The load's two kernels, first_nonfinite and pack_checked, in plain NumPy: what the
 load uses while the kernels are not in Numba's cache (a machine's first run, or no writable
 cache).
 
@@ -10,6 +10,8 @@ for the next runs.
 """
 
 import numpy as np
+
+from gpt2numba.kernels.outer_tile import COLUMNS
 
 CHUNK = 1 << 20  # elements per isfinite pass: bounds its boolean temporary to 1 MiB
 
@@ -23,10 +25,13 @@ def first_nonfinite(x):
     return -1
 
 
-def transpose_checked(w, row_length):
-    """w [in, out] float32, row_length >= in -> (wt, first): wt [out, row_length] float32 with
-    w.T in its first `in` columns and zeros after, and first the row-major flat index in w of
-    its first NaN or infinity, or -1."""
-    wt = np.zeros((w.shape[1], row_length), np.float32)
-    wt[:, :w.shape[0]] = w.T
-    return wt, first_nonfinite(w.reshape(-1))
+def pack_checked(w):
+    """w [in, out] float32 -> (packed, first): packed [ceil(out / COLUMNS), in, COLUMNS] float32,
+    packed[g, p, c] = w[p, g * COLUMNS + c] and zeros past out, and first the row-major flat
+    index in w of its first NaN or infinity, or -1."""
+    n_in, n_out = w.shape
+    groups = -(-n_out // COLUMNS)
+    padded = np.zeros((n_in, groups * COLUMNS), np.float32)
+    padded[:, :n_out] = w
+    packed = np.ascontiguousarray(padded.reshape(n_in, groups, COLUMNS).transpose(1, 0, 2))
+    return packed, first_nonfinite(w.reshape(-1))

@@ -1,5 +1,5 @@
 """A model's parts from a checkpoint folder: its config, its parameters (every weight checked
-to be finite, the projections transposed for the kernels) and its tokenizer."""
+to be finite, the projections packed for the kernels) and its tokenizer."""
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,7 +10,6 @@ import numpy as np
 
 import gpt2numba.kernels
 from gpt2numba.config import GPT2Config
-from gpt2numba.kernels.linear import stored_row_length
 from gpt2numba.runtime import load_checks
 from gpt2numba.tokenizer import Tokenizer
 from gpt2numba.weights import WeightsError, load_tensors
@@ -39,8 +38,8 @@ def params_from_tensors(tensors, config: GPT2Config, folder,
 
     The result is ``layout.records`` of the tensors, named like the checkpoint
     (params.h[i].attn.c_attn.weight, params.wte.weight, ...), with every Conv1D weight
-    transposed to [out, in] by `transpose_checked`, which also finds its first NaN or infinity
-    in the same pass; rows of 4 KiB get a cache line of padding (linear.stored_row_length).
+    packed for `projection` by `pack_checked`, which also finds its first NaN or infinity in
+    the same pass.
     Each copy's memory-mapped original is released as soon as it is copied, so the peak is one
     file plus the copies. The other tensors stay as they come (memory-mapped), read-only; the
     small ones are scanned here, and wte (a third of the file) by `check_wte_finite`, which the
@@ -53,8 +52,7 @@ def params_from_tensors(tensors, config: GPT2Config, folder,
     for name in tensor_shapes(config):
         tensor = tensors.pop(name)
         if is_conv1d_weight(name):
-            row_length = stored_row_length(tensor.shape[0])
-            params[name], first = checks.transpose_checked(tensor, row_length)
+            params[name], first = checks.pack_checked(tensor)
             params[name].flags.writeable = False
         else:
             params[name] = tensor

@@ -113,7 +113,7 @@ def prepare_worker() -> int:
 
 
 def load_checks():
-    """What the load checks and transposes the weights with (compiling.load_checks): the
+    """What the load checks and packs the weights with (compiling.load_checks): the
     kernels when Numba's cache holds them, else their NumPy versions, so no load waits for a
     compile."""
     return compiling.load_checks()

@@ -11,12 +11,14 @@ from .layernorm import layernorm
 from .linear import linear, linear_reference
 from .log_mass import log_mass
 from .log_softmax import log_softmax_at
+from .pack import pack_checked
+from .projection import projection
 from .residual import residual
 from .softmax import softmax
 from .token_rank import token_rank
 from .top_k import top_k
-from .transpose import transpose_checked
 
 __all__ = ["causal_self_attention", "cross_entropy", "embedding", "entropy", "first_nonfinite",
            "gelu", "kl_divergence", "layernorm", "linear", "linear_reference", "log_mass",
-           "log_softmax_at", "residual", "softmax", "token_rank", "top_k", "transpose_checked"]
+           "log_softmax_at", "pack_checked", "projection", "residual", "softmax", "token_rank",
+           "top_k"]

@@ -1,14 +1,14 @@
-"""linear: y = x @ W + b, the projection of every GPT-2 layer (c_attn, c_proj, c_fc) and the head.
+"""linear: y = x @ W + b with W stored as w[out, in]: GPT-2's head, logits = h @ wte.T.
 
-Weight layout: W is stored transposed, as w[out, in] (the checkpoints' Conv1D layout is
-[in, out]; the model transposes once at load), so that y[i, j] = x[i] . w[j] is a dot product
-of two contiguous rows. The tied head uses the token embedding wte [vocab, n_embd] as it is.
+Weight layout: w[out, in], so that y[i, j] = x[i] . w[j] is a dot product of two contiguous
+rows. The tied head uses the token embedding wte [vocab, n_embd] as it is; the four
+projections, whose checkpoints store [in, out], are packed at load for `projection` instead
+(projection.py), which is faster but needs its own copy of the weight.
 A row of w may be longer than `in` (BLAS's "leading dimension"): only its first `in` floats
-are read. The model pads the rows whose length is a multiple of 4 KiB (`stored_row_length`):
-the L1 cache (32 KiB, 8 ways) maps addresses 4 KiB apart to the same set, so a tile's weight
-rows, 12 KiB apart at in = 3072, would evict one another. One cache line of padding puts them
-in different sets. It matters most while the weights are in cache; a whole forward reads them
-from DRAM.
+are read. Attention pads its rows whose length is a multiple of 4 KiB (`stored_row_length`):
+the L1 cache (32 KiB, 8 ways) maps addresses 4 KiB apart to the same set, so a tile's rows,
+12 KiB apart at 3072 floats, would evict one another. One cache line of padding puts them in
+different sets.
 
 The bias is optional, as llm.c's `bias != NULL`: pass NO_BIAS, an empty array, for none (the
 head has none). Not None: Numba compiles one version of a kernel per argument type, and a None
@@ -39,14 +39,19 @@ the tiles' rows (4, and TILE_ROWS from WIDE_MIN_ROWS rows on), so tiles cover th
 """
 
 import numpy as np
-from numba import prange
+from numba import get_thread_id, prange
 from numba.extending import register_jitable
 
-from ._jit import kernel
+from ._jit import helper, kernel
 from .matmul import TILE_ROWS, WIDE_MIN_ROWS, dot, matmul_wide
+from .outer_tile import BLOCK_ROWS, COLUMNS, outer_panel, tile_rows
 from .threads import threads_now
 
 PANEL = 96
+GROUPS_PER_PANEL = PANEL // COLUMNS
+# From this many rows in a piece, its panel's weights are packed and its outputs computed as
+# sums of outer products (see the module docstring).
+PACKED_MIN_ROWS = 128
 PAD = 16  # floats: one cache line
 # The parallel pieces (see the module docstring): rows are cut into blocks only while the panels
 # keep less than BUSY_ENOUGH of the threads busy, into blocks of MIN_BLOCK_ROWS rows or more,
@@ -55,6 +60,7 @@ MIN_BLOCK_ROWS = 16
 BUSY_ENOUGH = 0.9
 SMALL_TILE_ROWS = 4
 WIDE_BLOCK_ALIGN = int(np.lcm(SMALL_TILE_ROWS, TILE_ROWS))
+ZERO = np.float32(0.0)
 NO_BIAS = np.empty(0, dtype=np.float32)
 NO_BIAS.flags.writeable = False
 
@@ -118,21 +124,48 @@ def split(n, m, threads):
     return panels, rows
 
 
+@helper
+def pack_rows(w, j0, j1, depth, packed):
+    """packed[g, p, c] = w[j0 + g * COLUMNS + c, p] for the rows j0..j1 of w [m, >= depth], in
+    the groups they fill; zeros after j1 in the last one. packed [>= groups, >= depth, COLUMNS]
+    float32."""
+    for j in range(j0, j1):
+        g, c = (j - j0) // COLUMNS, (j - j0) % COLUMNS
+        wj = w[j]
+        for p in range(depth):
+            packed[g, p, c] = wj[p]
+    for j in range(j1, j0 + (j1 - j0 + COLUMNS - 1) // COLUMNS * COLUMNS):
+        g, c = (j - j0) // COLUMNS, (j - j0) % COLUMNS
+        for p in range(depth):
+            packed[g, p, c] = ZERO
+
+
 @kernel
 def linear(x, w, b):
     """x [n, in] @ w[out, :in].T + b [out] or NO_BIAS -> [n, out], float32; pieces (a panel of
     outputs over a block of rows) in parallel. w is [out, >= in]."""
-    n, m = x.shape[0], w.shape[0]
+    n, m, depth = x.shape[0], w.shape[0], x.shape[1]
     out = np.empty((n, m), dtype=np.float32)
-    panels, rows = split(n, m, threads_now())
+    threads = threads_now()
+    panels, rows = split(n, m, threads)
     blocks = (n + rows - 1) // rows
+    packing = rows >= PACKED_MIN_ROWS
+    buffers = threads if packing else 0   # allocated here, not in the pieces (projection.py)
+    packs = np.empty((buffers, GROUPS_PER_PANEL, depth, COLUMNS), dtype=np.float32)
+    sums = np.empty((buffers, GROUPS_PER_PANEL, tile_rows(min(rows, BLOCK_ROWS)), COLUMNS),
+                    dtype=np.float32)
     for piece in prange(panels * blocks):
         panel, block = piece // blocks, piece % blocks   # a panel's blocks one after the other
         i0, j0 = block * rows, panel * PANEL
         i1, j1 = min(i0 + rows, n), min(j0 + PANEL, m)
-        matmul_wide(x, w, out, i0, i1, j0, j1, x.shape[1])
-        if b.shape[0]:
-            for i in range(i0, i1):
-                for j in range(j0, j1):
-                    out[i, j] += b[j]
+        if packing:
+            thread = get_thread_id()
+            pack_rows(w, j0, j1, depth, packs[thread])
+            outer_panel(x, packs[thread], sums[thread], out, b, i0, i1, j0, j1)
+        else:
+            matmul_wide(x, w, out, i0, i1, j0, j1, depth)
+            if b.shape[0]:
+                for i in range(i0, i1):
+                    for j in range(j0, j1):
+                        out[i, j] += b[j]
     return out

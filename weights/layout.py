@@ -7,7 +7,7 @@ attention input projection (q, k and v side by side). These names are the canoni
 
 OpenAI's checkpoints store the four projections as Conv1D modules, whose weight is [in, out]
 (y = x @ weight + bias); nn.Linear's would be [out, in]. `CONV1D_WEIGHTS` names them, so a
-model that wants [out, in] knows what to transpose.
+model knows which weights to lay out for its kernels.
 """
 
 import re

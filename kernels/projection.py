@@ -1,0 +1,43 @@
+"""projection: y = x @ W + b, GPT-2's four projections (c_attn, c_proj, c_fc, the MLP's c_proj),
+with W packed at load (pack.py) and computed as sums of outer products (outer_tile.py).
+
+`linear` (linear.py) computes the same product from weights stored [out, in], as dot products;
+the tied head keeps it, since its weight is the token embedding, which the embedding reads by
+rows. This kernel has no horizontal sums and no packing to do at run time, which is what makes
+it the faster of the two on every number of rows (docs/performance.md has the runs).
+
+The parallel pieces are linear's (`linear.split`): panels of PANEL = 2 groups of outputs over
+blocks of rows, cut for the threads as linear cuts them. A piece is `outer_panel`: its rows in
+blocks that stay in L2, their sums accumulated in the thread's buffer. The buffers are
+allocated once per call, by the calling thread: arrays allocated by the threads of a parallel
+region would come from each thread's own heap, whose freed pages glibc may hand back to the
+OS, to be faulted in afresh by the next forward (gpt2numba/heap.py).
+"""
+
+import numpy as np
+from numba import get_thread_id, prange
+
+from ._jit import kernel
+from .linear import GROUPS_PER_PANEL, PANEL, split
+from .outer_tile import BLOCK_ROWS, COLUMNS, outer_panel, tile_rows
+from .threads import threads_now
+
+
+@kernel
+def projection(x, w, b):
+    """x [n, in] @ W + b -> [n, out] float32; W packed as pack_checked makes it, w [ceil(out /
+    COLUMNS), in, COLUMNS] float32; b [out] float32 (its length is the number of outputs)."""
+    n, m = x.shape[0], b.shape[0]
+    out = np.empty((n, m), dtype=np.float32)
+    threads = threads_now()
+    panels, rows = split(n, m, threads)
+    blocks = (n + rows - 1) // rows
+    sums = np.empty((threads, GROUPS_PER_PANEL, tile_rows(min(rows, BLOCK_ROWS)), COLUMNS),
+                    dtype=np.float32)
+    for piece in prange(panels * blocks):
+        panel, block = piece // blocks, piece % blocks   # a panel's blocks one after the other
+        i0, j0 = block * rows, panel * PANEL
+        g0 = panel * GROUPS_PER_PANEL
+        outer_panel(x, w[g0:g0 + GROUPS_PER_PANEL], sums[get_thread_id()], out, b, i0,
+                    min(i0 + rows, n), j0, min(j0 + PANEL, m))
+    return out
