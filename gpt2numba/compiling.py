@@ -83,9 +83,8 @@ KERNELS = tuple(kernel for kernel, _ in SIGNATURES)
 # What each of the two compiling processes of a first run compiles, in this order: the
 # forward's kernels first, cut into halves of about equal compile time
 # (`python benchmarks/compile_time.py`), then those the first token does not wait for.
-HALVES = ((linear, projection, embedding, layernorm, gelu, first_nonfinite, token_rank, top_k,
-           log_mass),
-          (causal_self_attention, residual, pack_checked, log_softmax_at, entropy,
+HALVES = ((linear, embedding, layernorm, gelu, first_nonfinite, token_rank, top_k, log_mass),
+          (causal_self_attention, projection, residual, pack_checked, log_softmax_at, entropy,
            kl_divergence, cross_entropy))
 LOAD_KERNELS = (first_nonfinite, pack_checked)
 

@@ -19,9 +19,13 @@ Two versions side by side:
 - `linear_reference`: one dot product per output. The algorithm, plainly.
 - `linear`: the same sums, scheduled for the caches and registers. The outputs are cut into
   panels of PANEL columns; a panel's weights (PANEL x in x 4 bytes: 288 KiB at in = 768)
-  stay in L2 while the rows of x pass over them, and each panel is computed in register
-  tiles chosen for the machine (see matmul.py: 4 x 3 on AVX2; on AVX-512 6 x 4, and 4 x 6
-  under 96 rows). `python benchmarks/bench_kernels.py` measures both beside OpenBLAS.
+  stay in L2 while the rows of x pass over them. Under PACKED_MIN_ROWS rows, each panel is
+  computed in dot-product register tiles chosen for the machine (matmul.py: 4 x 3 on AVX2,
+  4 x 6 on AVX-512). From PACKED_MIN_ROWS rows on (the head of a scored text), a piece first
+  packs its panel's weights into its thread's buffer (`pack_rows`), then computes sums of outer
+  products (outer_tile.py), as `projection` does with weights packed at load: the packing is
+  paid once per piece, and repaid by that many rows. `python benchmarks/bench_kernels.py`
+  measures linear and projection beside OpenBLAS.
 
 The parallel loop runs over pieces: a panel's outputs over a block of rows. Every piece is
 independent, and Numba hands each thread an equal run of consecutive pieces, so a region
@@ -34,7 +38,7 @@ MIN_BLOCK_ROWS rows in a block, so that each piece still runs a panel's weights,
 over many rows. On 1 or 2 threads GPT-2's panels need no split: its pieces, and their order,
 are the panels. The pieces go panel by panel, a panel's row blocks one after the other, so a
 thread's consecutive pieces reuse the weights it already has in L2. Blocks are a multiple of
-the tiles' rows (4, and TILE_ROWS from WIDE_MIN_ROWS rows on), so tiles cover them whole.
+the tiles' rows (4, and ROWS from PACKED_MIN_ROWS rows on), so tiles cover them whole.
 `python benchmarks/scaling.py` prints the pieces and their share for GPT-2's shapes.
 """
 
@@ -43,8 +47,8 @@ from numba import get_thread_id, prange
 from numba.extending import register_jitable
 
 from ._jit import helper, kernel
-from .matmul import TILE_ROWS, WIDE_MIN_ROWS, dot, matmul_wide
-from .outer_tile import BLOCK_ROWS, COLUMNS, outer_panel, tile_rows
+from .matmul import dot, matmul_block
+from .outer_tile import BLOCK_ROWS, COLUMNS, ROWS, outer_panel, tile_rows
 from .threads import threads_now
 
 PANEL = 96
@@ -55,11 +59,12 @@ PACKED_MIN_ROWS = 128
 PAD = 16  # floats: one cache line
 # The parallel pieces (see the module docstring): rows are cut into blocks only while the panels
 # keep less than BUSY_ENOUGH of the threads busy, into blocks of MIN_BLOCK_ROWS rows or more,
-# each a multiple of the small tiles' 4 rows (and of the wide tile's too from WIDE_MIN_ROWS on).
+# each a multiple of the small tiles' 4 rows (and of the outer-product tile's too from
+# PACKED_MIN_ROWS on).
 MIN_BLOCK_ROWS = 16
 BUSY_ENOUGH = 0.9
 SMALL_TILE_ROWS = 4
-WIDE_BLOCK_ALIGN = int(np.lcm(SMALL_TILE_ROWS, TILE_ROWS))
+PACKED_BLOCK_ALIGN = int(np.lcm(SMALL_TILE_ROWS, ROWS))
 ZERO = np.float32(0.0)
 NO_BIAS = np.empty(0, dtype=np.float32)
 NO_BIAS.flags.writeable = False
@@ -102,7 +107,7 @@ def rows_in_blocks(n, blocks):
     """Rows per block when n rows are cut into `blocks` blocks: n / blocks rounded up to a
     multiple of the tiles' rows (see the module docstring)."""
     rows = (n + blocks - 1) // blocks
-    align = WIDE_BLOCK_ALIGN if rows >= WIDE_MIN_ROWS else SMALL_TILE_ROWS
+    align = PACKED_BLOCK_ALIGN if rows >= PACKED_MIN_ROWS else SMALL_TILE_ROWS
     return (rows + align - 1) // align * align
 
 
@@ -163,7 +168,7 @@ def linear(x, w, b):
             pack_rows(w, j0, j1, depth, packs[thread])
             outer_panel(x, packs[thread], sums[thread], out, b, i0, i1, j0, j1)
         else:
-            matmul_wide(x, w, out, i0, i1, j0, j1, depth)
+            matmul_block(x, w, out, i0, i1, j0, j1, depth)
             if b.shape[0]:
                 for i in range(i0, i1):
                     for j in range(j0, j1):

@@ -7,11 +7,10 @@ loading one vector of each row of a and of b; the tiles are chosen for the regis
 machine has, when this module is imported, from the CPU features Numba compiles for:
 - AVX2 (16 registers of 8 floats): 4 x 3, 12 sums and 4 rows of a in registers (b is read
   from memory by the multiply-add itself), 12 multiply-adds per 7 loads, on every block;
-- AVX-512 (32 registers of 16 floats): 24 sums and 24 multiply-adds per 10 loads, in two
-  shapes: 6 x 4 (6 rows of a, 4 of b) for blocks of WIDE_MIN_ROWS rows or more, and 4 x 6 on
-  fewer rows, where 6-row tiles would leave more rows to the edges (6 columns divide
-  linear's panels of 96). From WIDE_MIN_ROWS rows on, 6 x 4 is the better of the two on the
-  3072-deep down projection, and no worse on the others (docs/performance.md has the runs).
+- AVX-512 (32 registers of 16 floats): 4 x 6, 24 sums and 24 multiply-adds per 10 loads
+  (6 columns divide linear's panels of 96).
+From `linear.PACKED_MIN_ROWS` rows on, `linear` computes sums of outer products instead
+(outer_tile.py), as `projection` always does: no horizontal sums at the end of a tile.
 A plain dot product per output loads 2 values per multiply-add, so memory traffic, not
 arithmetic, bounds it (`benchmarks/bench_kernels.py` compares the two).
 
@@ -113,53 +112,8 @@ def tile_4x6(a, i, b, j, depth, out):
     out[i + 3, j + 3], out[i + 3, j + 4], out[i + 3, j + 5] = c33, c34, c35
 
 
-@helper
-def tile_6x4(a, i, b, j, depth, out):
-    """out[i:i+6, j:j+4] = a[i:i+6, :depth] @ b[j:j+4, :depth].T, 24 sums in registers."""
-    a0, a1, a2, a3, a4, a5 = a[i], a[i + 1], a[i + 2], a[i + 3], a[i + 4], a[i + 5]
-    b0, b1, b2, b3 = b[j], b[j + 1], b[j + 2], b[j + 3]
-    c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = c20 = c21 = c22 = c23 = ZERO
-    c30 = c31 = c32 = c33 = c40 = c41 = c42 = c43 = c50 = c51 = c52 = c53 = ZERO
-    for p in range(depth):
-        x0, x1, x2, x3, x4, x5 = a0[p], a1[p], a2[p], a3[p], a4[p], a5[p]
-        y0, y1, y2, y3 = b0[p], b1[p], b2[p], b3[p]
-        c00 += x0 * y0
-        c01 += x0 * y1
-        c02 += x0 * y2
-        c03 += x0 * y3
-        c10 += x1 * y0
-        c11 += x1 * y1
-        c12 += x1 * y2
-        c13 += x1 * y3
-        c20 += x2 * y0
-        c21 += x2 * y1
-        c22 += x2 * y2
-        c23 += x2 * y3
-        c30 += x3 * y0
-        c31 += x3 * y1
-        c32 += x3 * y2
-        c33 += x3 * y3
-        c40 += x4 * y0
-        c41 += x4 * y1
-        c42 += x4 * y2
-        c43 += x4 * y3
-        c50 += x5 * y0
-        c51 += x5 * y1
-        c52 += x5 * y2
-        c53 += x5 * y3
-    out[i, j], out[i, j + 1], out[i, j + 2], out[i, j + 3] = c00, c01, c02, c03
-    out[i + 1, j], out[i + 1, j + 1], out[i + 1, j + 2], out[i + 1, j + 3] = c10, c11, c12, c13
-    out[i + 2, j], out[i + 2, j + 1], out[i + 2, j + 2], out[i + 2, j + 3] = c20, c21, c22, c23
-    out[i + 3, j], out[i + 3, j + 1], out[i + 3, j + 2], out[i + 3, j + 3] = c30, c31, c32, c33
-    out[i + 4, j], out[i + 4, j + 1], out[i + 4, j + 2], out[i + 4, j + 3] = c40, c41, c42, c43
-    out[i + 5, j], out[i + 5, j + 1], out[i + 5, j + 2], out[i + 5, j + 3] = c50, c51, c52, c53
-
-
-# The machine's tiles (see the module docstring) and their shapes: the wide one for blocks of
-# WIDE_MIN_ROWS rows or more, the small one (4 rows) for the rest.
-TILE, TILE_ROWS, TILE_COLS = (tile_6x4, 6, 4) if AVX512 else (tile_4x3, 4, 3)
+# The machine's tile (see the module docstring) and its columns.
 SMALL_TILE, SMALL_TILE_COLS = (tile_4x6, 6) if AVX512 else (tile_4x3, 3)
-WIDE_MIN_ROWS = 96
 
 
 @helper
@@ -180,21 +134,3 @@ def matmul_block(a, b, out, i0, i1, j0, j1, depth):
     for i in range(i4, i1):
         for j in range(j0, j1):
             out[i, j] = dot(a, i, b, j, depth)
-
-
-@helper
-def matmul_wide(a, b, out, i0, i1, j0, j1, depth):
-    """matmul_block, with the machine's tile (TILE) over the block's first rows when it has
-    WIDE_MIN_ROWS rows or more; `linear` calls this one, while attention's blocks of 16 rows
-    call matmul_block and so do not compile the wide tile a second time."""
-    i_tiles = i0
-    if i1 - i0 >= WIDE_MIN_ROWS:
-        i_tiles = i0 + (i1 - i0) // TILE_ROWS * TILE_ROWS
-        j_tiles = j0 + (j1 - j0) // TILE_COLS * TILE_COLS
-        for i in range(i0, i_tiles, TILE_ROWS):
-            for j in range(j0, j_tiles, TILE_COLS):
-                TILE(a, i, b, j, depth, out)
-            for j in range(j_tiles, j1):
-                for r in range(TILE_ROWS):
-                    out[i + r, j] = dot(a, i + r, b, j, depth)
-    matmul_block(a, b, out, i_tiles, i1, j0, j1, depth)

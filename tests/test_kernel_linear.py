@@ -18,14 +18,14 @@ from gpt2numba.kernels.linear import (
     BUSY_ENOUGH,
     MIN_BLOCK_ROWS,
     NO_BIAS,
+    PACKED_BLOCK_ALIGN,
+    PACKED_MIN_ROWS,
     PAD,
     PANEL,
-    WIDE_BLOCK_ALIGN,
     busy_share,
     split,
     stored_row_length,
 )
-from gpt2numba.kernels.matmul import WIDE_MIN_ROWS
 from support import reference
 
 SHAPES = [  # (n, in, out): GPT-2's projections and head, then awkward sizes
@@ -169,7 +169,7 @@ def test_a_block_has_min_rows_or_more_and_whole_tiles():
     for n in (16, 31, 32, 100, 128, 777, 1024):
         for threads in (3, 16, 64):
             _, rows = split(n, 768, threads)
-            align = WIDE_BLOCK_ALIGN if rows >= WIDE_MIN_ROWS else 4
+            align = PACKED_BLOCK_ALIGN if rows >= PACKED_MIN_ROWS else 4
             assert rows == n or (rows >= MIN_BLOCK_ROWS and rows % align == 0), (n, threads)
 
 
