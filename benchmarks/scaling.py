@@ -43,7 +43,8 @@ TABLE_THREADS = (8, 16, 32, 64)
 
 
 def linear_pieces(n, n_out, threads):
-    """linear on x [n, in] -> [n, n_out]: its panels times its blocks of rows (linear.split)."""
+    """linear or projection on x [n, in] -> [n, n_out]: its panels times its blocks of rows
+    (linear.split, which projection shares)."""
     panels, rows = split(n, n_out, threads)
     return panels * -(-n // rows)
 
@@ -65,11 +66,6 @@ def first_nonfinite_pieces(size, threads):
     return -(-size // CHUNK) if size > CHUNK else 1
 
 
-def projection_pieces(n, n_out, threads):
-    """projection on x [n, in] -> [n, n_out]: linear's pieces (linear.split)."""
-    return linear_pieces(n, n_out, threads)
-
-
 def pack_pieces(n_in, n_out, threads):
     """pack_checked of a [n_in, n_out] weight: groups of COLUMNS columns."""
     return -(-n_out // COLUMNS)
@@ -81,14 +77,14 @@ def forward_kernels(n_embd, n_head, n):
     return [
         (f"rows: embedding, layernorm, gelu, residual [{n}, *]", lambda t: row_pieces(n, t)),
         (f"projection attn.c_attn [{n}, {e}] -> {3 * e}",
-         lambda t: projection_pieces(n, 3 * e, t)),
+         lambda t: linear_pieces(n, 3 * e, t)),
         (f"causal_self_attention {n_head} heads x {ATTENTION_ROWS} rows",
          lambda t: attention_pieces(n, n_head, t)),
-        (f"projection attn.c_proj [{n}, {e}] -> {e}", lambda t: projection_pieces(n, e, t)),
+        (f"projection attn.c_proj [{n}, {e}] -> {e}", lambda t: linear_pieces(n, e, t)),
         (f"projection mlp.c_fc [{n}, {e}] -> {4 * e}",
-         lambda t: projection_pieces(n, 4 * e, t)),
+         lambda t: linear_pieces(n, 4 * e, t)),
         (f"projection mlp.c_proj [{n}, {4 * e}] -> {e}",
-         lambda t: projection_pieces(n, e, t)),
+         lambda t: linear_pieces(n, e, t)),
         (f"linear head, every row [{n}, {e}] -> {VOCAB}", lambda t: linear_pieces(n, VOCAB, t)),
         (f"linear head, last row [1, {e}] -> {VOCAB}", lambda t: linear_pieces(1, VOCAB, t)),
         (f"log_softmax_at (scoring) [{n}, {VOCAB}]", lambda t: row_pieces(n, t)),
