@@ -170,8 +170,8 @@ def outer_panel(x, packed, acc, out, b, i0, i1, j0, j1):
     """out[i0:i1, j0:j1] = x[i0:i1] @ W[:, j0:j1] + b[j0:j1] (no bias when b is empty), W's
     columns j0.. packed in groups: packed [>= ceil((j1 - j0) / COLUMNS), depth, COLUMNS].
 
-    x [n, depth], out [n, m] float32, C-contiguous; acc [>= groups, >= BLOCK_ROWS rounded up to
-    ROWS, COLUMNS] float32, the sums' buffer (its contents are overwritten).
+    x [n, depth], out [n, m] float32, C-contiguous; acc [>= groups, >= tile_rows(min(i1 - i0,
+    BLOCK_ROWS)), COLUMNS] float32, the sums' buffer (its contents are overwritten).
     """
     depth = x.shape[1]
     groups = (j1 - j0 + COLUMNS - 1) // COLUMNS
