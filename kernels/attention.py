@@ -41,22 +41,30 @@ The work is cut in two parallel loops:
 - p v in "dot" form over the block's keys (matmul.py's register tiles against vT): a depth of
   up to the text's length, long enough for the horizontal sums not to matter.
 Rows whose length is a multiple of 4 KiB (kT, vT and the scores of a text of 1024) are padded
-by a cache line, as linear's weights are (linear.stored_row_length): the rows a loop reads
-together would otherwise fall in the same L1 cache set.
+by a cache line (`stored_row_length`): the L1 cache (32 KiB, 8 ways) maps addresses 4 KiB apart
+to the same set, so the rows a loop reads together would evict one another.
 """
 
 import numpy as np
 from numba import prange
+from numba.extending import register_jitable
 
 from ._jit import helper, kernel
-from .linear import stored_row_length
 from .matmul import matmul_block
 from .softmax import exp_minus_max
 
 ZERO = np.float32(0.0)
+PAD = 16  # floats: one cache line
 ONE = np.float32(1.0)
 ROWS = 16    # query rows per block
 KEYS = 256   # keys per block of scores: ROWS x KEYS x 4 bytes = 16 KiB in L1
+
+
+@register_jitable  # a Python function too, for the tests
+def stored_row_length(n):
+    """The row length, in floats, of a row of n floats as attention stores it: n, and PAD more
+    when n floats are a multiple of 4 KiB (see the module docstring)."""
+    return n + PAD if n * 4 % 4096 == 0 else n
 
 
 @helper

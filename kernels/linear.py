@@ -5,10 +5,7 @@ rows. The tied head uses the token embedding wte [vocab, n_embd] as it is; the f
 projections, whose checkpoints store [in, out], are packed at load for `projection` instead
 (projection.py), which is faster but needs its own copy of the weight.
 A row of w may be longer than `in` (BLAS's "leading dimension"): only its first `in` floats
-are read. Attention pads its rows whose length is a multiple of 4 KiB (`stored_row_length`):
-the L1 cache (32 KiB, 8 ways) maps addresses 4 KiB apart to the same set, so a tile's rows,
-12 KiB apart at 3072 floats, would evict one another. One cache line of padding puts them in
-different sets.
+are read.
 
 The bias is optional, as llm.c's `bias != NULL`: pass NO_BIAS, an empty array, for none (the
 head has none). Not None: Numba compiles one version of a kernel per argument type, and a None
@@ -56,7 +53,6 @@ GROUPS_PER_PANEL = PANEL // COLUMNS
 # From this many rows in a piece, its panel's weights are packed and its outputs computed as
 # sums of outer products (see the module docstring).
 PACKED_MIN_ROWS = 128
-PAD = 16  # floats: one cache line
 # The parallel pieces (see the module docstring): rows are cut into blocks only while the panels
 # keep less than BUSY_ENOUGH of the threads busy, into blocks of MIN_BLOCK_ROWS rows or more,
 # each a multiple of the small tiles' 4 rows (and of the outer-product tile's too from
@@ -68,13 +64,6 @@ PACKED_BLOCK_ALIGN = int(np.lcm(SMALL_TILE_ROWS, ROWS))
 ZERO = np.float32(0.0)
 NO_BIAS = np.empty(0, dtype=np.float32)
 NO_BIAS.flags.writeable = False
-
-
-@register_jitable  # a Python function, and callable from kernels (attention pads its rows too)
-def stored_row_length(n_in):
-    """The row length, in floats, of a weight with n_in inputs as the model stores it: n_in,
-    and PAD more when n_in floats are a multiple of 4 KiB (see the module docstring)."""
-    return n_in + PAD if n_in * 4 % 4096 == 0 else n_in
 
 
 @kernel

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from gpt2numba.kernels import causal_self_attention
+from gpt2numba.kernels.attention import stored_row_length
 from support import reference
 
 
@@ -110,3 +111,9 @@ def test_a_text_never_sees_another():
     changed[20:] = rng.standard_normal((10, 3 * 64))     # and the last
     np.testing.assert_array_equal(causal_self_attention(changed, positions, 2, 0)[10:20],
                                   before[10:20])
+
+
+@pytest.mark.parametrize("n_in,stored", [(768, 768), (1024, 1040), (1280, 1280), (1600, 1600),
+                                         (3072, 3088), (4096, 4112), (6400, 6400), (1, 1)])
+def test_rows_of_a_multiple_of_4_kib_are_padded_by_one_cache_line(n_in, stored):
+    assert stored_row_length(n_in) == stored
