@@ -13,8 +13,9 @@ row, so a packed forward computes what each text's own forward would.
 difference of layout: the checkpoints store each projection as OpenAI's Conv1D, weight
 [in, out]; here every projection weight is packed once at load (see
 params.params_from_tensors): groups of 48 of its columns, each contiguous over all of `in`,
-which is how `projection` reads them. The head is `linear` of wte [vocab, n_embd] as it is,
-one dot product of two rows per logit.
+which is how `projection` reads them. The head is `linear` of wte [vocab, n_embd] as it is.
+Scoring needs one number of each row's logits, its target's log-probability: it takes
+`transformer`'s output to kernels.head_log_softmax_at instead, which never holds the logits.
 """
 
 import numpy as np
@@ -30,9 +31,10 @@ from gpt2numba.kernels import (
 )
 from gpt2numba.kernels.linear import NO_BIAS
 
-# The kernels `gpt2` calls, in the order it first calls them: what must be compiled (or found in
-# Numba's cache) before the first forward.
-FORWARD_KERNELS = (embedding, layernorm, projection, causal_self_attention, residual, gelu, linear)
+# The kernels `transformer` calls, and `gpt2`, in the order they first call them: what must be
+# compiled (or found in Numba's cache) before the first forward.
+TRANSFORMER_KERNELS = (embedding, layernorm, projection, causal_self_attention, residual, gelu)
+FORWARD_KERNELS = (*TRANSFORMER_KERNELS, linear)
 
 
 def packed(id_lists):
@@ -72,10 +74,12 @@ def block(h, positions, p, n_head, eps, first=0):            # p: params.h[i]
     return h
 
 
-def gpt2(ids, positions, params, n_head, eps, head_from=0, head_rows=None):
+def transformer(ids, positions, params, n_head, eps, head_from=0, head_rows=None):
     """ids [n] int64 at positions [n] int64 (0..n-1 for one text; see the module docstring)
-    -> logits [n - head_from, vocab] float32 of rows head_from..n-1; with head_rows (int64 [k],
-    indices into those rows) only theirs, [k, vocab].
+    -> the final hidden states, ln_f's output [n - head_from, n_embd] float32, of rows
+    head_from..n-1; with head_rows (int64 [k], indices into those rows) only theirs,
+    [k, n_embd]. What the head turns into logits (`gpt2`), or scoring into log-probabilities
+    without them (head_log_softmax_at).
 
     Every position goes through every block but the last: a position's k and v are read by
     all the positions after it. The last block and the head (ln_f and the vocabulary
@@ -90,5 +94,11 @@ def gpt2(ids, positions, params, n_head, eps, head_from=0, head_rows=None):
     h = block(h, positions, last_block, n_head, eps, head_from)   # [m, n_embd], m = n - head_from
     if head_rows is not None:
         h = h[head_rows]                                      # [m, n_embd] -> [k, n_embd]
-    h = layer_norm(h, params.ln_f, eps)                       # [m, n_embd]
+    return layer_norm(h, params.ln_f, eps)                    # [m, n_embd]
+
+
+def gpt2(ids, positions, params, n_head, eps, head_from=0, head_rows=None):
+    """The logits [n - head_from, vocab] float32 (or [k, vocab] with head_rows) of the rows
+    `transformer` gives for the same arguments: the head, tied to the token embedding."""
+    h = transformer(ids, positions, params, n_head, eps, head_from, head_rows)
     return linear(h, params.wte.weight, NO_BIAS)              # [m, n_embd] -> [m, vocab], no bias

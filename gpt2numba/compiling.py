@@ -29,6 +29,7 @@ from gpt2numba.kernels import (
     entropy,
     first_nonfinite,
     gelu,
+    head_log_softmax_at,
     kl_divergence,
     layernorm,
     linear,
@@ -71,6 +72,7 @@ SIGNATURES = (
     (residual, (_ACTIVATION, _ACTIVATION)),
     (gelu, (_ACTIVATION,)),
     (linear, (_ACTIVATION, _WEIGHT, _VECTOR)),                   # the head: x, wte, NO_BIAS
+    (head_log_softmax_at, (_ACTIVATION, _WEIGHT, _IDS)),         # scoring: h, wte, targets
     (log_softmax_at, (_ACTIVATION, _IDS)),                       # logits, targets
     (token_rank, (_ACTIVATION, _IDS)),                           # scoring's details
     (entropy, (_ACTIVATION,)),
@@ -83,7 +85,8 @@ KERNELS = tuple(kernel for kernel, _ in SIGNATURES)
 # What each of the two compiling processes of a first run compiles, in this order: the
 # forward's kernels first, cut into halves of about equal compile time
 # (`python benchmarks/compile_time.py`), then those the first token does not wait for.
-HALVES = ((linear, embedding, layernorm, gelu, first_nonfinite, token_rank, top_k, log_mass),
+HALVES = ((linear, embedding, layernorm, gelu, first_nonfinite, head_log_softmax_at, token_rank,
+           top_k, log_mass),
           (causal_self_attention, projection, residual, pack_checked, log_softmax_at, entropy,
            kl_divergence, cross_entropy))
 LOAD_KERNELS = (first_nonfinite, pack_checked)

@@ -7,11 +7,11 @@ import numba
 import numpy as np
 
 from gpt2numba import runtime
-from gpt2numba.blocks import FORWARD_KERNELS, gpt2, packed
+from gpt2numba.blocks import FORWARD_KERNELS, TRANSFORMER_KERNELS, gpt2, packed, transformer
 from gpt2numba.config import GPT2Config
 from gpt2numba.errors import ArgumentError, check_in_vocabulary, is_count
 from gpt2numba.generate import Generation, TextStream
-from gpt2numba.kernels import log_softmax_at
+from gpt2numba.kernels import head_log_softmax_at
 from gpt2numba.params import load_folder
 from gpt2numba.score import (
     Score,
@@ -25,7 +25,7 @@ from gpt2numba.score_details import score_with_details
 from gpt2numba.tokenizer import Tokenizer
 from gpt2numba.weights import fetch
 
-SCORING_KERNELS = (*FORWARD_KERNELS, log_softmax_at)
+SCORING_KERNELS = (*TRANSFORMER_KERNELS, head_log_softmax_at)
 
 
 class GPT2:
@@ -157,11 +157,11 @@ class GPT2:
 
     def _logprobs(self, ids, positions, first, targets):
         """A forward from row `first` and its log-softmax at targets [n - first], in one run of
-        the kernels."""
+        the kernels; the head's logits are never held (kernels.head_log_softmax_at)."""
         with runtime.running(self.threads, SCORING_KERNELS):
-            logits = gpt2(ids, positions, self.params, self.config.n_head,
-                          self.config.layer_norm_epsilon, first)     # [n - first, vocab]
-            return log_softmax_at(logits, targets)
+            h = transformer(ids, positions, self.params, self.config.n_head,
+                            self.config.layer_norm_epsilon, first)   # [n - first, n_embd]
+            return head_log_softmax_at(h, self.params.wte.weight, targets)
 
     def stream(self, prompt, max_new_tokens=50, **options) -> TextStream:
         """The continuation of `prompt`, an iterator of text pieces (UTF-8 safe) as they come.

@@ -6,6 +6,7 @@ from .embedding import embedding
 from .entropy import entropy
 from .finite import first_nonfinite
 from .gelu import gelu
+from .head_log_softmax import head_log_softmax_at
 from .kl_divergence import kl_divergence
 from .layernorm import layernorm
 from .linear import linear, linear_reference
@@ -19,6 +20,6 @@ from .token_rank import token_rank
 from .top_k import top_k
 
 __all__ = ["causal_self_attention", "cross_entropy", "embedding", "entropy", "first_nonfinite",
-           "gelu", "kl_divergence", "layernorm", "linear", "linear_reference", "log_mass",
-           "log_softmax_at", "pack_checked", "projection", "residual", "softmax", "token_rank",
-           "top_k"]
+           "gelu", "head_log_softmax_at", "kl_divergence", "layernorm", "linear",
+           "linear_reference", "log_mass", "log_softmax_at", "pack_checked", "projection",
+           "residual", "softmax", "token_rank", "top_k"]

@@ -134,32 +134,54 @@ def pack_rows(w, j0, j1, depth, packed):
             packed[g, p, c] = ZERO
 
 
+@register_jitable
+def panel_buffers(threads, rows, depth):
+    """(packs, sums): the pieces' per-thread buffers for blocks of `rows` rows of depth `depth`,
+    packed weights [threads, GROUPS_PER_PANEL, depth, COLUMNS] and the outer products' sums
+    [threads, GROUPS_PER_PANEL, tile_rows(min(rows, BLOCK_ROWS)), COLUMNS] float32; below
+    PACKED_MIN_ROWS rows, where no piece packs, both hold 0 floats per thread. Allocated by
+    the kernel's calling thread, not in the pieces (projection.py says why)."""
+    packing = rows >= PACKED_MIN_ROWS
+    packs = np.empty((threads, GROUPS_PER_PANEL, depth if packing else 0, COLUMNS),
+                     dtype=np.float32)
+    sums = np.empty((threads, GROUPS_PER_PANEL,
+                     tile_rows(min(rows, BLOCK_ROWS)) if packing else 0, COLUMNS),
+                    dtype=np.float32)
+    return packs, sums
+
+
+@helper
+def panel_product(x, w, b, out, i0, i1, j0, j1, packed, sums):
+    """out[i0:i1, j0:j1] = x[i0:i1] @ w[j0:j1, :in].T + b[j0:j1] (no bias for NO_BIAS): one
+    piece of `linear`, a panel of at most PANEL outputs over a block of rows. With a thread's
+    buffers from panel_buffers (packed, sums), the panel's weights are packed and its outputs
+    computed as sums of outer products; with empty ones (under PACKED_MIN_ROWS rows), in the
+    dot tiles."""
+    if sums.shape[1]:
+        pack_rows(w, j0, j1, x.shape[1], packed)
+        outer_panel(x, packed, sums, out, b, i0, i1, j0, j1)
+    else:
+        matmul_block(x, w, out, i0, i1, j0, j1, x.shape[1])
+        if b.shape[0]:
+            for i in range(i0, i1):
+                for j in range(j0, j1):
+                    out[i, j] += b[j]
+
+
 @kernel
 def linear(x, w, b):
     """x [n, in] @ w[out, :in].T + b [out] or NO_BIAS -> [n, out], float32; pieces (a panel of
     outputs over a block of rows) in parallel. w is [out, >= in]."""
-    n, m, depth = x.shape[0], w.shape[0], x.shape[1]
+    n, m = x.shape[0], w.shape[0]
     out = np.empty((n, m), dtype=np.float32)
     threads = threads_now()
     panels, rows = split(n, m, threads)
     blocks = (n + rows - 1) // rows
-    packing = rows >= PACKED_MIN_ROWS
-    buffers = threads if packing else 0   # allocated here, not in the pieces (projection.py)
-    packs = np.empty((buffers, GROUPS_PER_PANEL, depth, COLUMNS), dtype=np.float32)
-    sums = np.empty((buffers, GROUPS_PER_PANEL, tile_rows(min(rows, BLOCK_ROWS)), COLUMNS),
-                    dtype=np.float32)
+    packs, sums = panel_buffers(threads, rows, x.shape[1])
     for piece in prange(panels * blocks):
         panel, block = piece // blocks, piece % blocks   # a panel's blocks one after the other
         i0, j0 = block * rows, panel * PANEL
-        i1, j1 = min(i0 + rows, n), min(j0 + PANEL, m)
-        if packing:
-            thread = get_thread_id()
-            pack_rows(w, j0, j1, depth, packs[thread])
-            outer_panel(x, packs[thread], sums[thread], out, b, i0, i1, j0, j1)
-        else:
-            matmul_block(x, w, out, i0, i1, j0, j1, depth)
-            if b.shape[0]:
-                for i in range(i0, i1):
-                    for j in range(j0, j1):
-                        out[i, j] += b[j]
+        thread = get_thread_id()
+        panel_product(x, w, b, out, i0, min(i0 + rows, n), j0, min(j0 + PANEL, m),
+                      packs[thread], sums[thread])
     return out

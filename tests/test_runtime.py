@@ -76,15 +76,16 @@ def test_the_reading_path_imports_no_machinery(name):
 
 
 def test_scoring_runs_its_log_softmax_with_the_models_threads(tiny_checkpoint, monkeypatch):
-    """log_softmax_at is a parallel kernel too: it runs inside the runtime, as the forward."""
+    """head_log_softmax_at is a parallel kernel too: it runs inside the runtime, as the
+    forward."""
     threads_seen = []
-    real = model.log_softmax_at
+    real = model.head_log_softmax_at
 
-    def recording(logits, targets):
+    def recording(h, wte, targets):
         threads_seen.append(numba.get_num_threads())
-        return real(logits, targets)
+        return real(h, wte, targets)
 
-    monkeypatch.setattr(model, "log_softmax_at", recording)
+    monkeypatch.setattr(model, "head_log_softmax_at", recording)
     gpt = GPT2.from_pretrained(tiny_checkpoint, threads=1)
     numba.set_num_threads(2)
     gpt.score_ids(list(range(1000, 1100)), stride=16)
