@@ -20,6 +20,11 @@ for, as matmul.py's tiles):
   for 24 multiply-adds a step, the shape of oneDNN's and OpenBLAS's AVX-512 kernels;
 - AVX2 (16 registers of 8 floats): 2 x 48, 12 registers of sums, the weights read by the
   multiply-adds themselves.
+Two things keep the loop fed. Each step also prefetches a line of the next tile's rows of x
+(`_prefetch_next_rows`). And a tile's last steps store its sums, with the bias added, straight
+into the output rows (`outer_tile_into`), instead of into the sums' buffer for a copy loop to
+write out afterwards: the stores then go out while the next tile computes.
+`python benchmarks/bench_kernels.py` times the product beside OpenBLAS.
 """
 
 import numpy as np
@@ -45,7 +50,7 @@ def _is_float32_matrix(t):
         and t.layout == "C"
 
 
-def tile_of(rows, width):
+def tile_of(rows, width, into_out=False):
     """The intrinsic outer_tile(x, i, last, p0, packed, depth, acc, a0) of `rows` rows, in
     vectors of `width` floats:
 
@@ -56,24 +61,44 @@ def tile_of(rows, width):
     tile needs no rows beyond it); packed [>= p0 + depth, COLUMNS] float32, one group of packed
     weights; acc [>= a0 + rows, COLUMNS] float32, the sums, read and written. All three
     C-contiguous; i, last, p0, depth, a0 integers.
+
+    With into_out, the intrinsic outer_tile_into(x, i, last, p0, packed, depth, acc, a0, out,
+    c0, bias), a product's last steps: the same sums, added to acc's and to bias [>= COLUMNS]
+    float32, stored to out[min(i + r, last), c0:c0 + COLUMNS] (out [n, >= c0 + COLUMNS]
+    float32, C-contiguous) instead of acc, so that the outputs are written by the vector
+    registers that hold them, while the next tile computes. A row past `last` stores row
+    `last`'s outputs again: the same inputs in the same order, so the same values.
     """
     vectors = COLUMNS // width
+    arrays = (0, 4, 6, 8, 10) if into_out else (0, 4, 6)
+
+    def typer(args):
+        if not (all(_is_float32_matrix(args[k]) for k in arrays if k != 10)
+                and (not into_out or _is_float32_vector(args[10]))
+                and all(isinstance(t, types.Integer)
+                        for k, t in enumerate(args) if k not in arrays)):
+            return None
+        return (types.void(*args),
+                lambda *code_args: _tile_code(rows, width, vectors, into_out, *code_args))
+
+    if into_out:
+        @intrinsic
+        def outer_tile_into(typingctx, x, i, last, p0, packed, depth, acc, a0, out, c0, bias):
+            return typer((x, i, last, p0, packed, depth, acc, a0, out, c0, bias))
+
+        return outer_tile_into
 
     @intrinsic
     def outer_tile(typingctx, x, i, last, p0, packed, depth, acc, a0):
-        if not (_is_float32_matrix(x) and _is_float32_matrix(packed)
-                and _is_float32_matrix(acc)
-                and all(isinstance(t, types.Integer) for t in (i, last, p0, depth, a0))):
-            return None
-        return (types.void(x, i, last, p0, packed, depth, acc, a0),
-                lambda *code_args: _tile_code(rows, width, vectors, *code_args))
+        return typer((x, i, last, p0, packed, depth, acc, a0))
 
     return outer_tile
 
 
-def _tile_code(rows, width, vectors, context, builder, signature, args):
+def _tile_code(rows, width, vectors, into_out, context, builder, signature, args):
     """The tile's LLVM IR: a loop over p whose rows x vectors sums are phi values, so that they
-    stay in registers, with llvm.fma on vectors of `width` floats."""
+    stay in registers, with llvm.fma on vectors of `width` floats; then the sums stored to acc,
+    or with into_out added to the bias and stored to out's rows."""
     i64 = ir.IntType(64)
     vector = ir.VectorType(ir.FloatType(), width)
     i, last, p0, depth, a0 = (context.cast(builder, args[k], signature.args[k], types.int64)
@@ -101,6 +126,7 @@ def _tile_code(rows, width, vectors, context, builder, signature, args):
     for s, before in zip(sums, sums_before):
         s.add_incoming(before, entry)
     step = builder.gep(packed, [builder.mul(p, ir.Constant(i64, COLUMNS))])
+    _prefetch_next_rows(context, builder, signature.args[0], args[0], i, p0, p, rows)
     weights = [builder.load(builder.bitcast(builder.gep(step, [ir.Constant(i64, c * width)]),
                                             vector.as_pointer()), align=4)
                for c in range(vectors)]
@@ -121,9 +147,61 @@ def _tile_code(rows, width, vectors, context, builder, signature, args):
     for result, before, after in zip(results, sums_before, sums_after):
         result.add_incoming(before, entry)
         result.add_incoming(after, loop)
-    for result, ptr in zip(results, vector_ptrs):
-        builder.store(result, ptr, align=4)
+    if into_out:
+        _store_into_out(context, builder, signature, args, rows, width, vectors, results)
+    else:
+        for result, ptr in zip(results, vector_ptrs):
+            builder.store(result, ptr, align=4)
     return context.get_dummy_value()
+
+
+def _prefetch_next_rows(context, builder, x_type, x_value, i, p0, p, rows):
+    """At step p, ask for one cache line of the next tile's rows of x: row i + rows + p % rows
+    at column p0 + 16 * ((p // rows) % 8), so that over DEPTH_STEP steps the next tile's x
+    arrives while this one computes. A tile reads its rows for DEPTH_STEP columns only, too
+    short a run for the hardware's prefetcher to follow, so the tiles of a deep product (the
+    MLP's 3072 inputs) waited for x. Addresses past x are harmless: a prefetch never
+    faults."""
+    i64 = ir.IntType(64)
+    x = context.make_array(x_type)(context, builder, x_value)
+    x_bytes = builder.bitcast(x.data, ir.IntType(8).as_pointer())
+    row_bytes = builder.extract_value(x.strides, 0)
+    row = builder.add(builder.add(i, ir.Constant(i64, rows)),
+                      builder.urem(p, ir.Constant(i64, rows)))
+    line = builder.urem(builder.udiv(p, ir.Constant(i64, rows)), ir.Constant(i64, 8))
+    offset = builder.add(builder.mul(row, row_bytes),
+                         builder.mul(builder.add(p0, builder.mul(line, ir.Constant(i64, 16))),
+                                     ir.Constant(i64, 4)))
+    address = builder.gep(x_bytes, [offset])
+    i32 = ir.IntType(32)
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [address.type, i32, i32, i32]),
+        "llvm.prefetch.p0")
+    builder.call(fn, [address, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+
+
+def _store_into_out(context, builder, signature, args, rows, width, vectors, results):
+    """out[min(i + r, last), c0 + k * width ...] = results[r * vectors + k] + bias[k * width ...]
+    for r < rows, k < vectors."""
+    i64 = ir.IntType(64)
+    vector = ir.VectorType(ir.FloatType(), width)
+    i, last, c0 = (context.cast(builder, args[k], signature.args[k], types.int64)
+                   for k in (1, 2, 9))
+    out_rows = _row_pointers(context, builder, signature.args[8], args[8], i, last, c0, rows)
+    bias = _data(context, builder, signature.args[10], args[10])
+    biases = [builder.load(builder.bitcast(builder.gep(bias, [ir.Constant(i64, k * width)]),
+                                           vector.as_pointer()), align=4)
+              for k in range(vectors)]
+    for r in range(rows):
+        for k in range(vectors):
+            ptr = builder.bitcast(builder.gep(out_rows[r], [ir.Constant(i64, k * width)]),
+                                  vector.as_pointer())
+            builder.store(builder.fadd(results[r * vectors + k], biases[k]), ptr, align=4)
+
+
+def _is_float32_vector(t):
+    return isinstance(t, types.Array) and t.dtype == types.float32 and t.ndim == 1 \
+        and t.layout == "C"
 
 
 def _data(context, builder, array_type, array):
@@ -132,7 +210,7 @@ def _data(context, builder, array_type, array):
 
 
 def _row_pointers(context, builder, x_type, x_value, i, last, p0, rows):
-    """Pointers to x[min(i + r, last), p0] for r < rows."""
+    """Pointers to x[min(i + r, last), p0] for r < rows (x a 2-D array)."""
     x = context.make_array(x_type)(context, builder, x_value)
     x_bytes = builder.bitcast(x.data, ir.IntType(8).as_pointer())
     row_bytes = builder.extract_value(x.strides, 0)
@@ -157,6 +235,8 @@ def _broadcast(builder, value, vector):
 
 ROWS, WIDTH = (8, 16) if AVX512 else (2, 8)
 outer_tile = tile_of(ROWS, WIDTH)
+outer_tile_into = tile_of(ROWS, WIDTH, into_out=True)
+NO_BIAS_GROUP = np.zeros(COLUMNS, dtype=np.float32)   # a group's bias when there is none
 
 
 @helper
@@ -172,19 +252,30 @@ def outer_panel(x, packed, acc, out, b, i0, i1, j0, j1):
 
     x [n, depth], out [n, m] float32, C-contiguous; acc [>= groups, >= tile_rows(min(i1 - i0,
     BLOCK_ROWS)), COLUMNS] float32, the sums' buffer (its contents are overwritten).
+
+    A whole group's tiles store their outputs at their last depth step (outer_tile_into); a
+    group cut short by j1 (the head's last) is copied from acc, as far as j1.
     """
     depth = x.shape[1]
     groups = (j1 - j0 + COLUMNS - 1) // COLUMNS
     for r0 in range(i0, i1, BLOCK_ROWS):
         r1 = min(r0 + BLOCK_ROWS, i1)
         acc[:groups] = ZERO
-        for p0 in range(0, depth, DEPTH_STEP):
+        for p0 in range(0, max(depth, 1), DEPTH_STEP):   # once for depth 0: out = b
             steps = min(DEPTH_STEP, depth - p0)
             for g in range(groups):
+                c0 = j0 + g * COLUMNS
+                finishing = p0 + DEPTH_STEP >= depth and c0 + COLUMNS <= j1
+                bias = b[c0:c0 + COLUMNS] if b.shape[0] else NO_BIAS_GROUP
                 for i in range(r0, r1, ROWS):
-                    outer_tile(x, i, r1 - 1, p0, packed[g], steps, acc[g], i - r0)
-        for g in range(groups):
-            c0 = j0 + g * COLUMNS
+                    if finishing:
+                        outer_tile_into(x, i, r1 - 1, p0, packed[g], steps, acc[g], i - r0,
+                                        out, c0, bias)
+                    else:
+                        outer_tile(x, i, r1 - 1, p0, packed[g], steps, acc[g], i - r0)
+        c0 = j0 + (groups - 1) * COLUMNS
+        if c0 + COLUMNS > j1:
             for i in range(r0, r1):
-                for c in range(min(COLUMNS, j1 - c0)):
-                    out[i, c0 + c] = acc[g, i - r0, c] + (b[c0 + c] if b.shape[0] else ZERO)
+                for c in range(j1 - c0):
+                    out[i, c0 + c] = acc[groups - 1, i - r0, c] + (b[c0 + c] if b.shape[0]
+                                                                  else ZERO)

@@ -15,7 +15,15 @@ import pytest
 from numba import njit
 
 from gpt2numba.kernels import pack_checked, projection
-from gpt2numba.kernels.outer_tile import BLOCK_ROWS, COLUMNS, DEPTH_STEP, ROWS, outer_tile, tile_of
+from gpt2numba.kernels.outer_tile import (
+    BLOCK_ROWS,
+    COLUMNS,
+    DEPTH_STEP,
+    ROWS,
+    outer_tile,
+    outer_tile_into,
+    tile_of,
+)
 
 SHAPES = [  # (n, in, out)
     (1, 768, 2304), (8, 768, 768), (128, 768, 3072), (1024, 768, 2304), (1024, 3072, 768),
@@ -95,6 +103,49 @@ def test_a_tile_adds_its_sums_to_acc_and_clamps_its_rows(rows, width, depth):
     assert np.all(np.abs(acc[a0:a0 + rows] - (sums + x64 @ w64)) <= bound)
     assert np.array_equal(acc[:a0], before[:a0])
     assert np.array_equal(acc[a0 + rows:], before[a0 + rows:])
+
+
+@pytest.mark.parametrize("rows,width", [(ROWS, None), (8, 16), (2, 8)],
+                         ids=["this machine's", "avx512", "avx2"])
+@pytest.mark.parametrize("depth", [0, 1, 17, 128])
+@pytest.mark.parametrize("last", [9, 5])
+def test_a_finishing_tile_stores_sums_plus_bias_into_out_rows(rows, width, depth, last):
+    # The sums of the steps from p0 = 3, added to acc's rows a0.. and to the bias, go to out's
+    # rows min(i + r, last), at columns c0 = 50..50 + COLUMNS; acc and every other entry of out
+    # stay as they were. Rows past `last` store row `last` again: in outer_panel their sums in
+    # acc are row last's too (every step computed them from the same rows of x), as here.
+    tile = outer_tile_into if width is None else tile_of(rows, width, into_out=True)
+    call = njit(lambda *args: tile(*args))
+    rng = np.random.default_rng(depth + rows + last)
+    i, p0, a0, c0 = 5, 3, 1, 50
+    x = rng.standard_normal((11, p0 + depth + 3), dtype=np.float32)
+    x[:, p0 + depth:] = np.nan
+    x[last + 1:] = np.nan
+    packed = rng.standard_normal((p0 + depth + 2, COLUMNS), dtype=np.float32)
+    packed[p0 + depth:] = np.nan
+    acc = rng.standard_normal((a0 + rows + 2, COLUMNS), dtype=np.float32)
+    for r in range(last - i + 1, rows):
+        acc[a0 + r] = acc[a0 + last - i]
+    bias = rng.standard_normal(COLUMNS + 5, dtype=np.float32)
+    out = rng.standard_normal((12, c0 + COLUMNS + 7), dtype=np.float32)
+    acc_before, out_before = acc.copy(), out.copy()
+
+    call(x, i, last, p0, packed, depth, acc, a0, out, c0, bias)
+
+    chosen = [min(i + r, last) for r in range(rows)]
+    x64 = x[chosen, p0:p0 + depth].astype(np.float64)
+    w64 = packed[p0:p0 + depth].astype(np.float64)
+    sums = acc_before[a0:a0 + rows].astype(np.float64)
+    b64 = bias[:COLUMNS].astype(np.float64)
+    exact = sums + x64 @ w64 + b64
+    bound = 2e-6 * (np.abs(sums) + np.abs(x64) @ np.abs(w64)) + 1e-7 * np.abs(b64)
+    written = sorted(set(chosen))
+    stored = out[chosen, c0:c0 + COLUMNS]
+    assert np.all(np.abs(stored - exact) <= bound)
+    assert np.array_equal(acc, acc_before)
+    untouched = np.ones(out.shape, bool)
+    untouched[written, c0:c0 + COLUMNS] = False
+    assert np.array_equal(out[untouched], out_before[untouched])
 
 
 def test_a_tile_of_other_types_is_refused_when_compiled():
