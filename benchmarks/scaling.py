@@ -57,7 +57,8 @@ def attention_pieces(n, n_head, threads):
 
 
 def row_pieces(n, threads):
-    """embedding, layernorm, gelu, residual, softmax, log_softmax_at: one piece per row."""
+    """embedding, layernorm, gelu, residual, softmax, log_softmax_at, head_log_softmax_at's join
+    of its panels: one piece per row."""
     return n
 
 
@@ -87,7 +88,9 @@ def forward_kernels(n_embd, n_head, n):
          lambda t: linear_pieces(n, e, t)),
         (f"linear head, every row [{n}, {e}] -> {VOCAB}", lambda t: linear_pieces(n, VOCAB, t)),
         (f"linear head, last row [1, {e}] -> {VOCAB}", lambda t: linear_pieces(1, VOCAB, t)),
-        (f"log_softmax_at (scoring) [{n}, {VOCAB}]", lambda t: row_pieces(n, t)),
+        (f"head_log_softmax_at (scoring) [{n}, {e}] -> {VOCAB}",
+         lambda t: linear_pieces(n, VOCAB, t)),
+        (f"head_log_softmax_at, its panels joined [{n}, *]", lambda t: row_pieces(n, t)),
     ]
 
 

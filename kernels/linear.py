@@ -53,6 +53,7 @@ GROUPS_PER_PANEL = PANEL // COLUMNS
 # From this many rows in a piece, its panel's weights are packed and its outputs computed as
 # sums of outer products (see the module docstring).
 PACKED_MIN_ROWS = 128
+PACK_STEP = 16   # pack_rows' steps of p: a cache line of floats
 # The parallel pieces (see the module docstring): rows are cut into blocks only while the panels
 # keep less than BUSY_ENOUGH of the threads busy, into blocks of MIN_BLOCK_ROWS rows or more,
 # each a multiple of the small tiles' 4 rows (and of the outer-product tile's too from
@@ -122,12 +123,17 @@ def split(n, m, threads):
 def pack_rows(w, j0, j1, depth, packed):
     """packed[g, p, c] = w[j0 + g * COLUMNS + c, p] for the rows j0..j1 of w [m, >= depth], in
     the groups they fill; zeros after j1 in the last one. packed [>= groups, >= depth, COLUMNS]
-    float32."""
-    for j in range(j0, j1):
-        g, c = (j - j0) // COLUMNS, (j - j0) % COLUMNS
-        wj = w[j]
-        for p in range(depth):
-            packed[g, p, c] = wj[p]
+    float32.
+
+    PACK_STEP values of p at a time, all rows: each row's line of w is read whole, and the
+    lines of packed it fills (PACK_STEP of each group) stay in L1 until they are full."""
+    for p0 in range(0, depth, PACK_STEP):
+        p1 = min(p0 + PACK_STEP, depth)
+        for j in range(j0, j1):
+            g, c = (j - j0) // COLUMNS, (j - j0) % COLUMNS
+            wj = w[j]
+            for p in range(p0, p1):
+                packed[g, p, c] = wj[p]
     for j in range(j1, j0 + (j1 - j0 + COLUMNS - 1) // COLUMNS * COLUMNS):
         g, c = (j - j0) // COLUMNS, (j - j0) % COLUMNS
         for p in range(depth):
