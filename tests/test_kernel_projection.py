@@ -74,6 +74,18 @@ def test_every_split_of_rows_and_panels_matches_float64(threads, n):
     check(out, x, w, b)
 
 
+def tile_inputs(rng, rows, depth, last, p0, a0):
+    """(x, packed, acc) for a tile of `rows` rows at i = 5 over steps p0..p0 + depth: NaN in
+    every entry it must not read (rows of x past `last`, columns and steps past the depth)."""
+    x = rng.standard_normal((11, p0 + depth + 3), dtype=np.float32)
+    x[:, p0 + depth:] = np.nan
+    x[last + 1:] = np.nan
+    packed = rng.standard_normal((p0 + depth + 2, COLUMNS), dtype=np.float32)
+    packed[p0 + depth:] = np.nan
+    acc = rng.standard_normal((a0 + rows + 2, COLUMNS), dtype=np.float32)
+    return x, packed, acc
+
+
 @pytest.mark.parametrize("rows,width", [(ROWS, None), (8, 16), (2, 8)],
                          ids=["this machine's", "avx512", "avx2"])
 @pytest.mark.parametrize("depth", [0, 1, 15, 16, 17, 128, 768])
@@ -85,12 +97,7 @@ def test_a_tile_adds_its_sums_to_acc_and_clamps_its_rows(rows, width, depth):
     call = njit(lambda *args: tile(*args))   # an intrinsic is called from compiled code only
     rng = np.random.default_rng(depth + rows)
     i, last, p0, a0 = 5, 9, 3, 1
-    x = rng.standard_normal((11, p0 + depth + 3), dtype=np.float32)
-    x[:, p0 + depth:] = np.nan
-    x[last + 1:] = np.nan
-    packed = rng.standard_normal((p0 + depth + 2, COLUMNS), dtype=np.float32)
-    packed[p0 + depth:] = np.nan
-    acc = rng.standard_normal((a0 + rows + 2, COLUMNS), dtype=np.float32)
+    x, packed, acc = tile_inputs(rng, rows, depth, last, p0, a0)
     before = acc.copy()
 
     call(x, i, last, p0, packed, depth, acc, a0)
@@ -118,12 +125,7 @@ def test_a_finishing_tile_stores_sums_plus_bias_into_out_rows(rows, width, depth
     call = njit(lambda *args: tile(*args))
     rng = np.random.default_rng(depth + rows + last)
     i, p0, a0, c0 = 5, 3, 1, 50
-    x = rng.standard_normal((11, p0 + depth + 3), dtype=np.float32)
-    x[:, p0 + depth:] = np.nan
-    x[last + 1:] = np.nan
-    packed = rng.standard_normal((p0 + depth + 2, COLUMNS), dtype=np.float32)
-    packed[p0 + depth:] = np.nan
-    acc = rng.standard_normal((a0 + rows + 2, COLUMNS), dtype=np.float32)
+    x, packed, acc = tile_inputs(rng, rows, depth, last, p0, a0)
     for r in range(last - i + 1, rows):
         acc[a0 + r] = acc[a0 + last - i]
     bias = rng.standard_normal(COLUMNS + 5, dtype=np.float32)
