@@ -62,8 +62,11 @@ def head_log_softmax_at(x, w, targets):
         i0, j0 = block * rows, panel * PANEL
         i1, j1 = min(i0 + rows, n), min(j0 + PANEL, m)
         thread = get_thread_id()
-        panel_product(x[i0:i1], w[j0:j1], NO_BIAS, logits[thread], 0, i1 - i0, 0, j1 - j0,
-                      packs[thread], sums[thread])
+        # the pieces' first row and column: an int64, as linear passes; a literal 0 is a type
+        # of its own to Numba, which would compile panel_product and its callees again for it
+        start = np.int64(0)
+        panel_product(x[i0:i1], w[j0:j1], NO_BIAS, logits[thread], start, i1 - i0, start,
+                      j1 - j0, packs[thread], sums[thread])
         for i in range(i0, i1):
             row = logits[thread, i - i0]
             tops[i, panel], totals[i, panel] = top_and_total(row, j1 - j0)
