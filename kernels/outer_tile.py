@@ -42,6 +42,7 @@ COLUMNS = 48  # the weights' packed groups (pack.py): a tile's columns
 # group's DEPTH_STEP x COLUMNS floats, 24 KiB, stay in L1 meanwhile).
 BLOCK_ROWS = 256
 DEPTH_STEP = 128
+LINE_FLOATS = 16   # a cache line: what a prefetch asks for
 ZERO = np.float32(0.0)
 
 
@@ -70,13 +71,14 @@ def tile_of(rows, width, into_out=False):
     `last`'s outputs again: the same inputs in the same order, so the same values.
     """
     vectors = COLUMNS // width
-    arrays = (0, 4, 6, 8, 10) if into_out else (0, 4, 6)
+    matrices = (0, 4, 6, 8) if into_out else (0, 4, 6)   # x, packed, acc (and out)
+    biases = (10,) if into_out else ()
 
     def typer(args):
-        if not (all(_is_float32_matrix(args[k]) for k in arrays if k != 10)
-                and (not into_out or _is_float32_vector(args[10]))
-                and all(isinstance(t, types.Integer)
-                        for k, t in enumerate(args) if k not in arrays)):
+        if not (all(_is_float32_matrix(args[k]) for k in matrices)
+                and all(_is_float32_vector(args[k]) for k in biases)
+                and all(isinstance(t, types.Integer) for k, t in enumerate(args)
+                        if k not in matrices + biases)):
             return None
         return (types.void(*args),
                 lambda *code_args: _tile_code(rows, width, vectors, into_out, *code_args))
@@ -157,21 +159,20 @@ def _tile_code(rows, width, vectors, into_out, context, builder, signature, args
 
 def _prefetch_next_rows(context, builder, x_type, x_value, i, p0, p, rows):
     """At step p, ask for one cache line of the next tile's rows of x: row i + rows + p % rows
-    at column p0 + 16 * ((p // rows) % 8), so that over DEPTH_STEP steps the next tile's x
-    arrives while this one computes. A tile reads its rows for DEPTH_STEP columns only, too
-    short a run for the hardware's prefetcher to follow, so the tiles of a deep product (the
-    MLP's 3072 inputs) waited for x. Addresses past x are harmless: a prefetch never
-    faults."""
+    at column p0 + LINE_FLOATS * ((p // rows) % (DEPTH_STEP // LINE_FLOATS)), so that over
+    DEPTH_STEP steps the next tile's x arrives while this one computes. A tile reads its rows
+    for DEPTH_STEP columns only, too short a run for the hardware's prefetcher to follow, so
+    the tiles of a deep product (the MLP's 3072 inputs) waited for x. Addresses past x are
+    harmless: a prefetch never faults."""
     i64 = ir.IntType(64)
-    x = context.make_array(x_type)(context, builder, x_value)
-    x_bytes = builder.bitcast(x.data, ir.IntType(8).as_pointer())
-    row_bytes = builder.extract_value(x.strides, 0)
+    x_bytes, row_bytes = _bytes_and_row_stride(context, builder, x_type, x_value)
     row = builder.add(builder.add(i, ir.Constant(i64, rows)),
                       builder.urem(p, ir.Constant(i64, rows)))
-    line = builder.urem(builder.udiv(p, ir.Constant(i64, rows)), ir.Constant(i64, 8))
+    line = builder.urem(builder.udiv(p, ir.Constant(i64, rows)),
+                        ir.Constant(i64, DEPTH_STEP // LINE_FLOATS))
+    column = builder.add(p0, builder.mul(line, ir.Constant(i64, LINE_FLOATS)))
     offset = builder.add(builder.mul(row, row_bytes),
-                         builder.mul(builder.add(p0, builder.mul(line, ir.Constant(i64, 16))),
-                                     ir.Constant(i64, 4)))
+                         builder.mul(column, ir.Constant(i64, 4)))
     address = builder.gep(x_bytes, [offset])
     i32 = ir.IntType(32)
     fn = cgutils.get_or_insert_function(
@@ -209,11 +210,16 @@ def _data(context, builder, array_type, array):
     return context.make_array(array_type)(context, builder, array).data
 
 
+def _bytes_and_row_stride(context, builder, x_type, x_value):
+    """(byte pointer to a 2-D array's first element, its rows' stride in bytes)."""
+    x = context.make_array(x_type)(context, builder, x_value)
+    return (builder.bitcast(x.data, ir.IntType(8).as_pointer()),
+            builder.extract_value(x.strides, 0))
+
+
 def _row_pointers(context, builder, x_type, x_value, i, last, p0, rows):
     """Pointers to x[min(i + r, last), p0] for r < rows (x a 2-D array)."""
-    x = context.make_array(x_type)(context, builder, x_value)
-    x_bytes = builder.bitcast(x.data, ir.IntType(8).as_pointer())
-    row_bytes = builder.extract_value(x.strides, 0)
+    x_bytes, row_bytes = _bytes_and_row_stride(context, builder, x_type, x_value)
     pointers = []
     for r in range(rows):
         row = builder.add(i, ir.Constant(ir.IntType(64), r))
