@@ -9,18 +9,24 @@ first half, for attention, which divides its outputs by the sum instead of the r
 The row's maximum is taken with LLVM's `maxnum`, not Python's `max`. `max(a, b)` is a compare
 and a select, and LLVM turns a loop of those into SIMD code only when told that no value is
 NaN, which the kernels do not assume (see _jit.py); `maxnum` is defined for NaN (it returns the
-other operand), so the loop vectorises as it is (`python benchmarks/bench_kernels.py` times
-the attention that uses it). A NaN in a row still gives NaN everywhere, through its own
-exponential.
+other operand). A NaN in a row still gives NaN everywhere, through its own exponential.
+`row_max` is written as vector code (`_max_of_vectors`), not left to LLVM's vectoriser, which
+takes such a loop in runs of 64 floats and the rest one float at a time: on the rows of 96
+logits of scoring's head (head_log_softmax.py) and of a short text's attention scores, the
+rest was most of the row.
 """
 
 import numpy as np
 from llvmlite import ir
 from numba import prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._jit import helper, kernel
 from .exp import exp32
+
+LANES = 16          # floats in row_max's vectors: one AVX-512 register, two AVX2 ones
+ACCUMULATORS = 4    # row_max's running maxima (see _max_of_vectors)
 
 
 @intrinsic
@@ -38,11 +44,68 @@ def _maxnum(typingctx, a, b):
     return types.float32(a, b), codegen
 
 
+@intrinsic
+def _max_of_vectors(typingctx, row, vectors):
+    """max(row[:vectors * LANES]) of a contiguous float32 row, vectors >= 1, by LLVM's maxnum on
+    vectors of LANES floats: ACCUMULATORS running maxima taken in turn, so that each vector's
+    maximum need not wait for the one before it, reduced to one float at the end."""
+    if not (isinstance(row, types.Array) and row.dtype == types.float32 and row.ndim == 1
+            and row.layout == "C" and isinstance(vectors, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i64, f32 = ir.IntType(64), ir.FloatType()
+        vector = ir.VectorType(f32, LANES)
+        maxnum = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vector, [vector, vector]), f"llvm.maxnum.v{LANES}f32")
+        data = builder.bitcast(context.make_array(signature.args[0])(context, builder,
+                                                                     args[0]).data,
+                               vector.as_pointer())
+        count = context.cast(builder, args[1], signature.args[1], types.int64)
+        first = builder.load(data, align=4)
+        entry = builder.block
+        loop = builder.append_basic_block("row_max.loop")
+        done = builder.append_basic_block("row_max.done")
+        builder.cbranch(builder.icmp_signed(">", count, ir.Constant(i64, 1)), loop, done)
+
+        builder.position_at_end(loop)
+        k = builder.phi(i64)
+        k.add_incoming(ir.Constant(i64, 1), entry)
+        maxima = [builder.phi(vector) for _ in range(ACCUMULATORS)]
+        for m in maxima:
+            m.add_incoming(first, entry)
+        taken = builder.call(maxnum, [maxima[0], builder.load(builder.gep(data, [k]), align=4)])
+        turned = maxima[1:] + [taken]          # the next vector goes to the next running max
+        next_k = builder.add(k, ir.Constant(i64, 1))
+        k.add_incoming(next_k, loop)
+        for m, after in zip(maxima, turned):
+            m.add_incoming(after, loop)
+        builder.cbranch(builder.icmp_signed("<", next_k, count), loop, done)
+
+        builder.position_at_end(done)
+        finals = []
+        for after in turned:
+            final = builder.phi(vector)
+            final.add_incoming(first, entry)
+            final.add_incoming(after, loop)
+            finals.append(final)
+        while len(finals) > 1:
+            finals = [builder.call(maxnum, finals[j:j + 2]) for j in range(0, len(finals), 2)]
+        reduce_max = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(f32, [vector]), f"llvm.vector.reduce.fmax.v{LANES}f32")
+        return builder.call(reduce_max, finals)
+
+    return types.float32(row, vectors), codegen
+
+
 @helper
 def row_max(row, length):
-    """max(row[:length]) for a float32 row, length >= 1; NaN only if every entry is NaN."""
-    top = row[0]
-    for j in range(1, length):
+    """max(row[:length]) for a float32 row (1-D, contiguous), length >= 1; NaN only if every
+    entry is NaN. Whole vectors of LANES floats first (_max_of_vectors), then the rest, fewer
+    than LANES, one by one."""
+    whole = length // LANES
+    top = _max_of_vectors(row, whole) if whole else row[0]
+    for j in range(whole * LANES, length):
         top = _maxnum(top, row[j])
     return top
 

@@ -65,7 +65,7 @@ def test_exp32_limits():
     assert np.isposinf(out[3]) and np.isposinf(out[4]) and np.isnan(out[5])
 
 
-@pytest.mark.parametrize("length", [1, 2, 15, 16, 17, 1000, 50257])
+@pytest.mark.parametrize("length", [1, 2, 15, 16, 17, 31, 33, 63, 64, 65, 96, 97, 1000, 50257])
 def test_row_max_is_the_maximum(length):
     rng = np.random.default_rng(length)
     row = rng.standard_normal(length + 3).astype(np.float32)
@@ -78,6 +78,27 @@ def test_row_max_of_minus_inf_and_nan():
     assert row_max(np.array([-np.inf, -np.inf], np.float32), 2) == -np.inf
     assert row_max(np.array([np.nan, 1.0, 3.0], np.float32), 3) == 3.0   # maxnum: NaN skipped
     assert np.isnan(row_max(np.full(4, np.nan, np.float32), 4))
+
+
+@pytest.mark.parametrize("length", [16, 48, 80, 96, 103])
+def test_row_max_finds_the_maximum_in_every_place(length):
+    """Every place of a vector, of each of row_max's running maxima, and of the rest after the
+    whole vectors (LANES = 16 floats, four running maxima)."""
+    row = np.linspace(-1, 0, length, dtype=np.float32)
+    for place in range(length):
+        peak = row.copy()
+        peak[place] = 2.0
+        assert row_max(peak, length) == 2.0, place
+
+
+@pytest.mark.parametrize("length", [16, 64, 96, 97])
+def test_row_max_of_vectors_of_minus_inf_and_nan(length):
+    assert row_max(np.full(length, -np.inf, np.float32), length) == -np.inf
+    assert np.isnan(row_max(np.full(length, np.nan, np.float32), length))
+    for place in (0, length // 2, length - 1):
+        row = np.full(length, np.nan, np.float32)
+        row[place] = -3.0
+        assert row_max(row, length) == -3.0, place    # maxnum: NaN skipped in every lane
 
 
 def test_a_nan_in_a_row_makes_the_row_nan():
