@@ -34,13 +34,19 @@ NEG_INF = np.float32(-np.inf)
 
 @helper
 def top_and_total(row, length):
-    """(max(row[:length]), sum of exp(row[j] - max) in float64) of a float32 row, length >= 1;
-    total 0 when the maximum is -inf (every entry is: the panel adds nothing to the row's sum)."""
+    """(max(row[:length]), sum of exp(row[j] - max) in float64) of a float32 row, length >= 1,
+    whose row[:length] it replaces by those exponentials; total 0 when the maximum is -inf
+    (every entry is: the panel adds nothing to the row's sum, and the row is left as it is).
+
+    Two loops, the exponentials and then their sum: in one loop, the float64 sum would make
+    LLVM compute the exponentials 8 floats at a time instead of 16."""
     top = row_max(row, length)
     total = 0.0
     if top != NEG_INF:
         for j in range(length):
-            total += exp32(row[j] - top)
+            row[j] = exp32(row[j] - top)
+        for j in range(length):
+            total += row[j]
     return top, total
 
 
@@ -69,9 +75,9 @@ def head_log_softmax_at(x, w, targets):
                       j1 - j0, packs[thread], sums[thread])
         for i in range(i0, i1):
             row = logits[thread, i - i0]
-            tops[i, panel], totals[i, panel] = top_and_total(row, j1 - j0)
             if j0 <= targets[i] < j1:
                 target_logits[i] = row[targets[i] - j0]
+            tops[i, panel], totals[i, panel] = top_and_total(row, j1 - j0)   # row is scratch
     out = np.empty(n, dtype=np.float64)
     for i in prange(n):
         top = row_max(tops[i], panels)
