@@ -115,11 +115,11 @@ def exp_minus_max(row, length):
     """Replace row[:length] (float32, contiguous) by exp(row - max(row)); return their sum
     (float64)."""
     top = row_max(row, length)
-    total = 0.0
     for j in range(length):
-        e = exp32(row[j] - top)
-        row[j] = e
-        total += e
+        row[j] = exp32(row[j] - top)
+    total = 0.0
+    for j in range(length):     # a loop of its own: see head_log_softmax.top_and_total
+        total += row[j]
     return total
 
 
