@@ -12,8 +12,7 @@ NaN, which the kernels do not assume (see _jit.py); `maxnum` is defined for NaN 
 other operand). A NaN in a row still gives NaN everywhere, through its own exponential.
 `row_max` is written as vector code (`_max_of_vectors`), not left to LLVM's vectoriser, which
 takes such a loop in runs of 64 floats and the rest one float at a time: on the rows of 96
-logits of scoring's head (head_log_softmax.py) and of a short text's attention scores, the
-rest was most of the row.
+logits of scoring's head (head_log_softmax.py), a third of each row went one float at a time.
 """
 
 import numpy as np
