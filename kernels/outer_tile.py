@@ -34,6 +34,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._jit import helper
+from .ir_loop import carried_loop
 from .matmul import AVX512
 
 COLUMNS = 48  # the weights' packed groups (pack.py): a tile's columns
@@ -116,39 +117,22 @@ def _tile_code(rows, width, vectors, into_out, context, builder, signature, args
                                    vector.as_pointer()) for k in range(rows * vectors)]
     sums_before = [builder.load(ptr, align=4) for ptr in vector_ptrs]
 
-    entry = builder.block
-    loop = builder.append_basic_block("outer_tile.loop")
-    done = builder.append_basic_block("outer_tile.done")
-    builder.cbranch(builder.icmp_signed(">", depth, ir.Constant(i64, 0)), loop, done)
+    def turn(p, sums):
+        step = builder.gep(packed, [builder.mul(p, ir.Constant(i64, COLUMNS))])
+        _prefetch_next_rows(context, builder, signature.args[0], args[0], i, p0, p, rows)
+        weights = [builder.load(builder.bitcast(builder.gep(step, [ir.Constant(i64, c * width)]),
+                                                vector.as_pointer()), align=4)
+                   for c in range(vectors)]
+        sums_after = []
+        for r in range(rows):
+            broadcast = _broadcast(builder, builder.load(builder.gep(x_rows[r], [p]), align=4),
+                                   vector)
+            for c in range(vectors):
+                sums_after.append(builder.call(fma, [broadcast, weights[c],
+                                                     sums[r * vectors + c]]))
+        return sums_after
 
-    builder.position_at_end(loop)
-    p = builder.phi(i64)
-    p.add_incoming(ir.Constant(i64, 0), entry)
-    sums = [builder.phi(vector) for _ in sums_before]
-    for s, before in zip(sums, sums_before):
-        s.add_incoming(before, entry)
-    step = builder.gep(packed, [builder.mul(p, ir.Constant(i64, COLUMNS))])
-    _prefetch_next_rows(context, builder, signature.args[0], args[0], i, p0, p, rows)
-    weights = [builder.load(builder.bitcast(builder.gep(step, [ir.Constant(i64, c * width)]),
-                                            vector.as_pointer()), align=4)
-               for c in range(vectors)]
-    sums_after = []
-    for r in range(rows):
-        broadcast = _broadcast(builder, builder.load(builder.gep(x_rows[r], [p]), align=4),
-                               vector)
-        for c in range(vectors):
-            sums_after.append(builder.call(fma, [broadcast, weights[c], sums[r * vectors + c]]))
-    next_p = builder.add(p, ir.Constant(i64, 1))
-    p.add_incoming(next_p, loop)
-    for s, after in zip(sums, sums_after):
-        s.add_incoming(after, loop)
-    builder.cbranch(builder.icmp_signed("<", next_p, depth), loop, done)
-
-    builder.position_at_end(done)
-    results = [builder.phi(vector) for _ in sums_before]
-    for result, before, after in zip(results, sums_before, sums_after):
-        result.add_incoming(before, entry)
-        result.add_incoming(after, loop)
+    results = carried_loop(builder, "outer_tile", ir.Constant(i64, 0), depth, sums_before, turn)
     if into_out:
         _store_into_out(context, builder, signature, args, rows, width, vectors, results)
     else:

@@ -23,6 +23,7 @@ from numba.extending import intrinsic
 
 from ._jit import helper, kernel
 from .exp import exp32
+from .ir_loop import carried_loop
 
 LANES = 16          # floats in row_max's vectors: one AVX-512 register, two AVX2 ones
 ACCUMULATORS = 4    # row_max's running maxima (see _max_of_vectors)
@@ -62,32 +63,13 @@ def _max_of_vectors(typingctx, row, vectors):
                                vector.as_pointer())
         count = context.cast(builder, args[1], signature.args[1], types.int64)
         first = builder.load(data, align=4)
-        entry = builder.block
-        loop = builder.append_basic_block("row_max.loop")
-        done = builder.append_basic_block("row_max.done")
-        builder.cbranch(builder.icmp_signed(">", count, ir.Constant(i64, 1)), loop, done)
 
-        builder.position_at_end(loop)
-        k = builder.phi(i64)
-        k.add_incoming(ir.Constant(i64, 1), entry)
-        maxima = [builder.phi(vector) for _ in range(ACCUMULATORS)]
-        for m in maxima:
-            m.add_incoming(first, entry)
-        taken = builder.call(maxnum, [maxima[0], builder.load(builder.gep(data, [k]), align=4)])
-        turned = maxima[1:] + [taken]          # the next vector goes to the next running max
-        next_k = builder.add(k, ir.Constant(i64, 1))
-        k.add_incoming(next_k, loop)
-        for m, after in zip(maxima, turned):
-            m.add_incoming(after, loop)
-        builder.cbranch(builder.icmp_signed("<", next_k, count), loop, done)
+        def turn(k, maxima):   # the next vector goes to the next running max
+            vector_k = builder.load(builder.gep(data, [k]), align=4)
+            return maxima[1:] + [builder.call(maxnum, [maxima[0], vector_k])]
 
-        builder.position_at_end(done)
-        finals = []
-        for after in turned:
-            final = builder.phi(vector)
-            final.add_incoming(first, entry)
-            final.add_incoming(after, loop)
-            finals.append(final)
+        finals = carried_loop(builder, "row_max", ir.Constant(i64, 1), count,
+                              [first] * ACCUMULATORS, turn)
         while len(finals) > 1:
             finals = [builder.call(maxnum, finals[j:j + 2]) for j in range(0, len(finals), 2)]
         reduce_max = cgutils.get_or_insert_function(
