@@ -34,8 +34,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._jit import helper
-from .ir_loop import carried_loop
 from .matmul import AVX512
+from .vector_ir import carried_loop, data_pointer, is_float32_array
 
 COLUMNS = 48  # the weights' packed groups (pack.py): a tile's columns
 # outer_panel's schedule: blocks of at most BLOCK_ROWS rows, whose rows stay in L2 while the
@@ -45,11 +45,6 @@ BLOCK_ROWS = 256
 DEPTH_STEP = 128
 LINE_FLOATS = 16   # a cache line: what a prefetch asks for
 ZERO = np.float32(0.0)
-
-
-def _is_float32_matrix(t):
-    return isinstance(t, types.Array) and t.dtype == types.float32 and t.ndim == 2 \
-        and t.layout == "C"
 
 
 def tile_of(rows, width, into_out=False):
@@ -76,8 +71,8 @@ def tile_of(rows, width, into_out=False):
     biases = (10,) if into_out else ()
 
     def typer(args):
-        if not (all(_is_float32_matrix(args[k]) for k in matrices)
-                and all(_is_float32_vector(args[k]) for k in biases)
+        if not (all(is_float32_array(args[k], 2) for k in matrices)
+                and all(is_float32_array(args[k], 1) for k in biases)
                 and all(isinstance(t, types.Integer) for k, t in enumerate(args)
                         if k not in matrices + biases)):
             return None
@@ -107,9 +102,9 @@ def _tile_code(rows, width, vectors, into_out, context, builder, signature, args
     i, last, p0, depth, a0 = (context.cast(builder, args[k], signature.args[k], types.int64)
                               for k in (1, 2, 3, 5, 7))
     x_rows = _row_pointers(context, builder, signature.args[0], args[0], i, last, p0, rows)
-    packed = builder.gep(_data(context, builder, signature.args[4], args[4]),
+    packed = builder.gep(data_pointer(context, builder, signature.args[4], args[4]),
                          [builder.mul(p0, ir.Constant(i64, COLUMNS))])
-    acc = builder.gep(_data(context, builder, signature.args[6], args[6]),
+    acc = builder.gep(data_pointer(context, builder, signature.args[6], args[6]),
                       [builder.mul(a0, ir.Constant(i64, COLUMNS))])
     fma = cgutils.get_or_insert_function(
         builder.module, ir.FunctionType(vector, [vector] * 3), f"llvm.fma.v{width}f32")
@@ -173,7 +168,7 @@ def _store_into_out(context, builder, signature, args, rows, width, vectors, res
     i, last, c0 = (context.cast(builder, args[k], signature.args[k], types.int64)
                    for k in (1, 2, 9))
     out_rows = _row_pointers(context, builder, signature.args[8], args[8], i, last, c0, rows)
-    bias = _data(context, builder, signature.args[10], args[10])
+    bias = data_pointer(context, builder, signature.args[10], args[10])
     biases = [builder.load(builder.bitcast(builder.gep(bias, [ir.Constant(i64, k * width)]),
                                            vector.as_pointer()), align=4)
               for k in range(vectors)]
@@ -182,16 +177,6 @@ def _store_into_out(context, builder, signature, args, rows, width, vectors, res
             ptr = builder.bitcast(builder.gep(out_rows[r], [ir.Constant(i64, k * width)]),
                                   vector.as_pointer())
             builder.store(builder.fadd(results[r * vectors + k], biases[k]), ptr, align=4)
-
-
-def _is_float32_vector(t):
-    return isinstance(t, types.Array) and t.dtype == types.float32 and t.ndim == 1 \
-        and t.layout == "C"
-
-
-def _data(context, builder, array_type, array):
-    """The float pointer to an array's first element."""
-    return context.make_array(array_type)(context, builder, array).data
 
 
 def _bytes_and_row_stride(context, builder, x_type, x_value):

@@ -23,7 +23,7 @@ from numba.extending import intrinsic
 
 from ._jit import helper, kernel
 from .exp import exp32
-from .ir_loop import carried_loop
+from .vector_ir import carried_loop, data_pointer, is_float32_array
 
 LANES = 16          # floats in row_max's vectors: one AVX-512 register, two AVX2 ones
 ACCUMULATORS = 4    # row_max's running maxima (see _max_of_vectors)
@@ -49,8 +49,7 @@ def _max_of_vectors(typingctx, row, vectors):
     """max(row[:vectors * LANES]) of a contiguous float32 row, vectors >= 1, by LLVM's maxnum on
     vectors of LANES floats: ACCUMULATORS running maxima taken in turn, so that each vector's
     maximum need not wait for the one before it, reduced to one float at the end."""
-    if not (isinstance(row, types.Array) and row.dtype == types.float32 and row.ndim == 1
-            and row.layout == "C" and isinstance(vectors, types.Integer)):
+    if not (is_float32_array(row, 1) and isinstance(vectors, types.Integer)):
         return None
 
     def codegen(context, builder, signature, args):
@@ -58,8 +57,7 @@ def _max_of_vectors(typingctx, row, vectors):
         vector = ir.VectorType(f32, LANES)
         maxnum = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(vector, [vector, vector]), f"llvm.maxnum.v{LANES}f32")
-        data = builder.bitcast(context.make_array(signature.args[0])(context, builder,
-                                                                     args[0]).data,
+        data = builder.bitcast(data_pointer(context, builder, signature.args[0], args[0]),
                                vector.as_pointer())
         count = context.cast(builder, args[1], signature.args[1], types.int64)
         first = builder.load(data, align=4)

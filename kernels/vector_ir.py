@@ -1,5 +1,6 @@
-"""carried_loop: a counted loop in LLVM IR whose values stay in registers, for the kernels
-written as vector code (outer_tile.py's tile, softmax.py's row maximum).
+"""What the kernels written as vector code in LLVM IR (outer_tile.py's tile, softmax.py's row
+maximum) share: the check of their array arguments, the pointer to an array's data, and
+`carried_loop`, a counted loop whose values stay in registers.
 
 The values a loop carries from one turn to the next (a tile's sums, running maxima) are phi
 values: LLVM keeps them in registers, where a Python loop over an array of them would load
@@ -7,6 +8,18 @@ and store them at every turn.
 """
 
 from llvmlite import ir
+from numba import types
+
+
+def is_float32_array(t, ndim):
+    """Whether the Numba type t is a C-contiguous float32 array of ndim dimensions."""
+    return isinstance(t, types.Array) and t.dtype == types.float32 and t.ndim == ndim \
+        and t.layout == "C"
+
+
+def data_pointer(context, builder, array_type, array):
+    """The float pointer to an array's first element."""
+    return context.make_array(array_type)(context, builder, array).data
 
 
 def carried_loop(builder, name, start, stop, values, turn):
