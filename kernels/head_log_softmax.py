@@ -24,7 +24,7 @@ from numba import get_thread_id, prange
 
 from ._jit import helper, kernel
 from .exp import exp32
-from .linear import NO_BIAS, PANEL, panel_buffers, panel_product, split
+from .linear import NO_BIAS, PANEL, panel_buffers, panel_product, piece_bounds, split
 from .log_softmax import _log_prob
 from .softmax import row_max
 from .threads import threads_now
@@ -64,9 +64,7 @@ def head_log_softmax_at(x, w, targets):
     totals = np.empty((n, panels), dtype=np.float64)
     target_logits = np.empty(n, dtype=np.float32)
     for piece in prange(panels * blocks):
-        panel, block = piece // blocks, piece % blocks   # as linear's pieces
-        i0, j0 = block * rows, panel * PANEL
-        i1, j1 = min(i0 + rows, n), min(j0 + PANEL, m)
+        panel, i0, i1, j0, j1 = piece_bounds(piece, blocks, rows, n, m)   # linear's pieces
         thread = get_thread_id()
         # the pieces' first row and column: an int64, as linear passes; a literal 0 is a type
         # of its own to Numba, which would compile panel_product and its callees again for it

@@ -119,6 +119,17 @@ def split(n, m, threads):
     return panels, rows
 
 
+@register_jitable
+def piece_bounds(piece, blocks, rows, n, m):
+    """(panel, i0, i1, j0, j1): the parallel piece `piece` of split's pieces for [n, in] ->
+    [n, m] in blocks of `rows` rows (`blocks` of them), panel `piece // blocks`'s outputs
+    j0..j1-1 over rows i0..i1-1, its block `piece % blocks`. A panel's blocks come one after
+    the other, so a thread's consecutive pieces reuse the weights it has in L2."""
+    panel, block = piece // blocks, piece % blocks
+    i0, j0 = block * rows, panel * PANEL
+    return panel, i0, min(i0 + rows, n), j0, min(j0 + PANEL, m)
+
+
 @helper
 def pack_rows(w, j0, j1, depth, packed):
     """packed[g, p, c] = w[j0 + g * COLUMNS + c, p] for the rows j0..j1 of w [m, >= depth], in
@@ -185,9 +196,7 @@ def linear(x, w, b):
     blocks = (n + rows - 1) // rows
     packs, sums = panel_buffers(threads, rows, x.shape[1])
     for piece in prange(panels * blocks):
-        panel, block = piece // blocks, piece % blocks   # a panel's blocks one after the other
-        i0, j0 = block * rows, panel * PANEL
+        _, i0, i1, j0, j1 = piece_bounds(piece, blocks, rows, n, m)
         thread = get_thread_id()
-        panel_product(x, w, b, out, i0, min(i0 + rows, n), j0, min(j0 + PANEL, m),
-                      packs[thread], sums[thread])
+        panel_product(x, w, b, out, i0, i1, j0, j1, packs[thread], sums[thread])
     return out

@@ -18,7 +18,7 @@ import numpy as np
 from numba import get_thread_id, prange
 
 from ._jit import kernel
-from .linear import GROUPS_PER_PANEL, PANEL, split
+from .linear import GROUPS_PER_PANEL, piece_bounds, split
 from .outer_tile import BLOCK_ROWS, COLUMNS, outer_panel, tile_rows
 from .threads import threads_now
 
@@ -35,9 +35,8 @@ def projection(x, w, b):
     sums = np.empty((threads, GROUPS_PER_PANEL, tile_rows(min(rows, BLOCK_ROWS)), COLUMNS),
                     dtype=np.float32)
     for piece in prange(panels * blocks):
-        panel, block = piece // blocks, piece % blocks   # a panel's blocks one after the other
-        i0, j0 = block * rows, panel * PANEL
+        panel, i0, i1, j0, j1 = piece_bounds(piece, blocks, rows, n, m)
         g0 = panel * GROUPS_PER_PANEL
-        outer_panel(x, w[g0:g0 + GROUPS_PER_PANEL], sums[get_thread_id()], out, b, i0,
-                    min(i0 + rows, n), j0, min(j0 + PANEL, m))
+        outer_panel(x, w[g0:g0 + GROUPS_PER_PANEL], sums[get_thread_id()], out, b, i0, i1,
+                    j0, j1)
     return out
