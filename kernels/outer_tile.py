@@ -20,10 +20,13 @@ for, as matmul.py's tiles):
   for 24 multiply-adds a step, the shape of oneDNN's and OpenBLAS's AVX-512 kernels;
 - AVX2 (16 registers of 8 floats): 2 x 48, 12 registers of sums, the weights read by the
   multiply-adds themselves.
-Two things keep the loop fed. Each step also prefetches a line of the next tile's rows of x
-(`_prefetch_next_rows`). And a tile's last steps store its sums, with the bias added, straight
-into the output rows (`outer_tile_into`), instead of into the sums' buffer for a copy loop to
-write out afterwards: the stores then go out while the next tile computes.
+The loop runs LINE_FLOATS steps a turn: a turn reads one cache line of each of the tile's rows
+of x. Written one step a turn, each step also paid the loop's counter and the arithmetic of a
+prefetch address, a third of its instructions beside the multiply-adds.
+Two things keep the loop fed. Each turn first asks for the same line of the next tile's rows
+of x (`_prefetch_next_rows`). And a tile's last steps store its sums, with the bias added,
+straight into the output rows (`outer_tile_into`), instead of into the sums' buffer for a copy
+loop to write out afterwards: the stores then go out while the next tile computes.
 `python benchmarks/bench_kernels.py` times the product beside OpenBLAS.
 """
 
@@ -95,13 +98,17 @@ def tile_of(rows, width, into_out=False):
 
 def _tile_code(rows, width, vectors, into_out, context, builder, signature, args):
     """The tile's LLVM IR: a loop over p whose rows x vectors sums are phi values, so that they
-    stay in registers, with llvm.fma on vectors of `width` floats; then the sums stored to acc,
-    or with into_out added to the bias and stored to out's rows."""
+    stay in registers, with llvm.fma on vectors of `width` floats, LINE_FLOATS steps of p a
+    turn and the rest (depth % LINE_FLOATS) one step a turn; then the sums stored to acc, or
+    with into_out added to the bias and stored to out's rows."""
     i64 = ir.IntType(64)
     vector = ir.VectorType(ir.FloatType(), width)
     i, last, p0, depth, a0 = (context.cast(builder, args[k], signature.args[k], types.int64)
                               for k in (1, 2, 3, 5, 7))
-    x_rows = _row_pointers(context, builder, signature.args[0], args[0], i, last, p0, rows)
+    x_type, x_value = signature.args[0], args[0]
+    x_rows = _row_pointers(context, builder, x_type, x_value, i, last, p0, rows)
+    next_rows = _row_pointers(context, builder, x_type, x_value,
+                              builder.add(i, ir.Constant(i64, rows)), last, p0, rows)
     packed = builder.gep(data_pointer(context, builder, signature.args[4], args[4]),
                          [builder.mul(p0, ir.Constant(i64, COLUMNS))])
     acc = builder.gep(data_pointer(context, builder, signature.args[6], args[6]),
@@ -112,12 +119,11 @@ def _tile_code(rows, width, vectors, into_out, context, builder, signature, args
                                    vector.as_pointer()) for k in range(rows * vectors)]
     sums_before = [builder.load(ptr, align=4) for ptr in vector_ptrs]
 
-    def turn(p, sums):
-        step = builder.gep(packed, [builder.mul(p, ir.Constant(i64, COLUMNS))])
-        _prefetch_next_rows(context, builder, signature.args[0], args[0], i, p0, p, rows)
-        weights = [builder.load(builder.bitcast(builder.gep(step, [ir.Constant(i64, c * width)]),
-                                                vector.as_pointer()), align=4)
-                   for c in range(vectors)]
+    def step(p, sums):
+        weights_at_p = builder.gep(packed, [builder.mul(p, ir.Constant(i64, COLUMNS))])
+        weights = [builder.load(builder.bitcast(
+            builder.gep(weights_at_p, [ir.Constant(i64, c * width)]), vector.as_pointer()),
+            align=4) for c in range(vectors)]
         sums_after = []
         for r in range(rows):
             broadcast = _broadcast(builder, builder.load(builder.gep(x_rows[r], [p]), align=4),
@@ -127,7 +133,19 @@ def _tile_code(rows, width, vectors, into_out, context, builder, signature, args
                                                      sums[r * vectors + c]]))
         return sums_after
 
-    results = carried_loop(builder, "outer_tile", ir.Constant(i64, 0), depth, sums_before, turn)
+    def turn(k, sums):
+        first = builder.mul(k, ir.Constant(i64, LINE_FLOATS))
+        _prefetch_next_rows(builder, next_rows, first)
+        for s in range(LINE_FLOATS):
+            sums = step(builder.add(first, ir.Constant(i64, s)), sums)
+        return sums
+
+    turns = builder.udiv(depth, ir.Constant(i64, LINE_FLOATS))
+    after_turns = carried_loop(builder, "outer_tile", ir.Constant(i64, 0), turns, sums_before,
+                               turn)
+    results = carried_loop(builder, "outer_tile_rest",
+                           builder.mul(turns, ir.Constant(i64, LINE_FLOATS)), depth, after_turns,
+                           step)
     if into_out:
         _store_into_out(context, builder, signature, args, rows, width, vectors, results)
     else:
@@ -136,28 +154,20 @@ def _tile_code(rows, width, vectors, into_out, context, builder, signature, args
     return context.get_dummy_value()
 
 
-def _prefetch_next_rows(context, builder, x_type, x_value, i, p0, p, rows):
-    """At step p, ask for one cache line of the next tile's rows of x: row i + rows + p % rows
-    at column p0 + LINE_FLOATS * ((p // rows) % (DEPTH_STEP // LINE_FLOATS)), so that over
-    DEPTH_STEP steps the next tile's x arrives while this one computes. A tile reads its rows
-    for DEPTH_STEP columns only, too short a run for the hardware's prefetcher to follow, so
-    the tiles of a deep product (the MLP's 3072 inputs) waited for x. Addresses past x are
-    harmless: a prefetch never faults."""
-    i64 = ir.IntType(64)
-    x_bytes, row_bytes = _bytes_and_row_stride(context, builder, x_type, x_value)
-    row = builder.add(builder.add(i, ir.Constant(i64, rows)),
-                      builder.urem(p, ir.Constant(i64, rows)))
-    line = builder.urem(builder.udiv(p, ir.Constant(i64, rows)),
-                        ir.Constant(i64, DEPTH_STEP // LINE_FLOATS))
-    column = builder.add(p0, builder.mul(line, ir.Constant(i64, LINE_FLOATS)))
-    offset = builder.add(builder.mul(row, row_bytes),
-                         builder.mul(column, ir.Constant(i64, 4)))
-    address = builder.gep(x_bytes, [offset])
+def _prefetch_next_rows(builder, next_rows, p):
+    """Ask for the cache line at column p of each of the next tile's rows of x (pointers to
+    them at column p0: next_rows), the line this turn reads in the tile's own rows. A tile
+    reads its rows for DEPTH_STEP columns only, too short a run for the hardware's prefetcher
+    to follow, so the tiles of a deep product (the MLP's 3072 inputs) waited for x. The last
+    tile's next rows are its last row again (see _row_pointers), already in the caches."""
     i32 = ir.IntType(32)
+    byte_pointer = ir.IntType(8).as_pointer()
     fn = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(ir.VoidType(), [address.type, i32, i32, i32]),
+        builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]),
         "llvm.prefetch.p0")
-    builder.call(fn, [address, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+    for row in next_rows:
+        address = builder.bitcast(builder.gep(row, [p]), byte_pointer)
+        builder.call(fn, [address, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
 
 
 def _store_into_out(context, builder, signature, args, rows, width, vectors, results):
