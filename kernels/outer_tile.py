@@ -24,9 +24,9 @@ The loop runs LINE_FLOATS steps a turn: a turn reads one cache line of each of t
 of x. Written one step a turn, each step also paid the loop's counter and the arithmetic of a
 prefetch address, a third of its instructions beside the multiply-adds.
 Two things keep the loop fed. Each turn first asks for the same line of the next tile's rows
-of x (`_prefetch_next_rows`). And a tile's last steps store its sums, with the bias added,
-straight into the output rows (`outer_tile_into`), instead of into the sums' buffer for a copy
-loop to write out afterwards: the stores then go out while the next tile computes.
+of x, into L2 (`_prefetch_next_rows`). And a tile's last steps store its sums, with the bias
+added, straight into the output rows (`outer_tile_into`), instead of into the sums' buffer for
+a copy loop to write out afterwards: the stores then go out while the next tile computes.
 `python benchmarks/bench_kernels.py` times the product beside OpenBLAS.
 """
 
@@ -156,10 +156,14 @@ def _tile_code(rows, width, vectors, into_out, context, builder, signature, args
 
 def _prefetch_next_rows(builder, next_rows, p):
     """Ask for the cache line at column p of each of the next tile's rows of x (pointers to
-    them at column p0: next_rows), the line this turn reads in the tile's own rows. A tile
-    reads its rows for DEPTH_STEP columns only, too short a run for the hardware's prefetcher
-    to follow, so the tiles of a deep product (the MLP's 3072 inputs) waited for x. The last
-    tile's next rows are its last row again (see _row_pointers), already in the caches."""
+    them at column p0: next_rows), the line this turn reads in the tile's own rows, into L2
+    (prefetcht1). A tile reads its rows for DEPTH_STEP columns only, too short a run for the
+    hardware's prefetcher to follow, so the tiles of a deep product (the MLP's 3072 inputs)
+    waited for x. Asked into L1 as well (prefetcht0), they made the product slower whenever
+    another program shared the core (docs/performance.md): L1 is where the group's weights,
+    read at every step, must stay. The last tile's next rows are its last row again (see
+    _row_pointers), already in the caches."""
+    into_l2 = 2   # llvm.prefetch's locality: 3 is every level (t0), 2 is L2 and below (t1)
     i32 = ir.IntType(32)
     byte_pointer = ir.IntType(8).as_pointer()
     fn = cgutils.get_or_insert_function(
@@ -167,7 +171,8 @@ def _prefetch_next_rows(builder, next_rows, p):
         "llvm.prefetch.p0")
     for row in next_rows:
         address = builder.bitcast(builder.gep(row, [p]), byte_pointer)
-        builder.call(fn, [address, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        builder.call(fn, [address, ir.Constant(i32, 0), ir.Constant(i32, into_l2),
+                          ir.Constant(i32, 1)])
 
 
 def _store_into_out(context, builder, signature, args, rows, width, vectors, results):
