@@ -42,10 +42,13 @@ from .vector_ir import carried_loop, data_pointer, is_float32_array
 
 COLUMNS = 48  # the weights' packed groups (pack.py): a tile's columns
 # outer_panel's schedule: blocks of at most BLOCK_ROWS rows, whose rows stay in L2 while the
-# panel's groups pass over them, each in DEPTH_STEP steps of p at a time over all its tiles (a
-# group's DEPTH_STEP x COLUMNS floats, 24 KiB, stay in L1 meanwhile).
+# panel's groups pass over them, each in DEPTH_STEP steps of p at a time over all its tiles.
+# Meanwhile the block's rows (BLOCK_ROWS x DEPTH_STEP floats, 768 KiB) and the group's weights
+# (DEPTH_STEP x COLUMNS floats, 144 KiB) stay in L2. Each step of DEPTH_STEP loads and stores
+# every tile's sums once, so GPT-2's 768 inputs go in one step (steps of 128, whose 24 KiB of
+# weights stayed in L1, measured slower: docs/performance.md).
 BLOCK_ROWS = 256
-DEPTH_STEP = 128
+DEPTH_STEP = 768
 LINE_FLOATS = 16   # a cache line: what a prefetch asks for
 ZERO = np.float32(0.0)
 
