@@ -20,13 +20,15 @@ for, as matmul.py's tiles):
   for 24 multiply-adds a step, the shape of oneDNN's and OpenBLAS's AVX-512 kernels;
 - AVX2 (16 registers of 8 floats): 2 x 48, 12 registers of sums, the weights read by the
   multiply-adds themselves.
-The loop runs LINE_FLOATS steps a turn: a turn reads one cache line of each of the tile's rows
-of x. Written one step a turn, each step also paid the loop's counter and the arithmetic of a
-prefetch address, a third of its instructions beside the multiply-adds.
-Two things keep the loop fed. Each turn first asks for the same line of the next tile's rows
-of x, into L2 (`_prefetch_next_rows`). And a tile's last steps store its sums, with the bias
-added, straight into the output rows (`outer_tile_into`), instead of into the sums' buffer for
-a copy loop to write out afterwards: the stores then go out while the next tile computes.
+The loop runs TURN_STEPS steps a turn, half a cache line of each of the tile's rows of x.
+Written one step a turn, each step also paid the loop's counter and the arithmetic of a
+prefetch address, a third of its instructions beside the multiply-adds; 16 steps a turn ran
+no faster than 8 and took longer to compile.
+Two things keep the loop fed. Each turn first asks for the line it reads in the next tile's
+rows of x, into L2 (`_prefetch_next_rows`; each line is asked for by two turns). And a tile's
+last steps store its sums, with the bias added, straight into the output rows
+(`outer_tile_into`), instead of into the sums' buffer for a copy loop to write out afterwards:
+the stores then go out while the next tile computes.
 `python benchmarks/bench_kernels.py` times the product beside OpenBLAS.
 """
 
@@ -50,6 +52,7 @@ COLUMNS = 48  # the weights' packed groups (pack.py): a tile's columns
 BLOCK_ROWS = 256
 DEPTH_STEP = 768
 LINE_FLOATS = 16   # a cache line: what a prefetch asks for
+TURN_STEPS = 8     # steps of p in one turn of the tile's loop
 ZERO = np.float32(0.0)
 
 
@@ -101,8 +104,8 @@ def tile_of(rows, width, into_out=False):
 
 def _tile_code(rows, width, vectors, into_out, context, builder, signature, args):
     """The tile's LLVM IR: a loop over p whose rows x vectors sums are phi values, so that they
-    stay in registers, with llvm.fma on vectors of `width` floats, LINE_FLOATS steps of p a
-    turn and the rest (depth % LINE_FLOATS) one step a turn; then the sums stored to acc, or
+    stay in registers, with llvm.fma on vectors of `width` floats, TURN_STEPS steps of p a
+    turn and the rest (depth % TURN_STEPS) one step a turn; then the sums stored to acc, or
     with into_out added to the bias and stored to out's rows."""
     i64 = ir.IntType(64)
     vector = ir.VectorType(ir.FloatType(), width)
@@ -137,17 +140,18 @@ def _tile_code(rows, width, vectors, into_out, context, builder, signature, args
         return sums_after
 
     def turn(k, sums):
-        first = builder.mul(k, ir.Constant(i64, LINE_FLOATS))
-        _prefetch_next_rows(builder, next_rows, first)
-        for s in range(LINE_FLOATS):
+        first = builder.mul(k, ir.Constant(i64, TURN_STEPS))
+        line = builder.and_(first, ir.Constant(i64, -LINE_FLOATS))   # the line it starts in
+        _prefetch_next_rows(builder, next_rows, line)
+        for s in range(TURN_STEPS):
             sums = step(builder.add(first, ir.Constant(i64, s)), sums)
         return sums
 
-    turns = builder.udiv(depth, ir.Constant(i64, LINE_FLOATS))
+    turns = builder.udiv(depth, ir.Constant(i64, TURN_STEPS))
     after_turns = carried_loop(builder, "outer_tile", ir.Constant(i64, 0), turns, sums_before,
                                turn)
     results = carried_loop(builder, "outer_tile_rest",
-                           builder.mul(turns, ir.Constant(i64, LINE_FLOATS)), depth, after_turns,
+                           builder.mul(turns, ir.Constant(i64, TURN_STEPS)), depth, after_turns,
                            step)
     if into_out:
         _store_into_out(context, builder, signature, args, rows, width, vectors, results)
