@@ -164,12 +164,11 @@ def _tile_code(rows, width, vectors, into_out, context, builder, signature, args
 def _prefetch_next_rows(builder, next_rows, p):
     """Ask for the cache line at column p of each of the next tile's rows of x (pointers to
     them at column p0: next_rows), the line this turn reads in the tile's own rows, into L2
-    (prefetcht1). A tile reads its rows for DEPTH_STEP columns only, too short a run for the
-    hardware's prefetcher to follow, so the tiles of a deep product (the MLP's 3072 inputs)
-    waited for x. Asked into L1 as well (prefetcht0), they made the product slower whenever
-    another program shared the core (docs/performance.md): L1 is where the group's weights,
-    read at every step, must stay. The last tile's next rows are its last row again (see
-    _row_pointers), already in the caches."""
+    (prefetcht1). A tile reads its rows side by side for at most DEPTH_STEP columns, runs the
+    hardware's prefetcher did not follow: without this, the tiles of a deep product (the MLP's
+    3072 inputs) waited for x. Asked into L1 as well (prefetcht0), the lines made the product
+    slower whenever another program shared the core (docs/performance.md). The last tile's
+    next rows are its last row again (see _row_pointers), already in the caches."""
     into_l2 = 2   # llvm.prefetch's locality: 3 is every level (t0), 2 is L2 and below (t1)
     i32 = ir.IntType(32)
     byte_pointer = ir.IntType(8).as_pointer()
