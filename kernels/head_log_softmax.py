@@ -26,7 +26,7 @@ from ._jit import helper, kernel
 from .exp import exp32
 from .linear import NO_BIAS, PANEL, panel_buffers, panel_product, piece_bounds, split
 from .log_softmax import _log_prob
-from .softmax import row_max
+from .softmax import exp_minus, row_max
 from .threads import threads_now
 
 NEG_INF = np.float32(-np.inf)
@@ -35,19 +35,11 @@ NEG_INF = np.float32(-np.inf)
 @helper
 def top_and_total(row, length):
     """(max(row[:length]), sum of exp(row[j] - max) in float64) of a float32 row, length >= 1,
-    whose row[:length] it replaces by those exponentials; total 0 when the maximum is -inf
-    (every entry is: the panel adds nothing to the row's sum, and the row is left as it is).
-
-    Two loops, the exponentials and then their sum: in one loop, the float64 sum would make
-    LLVM compute the exponentials 8 floats at a time instead of 16."""
+    whose row[:length] it replaces by those exponentials (softmax.exp_minus); total 0 when the
+    maximum is -inf (every entry is: the panel adds nothing to the row's sum, and the row is
+    left as it is)."""
     top = row_max(row, length)
-    total = 0.0
-    if top != NEG_INF:
-        for j in range(length):
-            row[j] = exp32(row[j] - top)
-        for j in range(length):
-            total += row[j]
-    return top, total
+    return top, (exp_minus(row, length, top) if top != NEG_INF else 0.0)
 
 
 @kernel
