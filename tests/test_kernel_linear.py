@@ -32,6 +32,14 @@ SHAPES = [  # (n, in, out): GPT-2's projections and head, then awkward sizes
 ]
 
 
+def parameter(a):
+    """a, read-only, as the model holds its parameters: the kernel is then called with the
+    model's types, which the session's Numba cache already holds (a writable weight would
+    compile a specialisation of the kernel for the tests alone)."""
+    a.flags.writeable = False
+    return a
+
+
 def check(out, x, w_in_out, b=None, outs=()):
     """Check `out` and every array of `outs` against x @ w_in_out + b in float64."""
     x64, w64 = x.astype(np.float64), w_in_out.astype(np.float64)
@@ -50,7 +58,7 @@ def test_matches_float64(kernel, n, d_in, d_out):
     x = rng.standard_normal((n, d_in), dtype=np.float32)
     w = rng.standard_normal((d_in, d_out), dtype=np.float32) * np.float32(0.05)
     b = rng.standard_normal(d_out, dtype=np.float32)
-    check(kernel(x, np.ascontiguousarray(w.T), b), x, w, b)
+    check(kernel(x, parameter(np.ascontiguousarray(w.T)), parameter(b)), x, w, b)
 
 
 @pytest.mark.parametrize("n,d_in,d_out", [(1, 768, 50257), (7, 64, 1000), (5, 13, 7), (1, 1, 1)])
@@ -59,7 +67,7 @@ def test_no_bias(kernel, n, d_in, d_out):
     rng = np.random.default_rng(n * 7919 + d_in * 31 + d_out)
     x = rng.standard_normal((n, d_in), dtype=np.float32)
     w = rng.standard_normal((d_in, d_out), dtype=np.float32) * np.float32(0.05)
-    check(kernel(x, np.ascontiguousarray(w.T), NO_BIAS), x, w)
+    check(kernel(x, parameter(np.ascontiguousarray(w.T)), NO_BIAS), x, w)
 
 
 @pytest.mark.parametrize("n,d_in,d_out", [(1, 3072, 768), (48, 3072, 768), (130, 1024, 50),
@@ -74,7 +82,7 @@ def test_weight_rows_longer_than_in_are_read_up_to_in(kernel, n, d_in, d_out):
     b = rng.standard_normal(d_out, dtype=np.float32)
     padded = np.full((d_out, d_in + 16), np.nan, dtype=np.float32)
     padded[:, :d_in] = w.T
-    check(kernel(x, padded, b), x, w, b)
+    check(kernel(x, parameter(padded), parameter(b)), x, w, b)
 
 
 def test_large_magnitudes_and_cancellation():
@@ -83,7 +91,7 @@ def test_large_magnitudes_and_cancellation():
     w = rng.standard_normal((768, 301)).astype(np.float32)
     w[:, 0] = 1.0                     # an output that is a plain sum of large values of both signs
     b = np.full(301, 1e3, dtype=np.float32)
-    check(linear(x, np.ascontiguousarray(w.T), b), x, w, b)
+    check(linear(x, parameter(np.ascontiguousarray(w.T)), parameter(b)), x, w, b)
 
 
 def test_fast_and_reference_agree_to_rounding():
@@ -91,6 +99,7 @@ def test_fast_and_reference_agree_to_rounding():
     x = rng.standard_normal((130, 768), dtype=np.float32)
     w = rng.standard_normal((2304, 768), dtype=np.float32)
     b = rng.standard_normal(2304, dtype=np.float32)
+    w, b = parameter(w), parameter(b)
     fast, ref = linear(x, w, b), linear_reference(x, w, b)
     assert np.max(np.abs(fast - ref)) <= 4e-6 * np.max(np.abs(x) @ np.abs(w.T))
 
@@ -118,8 +127,8 @@ def test_rows_cut_into_blocks_match_float64(two_threads, n, d_in, d_out):
     x = rng.standard_normal((n, d_in), dtype=np.float32)
     w = rng.standard_normal((d_in, d_out), dtype=np.float32) * np.float32(0.05)
     b = rng.standard_normal(d_out, dtype=np.float32)
-    check(linear(x, np.ascontiguousarray(w.T), b), x, w, b)
-    check(linear(x, np.ascontiguousarray(w.T), NO_BIAS), x, w)
+    check(linear(x, parameter(np.ascontiguousarray(w.T)), parameter(b)), x, w, b)
+    check(linear(x, parameter(np.ascontiguousarray(w.T)), NO_BIAS), x, w)
 
 
 def pieces(n, m, threads):

@@ -32,8 +32,16 @@ SHAPES = [  # (n, in, out)
 ]
 
 
+def parameter(a):
+    """a, read-only, as the model holds its parameters: the kernels are then called with the
+    model's types, which the session's Numba cache already holds (writable ones would compile
+    specialisations for the tests alone)."""
+    a.flags.writeable = False
+    return a
+
+
 def packed_weight(w):
-    packed, first = pack_checked(w)
+    packed, first = pack_checked(parameter(w))
     assert first == -1
     packed.flags.writeable = False   # as the model's parameters
     return packed
@@ -53,7 +61,7 @@ def test_matches_float64(n, d_in, d_out):
     x = rng.standard_normal((n, d_in), dtype=np.float32)
     w = rng.standard_normal((d_in, d_out), dtype=np.float32) * np.float32(0.05)
     b = rng.standard_normal(d_out, dtype=np.float32)
-    check(projection(x, packed_weight(w), b), x, w, b)
+    check(projection(x, packed_weight(w), parameter(b)), x, w, b)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -68,7 +76,7 @@ def test_every_split_of_rows_and_panels_matches_float64(threads, n):
     before = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
-        out = projection(x, packed_weight(w), b)
+        out = projection(x, packed_weight(w), parameter(b))
     finally:
         numba.set_num_threads(before)
     check(out, x, w, b)
