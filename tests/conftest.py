@@ -39,6 +39,16 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture(scope="session")
+def compiled_cache() -> Path:
+    """The session's Numba cache with every kernel compiled, for the model's types
+    (gpt2numba.compile()): a test copies it where a first run would only fill a cache."""
+    import gpt2numba
+
+    gpt2numba.compile()
+    return Path(os.environ["NUMBA_CACHE_DIR"])
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A 2-layer GPT-2 (n_embd 64, n_positions 128, the real vocabulary) saved by transformers."""
     from support.checkpoints import make_checkpoint

@@ -2,7 +2,8 @@
 prompts checked before anything is loaded (issue 10): each in a fresh process, as a user runs it.
 
 Runs that must compile (the progress display, `download` warming the cache) use an empty
-NUMBA_CACHE_DIR of their own; the others share the session's, warmed once by `compiled`.
+NUMBA_CACHE_DIR of their own; the others share the session's, warmed once by conftest's
+`compiled_cache`.
 """
 
 import os
@@ -15,7 +16,6 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-import gpt2numba
 from gpt2numba.blocks import FORWARD_KERNELS
 from gpt2numba.cli.run import summary_line
 from gpt2numba.compiling import KERNELS
@@ -34,17 +34,11 @@ MIB = 2**20
 
 
 @pytest.fixture(scope="module")
-def compiled():
-    """The kernels in the session's Numba cache, so that runs print no compile progress."""
-    gpt2numba.compile()
-
-
-@pytest.fixture(scope="module")
 def greedy(tiny_model):
     return "Hello" + tiny_model.generate("Hello", 4) + "\n"
 
 
-def test_the_prompt_can_be_an_argument_and_options_short(tiny_checkpoint, home, compiled,
+def test_the_prompt_can_be_an_argument_and_options_short(tiny_checkpoint, home, compiled_cache,
                                                          greedy):
     code, out, err = run_cli(["run", "Hello", "-m", tiny_checkpoint, "-n", 4], cli_env(home))
     assert code == 0, err
@@ -66,7 +60,7 @@ def test_the_prompt_given_twice_is_one_usage_line(tiny_checkpoint, home):
 
 
 def test_sampling_flags_without_a_temperature_say_so_and_run_greedy(tiny_checkpoint, home,
-                                                                    compiled, greedy):
+                                                                    compiled_cache, greedy):
     code, out, err = run_cli(["run", "Hello", "-m", tiny_checkpoint, "-n", 4, "--top-k", 40,
                               "--seed", 1], cli_env(home))
     assert code == 0, err
@@ -136,7 +130,8 @@ def test_a_prompt_of_exactly_the_limit_is_read(tiny_checkpoint, home, tmp_path):
     assert "16 MiB" not in err and "context" in err and code == 1, err
 
 
-def test_reading_the_prompt_from_a_terminal_says_how_to_end_it(tiny_checkpoint, home, compiled):
+def test_reading_the_prompt_from_a_terminal_says_how_to_end_it(tiny_checkpoint, home,
+                                                               compiled_cache):
     master, slave = pty.openpty()
     try:
         proc = subprocess.Popen([sys.executable, "-m", "gpt2numba", "run", "--prompt", "-",
@@ -152,7 +147,7 @@ def test_reading_the_prompt_from_a_terminal_says_how_to_end_it(tiny_checkpoint, 
     assert out.decode().startswith("Hello")
 
 
-def test_a_prompt_piped_into_stdin_needs_no_option(tiny_checkpoint, home, compiled, greedy):
+def test_a_prompt_piped_into_stdin_needs_no_option(tiny_checkpoint, home, compiled_cache, greedy):
     """`echo Hello | gpt2numba run`, as `llm` and most Unix tools read stdin; the trailing
     newline dropped as for --prompt -. An empty stdin is still no prompt."""
     code, out, err = run_cli(["run", "-m", tiny_checkpoint, "-n", 4], cli_env(home),
@@ -182,7 +177,7 @@ def test_no_prompt_with_a_terminal_for_stdin_is_still_an_error(tiny_checkpoint, 
     assert out == b""
 
 
-def test_nan_logits_are_one_error_line(tiny_checkpoint, home, tmp_path, compiled):
+def test_nan_logits_are_one_error_line(tiny_checkpoint, home, tmp_path, compiled_cache):
     """ln_f's gain at float32's largest value: every weight finite, every logit inf or NaN."""
     folder = tmp_path / "overflowing"
     folder.mkdir()

@@ -62,12 +62,14 @@ def test_a_damaged_entry_is_compiled_again_and_rewritten(tmp_path, suffix, keep_
     assert call_kernel(tmp_path) == (EXPECTED_SUM, 1, [])   # rewritten: loaded, quietly
 
 
-def test_the_cli_runs_with_a_damaged_cache(tmp_path, tiny_checkpoint, home):
+def test_the_cli_runs_with_a_damaged_cache(tmp_path, tiny_checkpoint, home, compiled_cache):
+    shutil.copytree(compiled_cache, tmp_path, dirs_exist_ok=True)   # what a first run leaves
     env = dict(os.environ, HF_HOME=str(home), NUMBA_CACHE_DIR=str(tmp_path))
     command = [sys.executable, "-m", "gpt2numba", "run", "--model", str(tiny_checkpoint),
                "--prompt", "Hello", "--max-new-tokens", "3"]
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr
+    assert "compiling" not in first.stderr, first.stderr
     damage(tmp_path, ".nbi", 0)
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr
