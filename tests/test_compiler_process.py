@@ -2,7 +2,10 @@
 process loads the model, and this one loads their kernels from the cache: the forward's before
 the first forward, the others when gpt2numba.compile() asks for them all. Nothing depends on the
 processes succeeding, and they do not outlive this process. Each case runs in a fresh process
-with an empty NUMBA_CACHE_DIR."""
+with a NUMBA_CACHE_DIR of its own: empty for the first run as a user meets it, and for the
+others the session's compiled cache less support.numba_cache.SOME_KERNELS (two of each half),
+which the processes, or this one, then compile: the same paths, without paying for a whole
+first compile, the suite's dearest step, in every case."""
 
 import json
 import os
@@ -15,10 +18,10 @@ import time
 
 import pytest
 
-from gpt2numba.compiling import KERNELS
 from support.cli import users_env
+from support.numba_cache import SOME_KERNELS, copy_without
 
-ALL = sorted(kernel.__name__ for kernel in KERNELS)
+SOME = sorted(kernel.__name__ for kernel in SOME_KERNELS)
 
 # What this process compiled itself (Numba's compile events of the public kernels), whether the
 # forward's kernels are cached after the first forward and every kernel after compile(), and the
@@ -72,9 +75,12 @@ CACHED = ("from gpt2numba.compiling import KERNELS\n"
           "print(all_cached(KERNELS))\n")
 
 
-def first_run(checkpoint, how, cwd=None):
-    """FIRST_RUN in a fresh process (-P: only its children may see `cwd`) with an empty cache."""
+def first_run(checkpoint, how, cwd=None, cache_from=None):
+    """FIRST_RUN in a fresh process (-P: only its children may see `cwd`) with an empty cache,
+    or a copy of the compiled cache `cache_from` less SOME_KERNELS."""
     with tempfile.TemporaryDirectory(prefix="gpt2numba-test-second-") as cache:
+        if cache_from is not None:
+            copy_without(cache_from, cache)
         env = users_env(NUMBA_CACHE_DIR=cache)
         done = subprocess.run([sys.executable, "-P", "-c", FIRST_RUN, str(checkpoint), how],
                               env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
@@ -111,11 +117,13 @@ def test_two_processes_compile_every_kernel_and_this_one_none(tiny_checkpoint, t
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
 def test_a_run_that_ends_at_its_first_token_leaves_every_kernel_cached(tiny_checkpoint,
-                                                                        expected_logits):
+                                                                        expected_logits,
+                                                                        compiled_cache):
     # The first token waits for the forward's kernels only; the exit lets the processes finish
-    # the load's and scoring's, else every later run would start them again. (Whether any is
-    # still compiling at the first token is a race: so the flag that makes the exit wait, too.)
-    run = first_run(tiny_checkpoint, "exit-after-first-token")
+    # scoring's (entropy and token_rank of SOME_KERNELS), else every later run would start them
+    # again. (Whether any is still compiling at the first token is a race: so the flag that
+    # makes the exit wait, too.)
+    run = first_run(tiny_checkpoint, "exit-after-first-token", cache_from=compiled_cache)
     assert run["compilers"] == 2 and run["compiled"] == []
     assert all(run["waited_for_at_exit"])
     assert run["cached_after_exit"]
@@ -124,17 +132,19 @@ def test_a_run_that_ends_at_its_first_token_leaves_every_kernel_cached(tiny_chec
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
 def test_compiling_processes_that_die_leave_their_kernels_to_this_one(tiny_checkpoint,
-                                                                       expected_logits):
-    run = first_run(tiny_checkpoint, "kill-compilers")
+                                                                       expected_logits,
+                                                                       compiled_cache):
+    run = first_run(tiny_checkpoint, "kill-compilers", cache_from=compiled_cache)
     assert run["compilers"] == 2 and run["cached"]
-    assert run["compiled"] == ALL
+    assert run["compiled"] == SOME
     assert run["logits"] == expected_logits
 
 
-def test_one_core_compiles_everything_here(tiny_checkpoint, expected_logits):
-    run = first_run(tiny_checkpoint, "one-core")
+def test_on_one_core_this_process_compiles_what_is_missing(tiny_checkpoint, expected_logits,
+                                                           compiled_cache):
+    run = first_run(tiny_checkpoint, "one-core", cache_from=compiled_cache)
     assert run["compilers"] == 0 and run["cached"]
-    assert run["compiled"] == ALL
+    assert run["compiled"] == SOME
     assert run["logits"] == expected_logits
 
 

@@ -3,16 +3,16 @@ to the model's own score_many, one compile for two actors, one thread each, ever
 the input's order, an actor killed mid-job, and the CLI both ways, with and without --ray.
 
 One Ray instance serves the module. Its workers get a Numba cache of their own, holding every
-kernel but UNCACHED (so that the first job shows who compiles what is missing, without paying
-for a whole first compile, the suite's dearest step), and the folder the test scorers report
-into (support/ray_scorers.py), through the environment Ray's processes start with.
+kernel but support.numba_cache.SOME_KERNELS (so that the first job shows who compiles what is
+missing, without paying for a whole first compile, the suite's dearest step), and the folder
+the test scorers report into (support/ray_scorers.py), through the environment Ray's processes
+start with.
 """
 
 import json
 import math
 import os
 import random
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,13 +22,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from gpt2numba.corpus import BATCH_ROWS
-from gpt2numba.kernels import causal_self_attention, gelu, residual
+from support.numba_cache import SOME_KERNELS, copy_without
 from support.ray_scorers import RAY_TEST_DIR
 
 ROWS = 2000
-# Left out of the workers' cache: attention compiles for seconds, long enough that two actors
-# that both compiled (no lock between them) would do so at once.
-UNCACHED = (causal_self_attention, gelu, residual)
 CLI_ROWS = 200   # the CLI's runs and the fault's: a slice of the corpus, the same code path
 WORDS = ("the clocks were striking thirteen on a bright cold day in April and Winston Smith "
          "slipped quickly through the glass doors of Victory Mansions though not quickly enough "
@@ -103,26 +100,14 @@ def expected(tiny_model):
 LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
-def copy_without(cache, folder, kernels):
-    """Copy the Numba cache `cache` into `folder`, less the entries of `kernels` (their own index
-    and data files: the helpers they call stay cached)."""
-    shutil.copytree(cache, folder, dirs_exist_ok=True)
-    for kernel in kernels:
-        index = Path(kernel._cache._cache_file._index_path).relative_to(cache)
-        entries = list((folder / index.parent).glob(index.name.removesuffix(".nbi") + ".*"))
-        assert entries, f"{kernel.__name__} is not in the cache {cache}"
-        for path in entries:
-            path.unlink()
-
-
 @pytest.fixture(scope="module")
 def ray_instance(tmp_path_factory, compiled_cache):
     """(GCS address, report folder, worker Numba cache) of a local Ray instance of 2 CPUs,
     on 127.0.0.1 only (LOOPBACK_ONLY), without dashboard or metrics export. The workers' cache
-    holds every kernel but UNCACHED."""
+    holds every kernel but SOME_KERNELS."""
     reports = tmp_path_factory.mktemp("ray-reports")
     cache = tmp_path_factory.mktemp("ray-numba-cache")
-    copy_without(compiled_cache, cache, UNCACHED)
+    copy_without(compiled_cache, cache, SOME_KERNELS)
     names = ("NUMBA_CACHE_DIR", RAY_TEST_DIR, *LOOPBACK_ONLY)
     saved = {name: os.environ.get(name) for name in names}
     os.environ.update({"NUMBA_CACHE_DIR": str(cache), RAY_TEST_DIR: str(reports),
@@ -152,7 +137,7 @@ def restore(name, value):
 @pytest.fixture(scope="module")
 def first_job(ray_instance, tiny_checkpoint, corpus, tmp_path_factory):
     """The corpus scored on Ray by two actors of one CPU, starting with a Numba cache that lacks
-    UNCACHED: (rows written, output path, the actors' reports)."""
+    SOME_KERNELS: (rows written, output path, the actors' reports)."""
     from gpt2numba.corpus_ray import score_on_ray
     from support.ray_scorers import ReportingScorer
 
@@ -206,7 +191,7 @@ def test_bits_per_byte_is_nll_over_ln2_times_utf8_bytes(first_job):
 def test_two_actors_compile_once_and_use_one_thread_each(first_job):
     reports = first_job[2]
     assert len(reports) == 2 and len({report["pid"] for report in reports}) == 2
-    assert sorted(report["compiles"] for report in reports) == [0, len(UNCACHED)]
+    assert sorted(report["compiles"] for report in reports) == [0, len(SOME_KERNELS)]
     for report in reports:
         assert report["numba_threads"] == report["numba_max_threads"] == 1
         assert report["model_threads"] == 1
