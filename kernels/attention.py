@@ -19,7 +19,7 @@ every earlier position's k and v.
 The work is cut in two parallel loops:
 - each (head, text): its k and v are copied once into kT and vT [head_dim, length]
   (contiguous along positions; kT already multiplied by 1 / sqrt(head_dim), which for
-  head_dim = 64 is 1/8, exact);
+  head_dim = 64 is 1/8, exact); a text of fewer than SHORT_KEYS tokens needs no vT (below);
 - each (head, block of ROWS query rows of one text): scores, softmax and p v of those rows,
   finished before the next block, so that its scores ([ROWS, length] floats: 64 KiB at 1024)
   stay in L2. These pieces are many (12 heads x 64 blocks for gpt2 at 1024 tokens), enough
@@ -39,7 +39,10 @@ The work is cut in two parallel loops:
 - softmax without its division: exp(s - max) and the row's sum (softmax.exp_minus_max); p v
   is then divided by the sum: head_dim divisions per row instead of t + 1.
 - p v in "dot" form over the block's keys (matmul.py's register tiles against vT): a depth of
-  up to the text's length, long enough for the horizontal sums not to matter.
+  up to the text's length, long enough for the horizontal sums not to matter. Under SHORT_KEYS
+  keys it is not (a tile's depth loop then runs mostly as its scalar rest, and every sum ends
+  in a horizontal sum), so p v is summed there as rows of v, each times its weights
+  (`weighted_values`), read straight from qkv: what many short texts, packed, run on.
 Rows whose length is a multiple of 4 KiB (kT, vT and the scores of a text of 1024) are padded
 by a cache line (`stored_row_length`): the L1 cache (32 KiB, 8 ways) maps addresses 4 KiB apart
 to the same set, so the rows a loop reads together would evict one another.
@@ -58,6 +61,7 @@ PAD = 16  # floats: one cache line
 ONE = np.float32(1.0)
 ROWS = 16    # query rows per block
 KEYS = 256   # keys per block of scores: ROWS x KEYS x 4 bytes = 16 KiB in L1
+SHORT_KEYS = 64   # under this many keys, p v as weighted rows of v (see the module docstring)
 
 
 @register_jitable  # a Python function too, for the tests
@@ -158,9 +162,27 @@ def key_scores(qkv, q0, kt, scores, i0, rows, keys, head_dim):
 
 
 @helper
+def weighted_values(scores, qkv, v0, a, r0, rows, keys, block_out):
+    """block_out[r, :] = sum over u <= r0 + r of scores[r, u] * v[a + u], for r < rows, u < keys:
+    the rows of v (v = qkv[:, v0:v0 + head_dim]) times their weights, a row of the block's
+    query rows r0.. at a time (block_out [>= rows, head_dim] float32)."""
+    head_dim = block_out.shape[1]
+    for r in range(rows):
+        for j in range(head_dim):
+            block_out[r, j] = ZERO
+    for u in range(keys):
+        v = qkv[a + u, v0:v0 + head_dim]
+        for r in range(max(u - r0, 0), rows):   # the rows that see key u
+            weight = scores[r, u]
+            for j in range(head_dim):
+                block_out[r, j] += weight * v[j]
+
+
+@helper
 def attend_block(qkv, q0, kt, vt, i0, i1, a, out, first):
     """out[t - first, q0:q0 + head_dim] for the query rows t = i0..i1-1 of the text that begins
-    at row a: softmax(q kT) vT over its keys a..t, kt and vt [head_dim, >= i1 - a]."""
+    at row a: softmax(q kT) v over its keys a..t, kt and vt [head_dim, >= i1 - a] (vt read
+    only from SHORT_KEYS keys on)."""
     head_dim = kt.shape[0]
     rows, keys = i1 - i0, i1 - a
     scores = np.empty((ROWS, kt.shape[1]), dtype=np.float32)        # rows padded as kT's
@@ -173,7 +195,11 @@ def attend_block(qkv, q0, kt, vt, i0, i1, a, out, first):
         totals[r] = exp_minus_max(row, seen)
         for u in range(seen, keys):
             row[u] = ZERO                                           # the causal mask
-    matmul_block(scores, vt, block_out, 0, rows, 0, head_dim, keys)  # p v
+    if keys < SHORT_KEYS:                                           # p v
+        v0 = 2 * (qkv.shape[1] // 3) + q0                           # the head's v in qkv
+        weighted_values(scores, qkv, v0, a, i0 - a, rows, keys, block_out)
+    else:
+        matmul_block(scores, vt, block_out, 0, rows, 0, head_dim, keys)
     for r in range(rows):
         inv_total = np.float32(1.0 / totals[r])
         for j in range(head_dim):
@@ -204,7 +230,8 @@ def causal_self_attention(qkv, positions, n_head, first):
         kt = kv[0, h, offsets[s]:offsets[s + 1]].reshape((head_dim, lengths[s]))
         vt = kv[1, h, offsets[s]:offsets[s + 1]].reshape((head_dim, lengths[s]))
         transpose_into(kt, qkv, d + h * head_dim, a, e, scale)          # k / sqrt(hd)
-        transpose_into(vt, qkv, 2 * d + h * head_dim, a, e, ONE)
+        if e - a >= SHORT_KEYS:
+            transpose_into(vt, qkv, 2 * d + h * head_dim, a, e, ONE)
     blocks = query_blocks(positions, first)
     blocks = blocks[cheap_and_dear_in_turn(blocks.shape[0])]
     out = np.empty((n - first, d), dtype=np.float32)
