@@ -12,6 +12,7 @@ import textwrap
 
 import gpt2numba
 from gpt2numba import compiling
+from support.numba_cache import copy_without
 
 COMPILE = textwrap.dedent("""
     import gpt2numba
@@ -35,8 +36,13 @@ USE = textwrap.dedent("""
 """)
 
 
-def test_compile_leaves_every_kernel_cached_for_a_fresh_process(tiny_checkpoint):
+def test_compile_leaves_every_kernel_cached_for_a_fresh_process(tiny_checkpoint, compiled_cache):
+    """From the session's compiled cache less a few kernels (support/numba_cache.py): compile()
+    names every kernel, compiles those, and the model's load, forward and scoring in a fresh
+    process then find every kernel with their types (the cache's other entries were written by
+    compile() too, in this process)."""
     with tempfile.TemporaryDirectory(prefix="gpt2numba-test-compile-") as cache:
+        copy_without(compiled_cache, cache)
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         done = subprocess.run([sys.executable, "-c", COMPILE], env=env, capture_output=True,
                               text=True, timeout=600)
