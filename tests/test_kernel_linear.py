@@ -25,19 +25,12 @@ from gpt2numba.kernels.linear import (
     split,
 )
 from support import reference
+from support.numba_cache import parameter
 
 SHAPES = [  # (n, in, out): GPT-2's projections and head, then awkward sizes
     (1, 768, 2304), (7, 768, 768), (128, 768, 3072), (1024, 768, 2304), (1024, 3072, 768),
     (1, 768, 50257), (3, 1600, 4800), (1, 1, 1), (5, 13, 7), (4, 3, 1), (9, 97, 101), (2, 64, 3),
 ]
-
-
-def parameter(a):
-    """a, read-only, as the model holds its parameters: the kernel is then called with the
-    model's types, which the session's Numba cache already holds (a writable weight would
-    compile a specialisation of the kernel for the tests alone)."""
-    a.flags.writeable = False
-    return a
 
 
 def check(out, x, w_in_out, b=None, outs=()):

@@ -24,20 +24,13 @@ from gpt2numba.kernels.outer_tile import (
     outer_tile_into,
     tile_of,
 )
+from support.numba_cache import parameter
 
 SHAPES = [  # (n, in, out)
     (1, 768, 2304), (8, 768, 768), (128, 768, 3072), (1024, 768, 2304), (1024, 3072, 768),
     (3, 1600, 4800), (1, 1, 1), (5, 13, 7), (9, 97, 101), (2, 64, 3), (17, 300, 49),
     (BLOCK_ROWS + 3, 2 * DEPTH_STEP + 5, 97), (0, 16, 48),
 ]
-
-
-def parameter(a):
-    """a, read-only, as the model holds its parameters: the kernels are then called with the
-    model's types, which the session's Numba cache already holds (writable ones would compile
-    specialisations for the tests alone)."""
-    a.flags.writeable = False
-    return a
 
 
 def packed_weight(w):

@@ -1,6 +1,7 @@
 """Numba caches for tests that need a first run's compiles but not all of them: a copy of the
 session's compiled cache (conftest's compiled_cache) less some kernels, so that a test still
-sees those compiled, by the process it checks, without paying for a whole first compile."""
+sees those compiled, by the process it checks, without paying for a whole first compile; and
+arrays typed as the model's parameters, so that kernel tests find the session's kernels."""
 
 import shutil
 from pathlib import Path
@@ -25,3 +26,11 @@ def copy_without(cache, folder, kernels=SOME_KERNELS):
         for path in entries:
             path.unlink()
     return folder
+
+
+def parameter(a):
+    """a, made read-only, as the model holds its parameters: a kernel called with it has the
+    model's types, which the session's Numba cache already holds (a writable weight would
+    compile a specialisation of the kernel for the tests alone)."""
+    a.flags.writeable = False
+    return a
