@@ -201,15 +201,16 @@ def report(args, work, data, seconds, n_positions, header):
                                  if workload == "many short texts"
                                  else f": {args.tokens} tokens, stride {args.stride}"))
         print(f"  {'':34}{'tokens':>8}{'tokens/s':>10}{'gpt2numba / it':>16}")
-        rates = {engine: tokens_scored(workload, engine, data[workload], n_positions)
-                 / statistics.median(seconds[workload][engine]) for engine in runs}
+        tokens = {engine: tokens_scored(workload, engine, data[workload], n_positions)
+                  for engine in runs}
+        rates = {engine: tokens[engine] / statistics.median(seconds[workload][engine])
+                 for engine in runs}
         for engine, rate in rates.items():
-            tokens = tokens_scored(workload, engine, data[workload], n_positions)
-            print(f"  {engine:34}{tokens:>8}{rate:>10.1f}{rates['gpt2numba'] / rate:>15.2f}x")
+            print(f"  {engine:34}{tokens[engine]:>8}{rate:>10.1f}"
+                  f"{rates['gpt2numba'] / rate:>15.2f}x")
         peer, target = TARGETS[workload]
         if peer in rates:
-            rounds = [tokens_scored(workload, "gpt2numba", data[workload], n_positions) / ours
-                      / (tokens_scored(workload, peer, data[workload], n_positions) / theirs)
+            rounds = [tokens["gpt2numba"] / ours / (tokens[peer] / theirs)
                       for ours, theirs in zip(seconds[workload]["gpt2numba"],
                                               seconds[workload][peer])]
             ratio = statistics.median(rounds)
