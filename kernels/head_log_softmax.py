@@ -26,6 +26,7 @@ from ._jit import helper, kernel
 from .exp import exp32
 from .linear import NO_BIAS, PANEL, panel_buffers, panel_product, piece_bounds, split
 from .log_softmax import _log_prob
+from .outer_tile import line_aligned_empty
 from .softmax import exp_minus, row_max
 from .threads import threads_now
 
@@ -51,7 +52,7 @@ def head_log_softmax_at(x, w, targets):
     panels, rows = split(n, m, threads)
     blocks = (n + rows - 1) // rows
     packs, sums = panel_buffers(threads, rows, x.shape[1])
-    logits = np.empty((threads, min(rows, n), PANEL), dtype=np.float32)   # a piece's, [i - i0]
+    logits = line_aligned_empty((threads, min(rows, n), PANEL))   # a piece's, [i - i0]
     tops = np.empty((n, panels), dtype=np.float32)
     totals = np.empty((n, panels), dtype=np.float64)
     target_logits = np.empty(n, dtype=np.float32)

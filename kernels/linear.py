@@ -45,7 +45,7 @@ from numba.extending import register_jitable
 
 from ._jit import helper, kernel
 from .matmul import dot, matmul_block
-from .outer_tile import BLOCK_ROWS, COLUMNS, ROWS, outer_panel, tile_rows
+from .outer_tile import BLOCK_ROWS, COLUMNS, ROWS, line_aligned_empty, outer_panel, tile_rows
 from .threads import threads_now
 
 PANEL = 96
@@ -159,11 +159,9 @@ def panel_buffers(threads, rows, depth):
     PACKED_MIN_ROWS rows, where no piece packs, both hold 0 floats per thread. Allocated by
     the kernel's calling thread, not in the pieces (projection.py says why)."""
     packing = rows >= PACKED_MIN_ROWS
-    packs = np.empty((threads, GROUPS_PER_PANEL, depth if packing else 0, COLUMNS),
-                     dtype=np.float32)
-    sums = np.empty((threads, GROUPS_PER_PANEL,
-                     tile_rows(min(rows, BLOCK_ROWS)) if packing else 0, COLUMNS),
-                    dtype=np.float32)
+    packs = line_aligned_empty((threads, GROUPS_PER_PANEL, depth if packing else 0, COLUMNS))
+    sums = line_aligned_empty((threads, GROUPS_PER_PANEL,
+                               tile_rows(min(rows, BLOCK_ROWS)) if packing else 0, COLUMNS))
     return packs, sums
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import helper, kernel
-from .outer_tile import COLUMNS
+from .outer_tile import COLUMNS, line_aligned_empty
 
 ZERO = np.float32(0.0)
 
@@ -39,12 +39,13 @@ def _first_in_columns(w, j0, j1):
 @kernel
 def pack_checked(w):
     """w [in, out] float32 (C-contiguous, read-only or not) -> (packed, first): packed
-    [ceil(out / COLUMNS), in, COLUMNS] float32 with packed[g, p, c] = w[p, g * COLUMNS + c], 0
-    past out, and first the flat index into w of its first NaN or +-inf in w's own (row-major)
-    order, or -1 if every element is finite."""
+    [ceil(out / COLUMNS), in, COLUMNS] float32, starting at a cache line (line_aligned_empty),
+    with packed[g, p, c] = w[p, g * COLUMNS + c], 0 past out, and first the flat index into w
+    of its first NaN or +-inf in w's own (row-major) order, or -1 if every element is
+    finite."""
     n_in, n_out = w.shape
     groups = (n_out + COLUMNS - 1) // COLUMNS
-    packed = np.empty((groups, n_in, COLUMNS), dtype=np.float32)
+    packed = line_aligned_empty((groups, n_in, COLUMNS))
     firsts = np.full(groups, -1, dtype=np.int64)
     for g in prange(groups):
         j0 = g * COLUMNS

@@ -19,7 +19,7 @@ from numba import get_thread_id, prange
 
 from ._jit import kernel
 from .linear import GROUPS_PER_PANEL, piece_bounds, split
-from .outer_tile import BLOCK_ROWS, COLUMNS, outer_panel, tile_rows
+from .outer_tile import BLOCK_ROWS, COLUMNS, line_aligned_empty, outer_panel, tile_rows
 from .threads import threads_now
 
 
@@ -32,8 +32,8 @@ def projection(x, w, b):
     threads = threads_now()
     panels, rows = split(n, m, threads)
     blocks = (n + rows - 1) // rows
-    sums = np.empty((threads, GROUPS_PER_PANEL, tile_rows(min(rows, BLOCK_ROWS)), COLUMNS),
-                    dtype=np.float32)
+    sums = line_aligned_empty((threads, GROUPS_PER_PANEL, tile_rows(min(rows, BLOCK_ROWS)),
+                               COLUMNS))
     for piece in prange(panels * blocks):
         panel, i0, i1, j0, j1 = piece_bounds(piece, blocks, rows, n, m)
         g0 = panel * GROUPS_PER_PANEL

@@ -50,6 +50,14 @@ def test_the_copy_is_packed_and_finite_is_minus_one(shape, pack_checked):
 
 
 @pytest.mark.parametrize("shape", SHAPES)
+def test_the_copy_starts_at_a_cache_line(shape, pack_checked):
+    # projection's tiles load the packed weights 16 floats at a time, at multiples of 16 floats
+    # from the start: from anywhere else in a line, each load would straddle two
+    packed, _ = pack_checked(weight(shape))
+    assert packed.ctypes.data % 64 == 0
+
+
+@pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("value", BAD_VALUES)
 def test_one_bad_value_is_found_wherever_it_is(shape, value, pack_checked):
     rng = np.random.default_rng(sum(shape))
