@@ -19,7 +19,7 @@ every earlier position's k and v.
 The work is cut in two parallel loops:
 - each (head, text): its k and v are copied once into kT and vT [head_dim, length]
   (contiguous along positions; kT already multiplied by 1 / sqrt(head_dim), which for
-  head_dim = 64 is 1/8, exact); a text of fewer than SHORT_KEYS tokens needs no vT (below);
+  head_dim = 64 is 1/8, exact); a text of fewer than SHORT_KEYS tokens needs neither (below);
 - each (head, block of ROWS query rows of one text): scores, softmax and p v of those rows,
   finished before the next block, so that its scores ([ROWS, length] floats: 64 KiB at 1024)
   stay in L2. These pieces are many (12 heads x 64 blocks for gpt2 at 1024 tokens), enough
@@ -28,7 +28,8 @@ The work is cut in two parallel loops:
   pieces per thread, so each head's blocks are taken in the order first, last, second,
   second to last, ...: any run of them pairs cheap blocks with dear ones. The masked half is
   never computed: a block's scores stop at its own last position i1, and row t's softmax
-  stops at u = t (the few entries t < u < i1 are set to 0 before p v).
+  stops at u = t (the few entries t < u < i1 are set to 0 before p v in dot form; the rows
+  of v times their weights read only the keys each row sees).
 
 - q k^T in "outer-product" form: scores[r, u] += q[r, p] * kT[p, u], eight p at a time (eight
   multiply-adds per load and store of a score). The innermost loop runs along a contiguous row
@@ -36,6 +37,9 @@ The work is cut in two parallel loops:
   pay one per score). Keys go by blocks of KEYS, so the block of scores being summed stays in
   L1 while p runs over head_dim. Its bounds are unsigned: with a signed start Numba checks
   every index for negative values, and that check alone keeps LLVM from vectorising the loop.
+  Under SHORT_KEYS keys that loop runs mostly as its scalar rest, and the copy into kT costs
+  more than it saves: there each score is a dot product of a row of q and a row of k, both
+  read straight from qkv (`query_key_dots`), of the unmasked keys only.
 - softmax without its division: exp(s - max) and the row's sum (softmax.exp_minus_max); p v
   is then divided by the sum: head_dim divisions per row instead of t + 1.
 - p v in "dot" form over the block's keys (matmul.py's register tiles against vT): a depth of
@@ -162,6 +166,21 @@ def key_scores(qkv, q0, kt, scores, i0, rows, keys, head_dim):
 
 
 @helper
+def query_key_dots(qkv, q0, k0, head_dim, a, i0, rows, scores, scale):
+    """scores[r, u] = q[i0 + r] . k[a + u] * scale for r < rows and the keys u <= i0 + r - a
+    that row sees, q = qkv[:, q0:q0 + head_dim] and k = qkv[:, k0:k0 + head_dim]: q kT of a
+    short text as dot products (see the module docstring)."""
+    for r in range(rows):
+        q = qkv[i0 + r, q0:q0 + head_dim]
+        for u in range(i0 + r - a + 1):
+            k = qkv[a + u, k0:k0 + head_dim]
+            total = ZERO
+            for j in range(head_dim):
+                total += q[j] * k[j]
+            scores[r, u] = total * scale
+
+
+@helper
 def weighted_values(scores, qkv, v0, a, r0, rows, keys, block_out):
     """block_out[r, :] = sum over u <= r0 + r of scores[r, u] * v[a + u], for r < rows, u < keys:
     the rows of v (v = qkv[:, v0:v0 + head_dim]) times their weights, a row of the block's
@@ -179,26 +198,28 @@ def weighted_values(scores, qkv, v0, a, r0, rows, keys, block_out):
 
 
 @helper
-def attend_block(qkv, q0, kt, vt, i0, i1, a, out, first):
+def attend_block(qkv, q0, head_dim, kt, vt, i0, i1, a, out, first, scale):
     """out[t - first, q0:q0 + head_dim] for the query rows t = i0..i1-1 of the text that begins
-    at row a: softmax(q kT) v over its keys a..t, kt and vt [head_dim, >= i1 - a] (vt read
-    only from SHORT_KEYS keys on)."""
-    head_dim = kt.shape[0]
+    at row a: softmax(q k^T * scale) v over its keys a..t. kt (k^T, times scale already) and
+    vt [head_dim, >= i1 - a] are read only from SHORT_KEYS keys on."""
     rows, keys = i1 - i0, i1 - a
-    scores = np.empty((ROWS, kt.shape[1]), dtype=np.float32)        # rows padded as kT's
+    k0, v0 = q0 + qkv.shape[1] // 3, q0 + 2 * (qkv.shape[1] // 3)   # the head's k and v in qkv
+    short = keys < SHORT_KEYS
+    scores = np.empty((ROWS, keys if short else kt.shape[1]), dtype=np.float32)  # rows as kT's
     block_out = np.empty((ROWS, head_dim), dtype=np.float32)
     totals = np.empty(ROWS, dtype=np.float64)
-    key_scores(qkv, q0, kt, scores, i0, rows, keys, head_dim)       # scores[:, :keys]
+    if short:
+        query_key_dots(qkv, q0, k0, head_dim, a, i0, rows, scores, scale)
+    else:
+        key_scores(qkv, q0, kt, scores, i0, rows, keys, head_dim)   # scores[:, :keys]
     for r in range(rows):
-        row = scores[r]
         seen = i0 + r - a + 1                                       # keys a..t
-        totals[r] = exp_minus_max(row, seen)
-        for u in range(seen, keys):
-            row[u] = ZERO                                           # the causal mask
-    if keys < SHORT_KEYS:                                           # p v
-        v0 = 2 * (qkv.shape[1] // 3) + q0                           # the head's v in qkv
+        totals[r] = exp_minus_max(scores[r], seen)
+    if short:                                                       # p v
         weighted_values(scores, qkv, v0, a, i0 - a, rows, keys, block_out)
     else:
+        for r in range(rows):
+            scores[r, i0 + r - a + 1:keys] = ZERO                   # the causal mask
         matmul_block(scores, vt, block_out, 0, rows, 0, head_dim, keys)
     for r in range(rows):
         inv_total = np.float32(1.0 / totals[r])
@@ -221,7 +242,8 @@ def causal_self_attention(qkv, positions, n_head, first):
     lengths = np.empty(texts.shape[0], dtype=np.int64)       # stored row length of each text
     offsets = np.zeros(texts.shape[0] + 1, dtype=np.int64)   # where its kT begins in kv[., h]
     for s in range(texts.shape[0]):
-        lengths[s] = stored_row_length(texts[s, 1] - texts[s, 0])
+        length = texts[s, 1] - texts[s, 0]
+        lengths[s] = stored_row_length(length) if length >= SHORT_KEYS else 0
         offsets[s + 1] = offsets[s] + head_dim * lengths[s]
     kv = np.empty((2, n_head, offsets[-1]), dtype=np.float32)   # kT, vT of each head and text
     for piece in prange(n_head * texts.shape[0]):
@@ -229,8 +251,8 @@ def causal_self_attention(qkv, positions, n_head, first):
         a, e = texts[s, 0], texts[s, 1]
         kt = kv[0, h, offsets[s]:offsets[s + 1]].reshape((head_dim, lengths[s]))
         vt = kv[1, h, offsets[s]:offsets[s + 1]].reshape((head_dim, lengths[s]))
-        transpose_into(kt, qkv, d + h * head_dim, a, e, scale)          # k / sqrt(hd)
         if e - a >= SHORT_KEYS:
+            transpose_into(kt, qkv, d + h * head_dim, a, e, scale)      # k / sqrt(hd)
             transpose_into(vt, qkv, 2 * d + h * head_dim, a, e, ONE)
     blocks = query_blocks(positions, first)
     blocks = blocks[cheap_and_dear_in_turn(blocks.shape[0])]
@@ -240,5 +262,6 @@ def causal_self_attention(qkv, positions, n_head, first):
         i0, i1, s = blocks[b, 0], blocks[b, 1], blocks[b, 2]
         kt = kv[0, h, offsets[s]:offsets[s + 1]].reshape((head_dim, lengths[s]))
         vt = kv[1, h, offsets[s]:offsets[s + 1]].reshape((head_dim, lengths[s]))
-        attend_block(qkv, h * head_dim, kt, vt, i0, i1, texts[s, 0], out, first)
+        attend_block(qkv, h * head_dim, head_dim, kt, vt, i0, i1, texts[s, 0], out, first,
+                     scale)
     return out

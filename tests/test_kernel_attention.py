@@ -34,8 +34,9 @@ def packed(lengths):
     (1, 64, 1), (6, 64, 4), (33, 1024, 16),
     (300, 192, 3),   # a partial last block of query rows, keys in blocks of 256 then 44
     (9, 36, 3),      # head_dim 12: q k^T's depth is not a multiple of 8
-    # p v's two forms: weighted rows of v under SHORT_KEYS keys, the tiles against vT from
-    # there on; the last two texts' first blocks take the one, their last blocks the other
+    # q k^T's and p v's two forms: dot products of rows of qkv and weighted rows of v under
+    # SHORT_KEYS keys, kT and the tiles against vT from there on; the last two texts' first
+    # blocks take the one, their last blocks the other
     (SHORT_KEYS - 1, 192, 3), (SHORT_KEYS, 192, 3), (SHORT_KEYS + 1, 192, 3),
 ])
 def test_matches_float64(n, d, n_head):
