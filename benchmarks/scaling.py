@@ -5,11 +5,13 @@ threads up to this machine's cores, against transformers at the same thread coun
 
 First, for each parallel kernel (each `prange` loop in kernels/) at gpt2's and gpt2-xl's shapes
 and 16, 128 and 1024 tokens: its independent pieces and the share of 8, 16, 32 and 64 threads they
-can keep busy. Numba hands each thread an equal run of consecutive pieces, so a region lasts as
-long as the thread with the most: the share is pieces / (ceil(pieces / threads) * threads)
+can keep busy. The products and the head hand their pieces out one at a time
+(kernels/pieces.py), the other kernels an equal run of consecutive pieces per thread (Numba's
+own schedule): either way, with equal pieces and threads, a region lasts as long as the thread
+with the most, and the share is pieces / (ceil(pieces / threads) * threads)
 (linear.busy_share). Each kernel's piece count is a function below that imports the kernel's
 own constants, so it follows the kernels; where a kernel chooses its split from the thread
-count (linear), the count is given per thread count.
+count (linear, projection), the count is given per thread count.
 
 Then W1 (one forward of n tokens, last-row logits) at 1, 2, 4, ... threads up to the cores this
 process may run on (and that count itself), transformers and gpt2numba in alternation, medians
@@ -35,6 +37,7 @@ from gpt2numba.kernels.attention import ROWS as ATTENTION_ROWS
 from gpt2numba.kernels.finite import CHUNK
 from gpt2numba.kernels.linear import busy_share, split
 from gpt2numba.kernels.outer_tile import COLUMNS
+from gpt2numba.kernels.projection import projection_split
 
 MODELS = {"gpt2": dict(n_embd=768, n_head=12), "gpt2-xl": dict(n_embd=1600, n_head=25)}
 VOCAB = 50257
@@ -43,9 +46,15 @@ TABLE_THREADS = (8, 16, 32, 64)
 
 
 def linear_pieces(n, n_out, threads):
-    """linear or projection on x [n, in] -> [n, n_out]: its panels times its blocks of rows
-    (linear.split, which projection shares)."""
+    """linear on x [n, in] -> [n, n_out]: its panels times its blocks of rows (linear.split)."""
     panels, rows = split(n, n_out, threads)
+    return panels * -(-n // rows)
+
+
+def projection_pieces(n, n_out, threads):
+    """projection on x [n, in] -> [n, n_out]: its panels times its blocks of rows, at most
+    BLOCK_ROWS of them (projection.projection_split)."""
+    panels, rows = projection_split(n, n_out, threads)
     return panels * -(-n // rows)
 
 
@@ -78,14 +87,14 @@ def forward_kernels(n_embd, n_head, n):
     return [
         (f"rows: embedding, layernorm, gelu, residual [{n}, *]", lambda t: row_pieces(n, t)),
         (f"projection attn.c_attn [{n}, {e}] -> {3 * e}",
-         lambda t: linear_pieces(n, 3 * e, t)),
+         lambda t: projection_pieces(n, 3 * e, t)),
         (f"causal_self_attention {n_head} heads x {ATTENTION_ROWS} rows",
          lambda t: attention_pieces(n, n_head, t)),
-        (f"projection attn.c_proj [{n}, {e}] -> {e}", lambda t: linear_pieces(n, e, t)),
+        (f"projection attn.c_proj [{n}, {e}] -> {e}", lambda t: projection_pieces(n, e, t)),
         (f"projection mlp.c_fc [{n}, {e}] -> {4 * e}",
-         lambda t: linear_pieces(n, 4 * e, t)),
+         lambda t: projection_pieces(n, 4 * e, t)),
         (f"projection mlp.c_proj [{n}, {4 * e}] -> {e}",
-         lambda t: linear_pieces(n, e, t)),
+         lambda t: projection_pieces(n, e, t)),
         (f"linear head, every row [{n}, {e}] -> {VOCAB}", lambda t: linear_pieces(n, VOCAB, t)),
         (f"linear head, last row [1, {e}] -> {VOCAB}", lambda t: linear_pieces(1, VOCAB, t)),
         (f"head_log_softmax_at (scoring) [{n}, {e}] -> {VOCAB}",

@@ -27,6 +27,7 @@ from .exp import exp32
 from .linear import NO_BIAS, PANEL, panel_buffers, panel_product, piece_bounds, split
 from .log_softmax import _log_prob
 from .outer_tile import line_aligned_empty
+from .pieces import take_piece
 from .softmax import exp_minus, row_max
 from .threads import threads_now
 
@@ -56,19 +57,23 @@ def head_log_softmax_at(x, w, targets):
     tops = np.empty((n, panels), dtype=np.float32)
     totals = np.empty((n, panels), dtype=np.float64)
     target_logits = np.empty(n, dtype=np.float32)
-    for piece in prange(panels * blocks):
-        panel, i0, i1, j0, j1 = piece_bounds(piece, blocks, rows, n, m)   # linear's pieces
-        thread = get_thread_id()
-        # the pieces' first row and column: an int64, as linear passes; a literal 0 is a type
-        # of its own to Numba, which would compile panel_product and its callees again for it
-        start = np.int64(0)
-        panel_product(x[i0:i1], w[j0:j1], NO_BIAS, logits[thread], start, i1 - i0, start,
-                      j1 - j0, packs[thread], sums[thread])
-        for i in range(i0, i1):
-            row = logits[thread, i - i0]
-            if j0 <= targets[i] < j1:
-                target_logits[i] = row[targets[i] - j0]
-            tops[i, panel], totals[i, panel] = top_and_total(row, j1 - j0)   # row is scratch
+    counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(threads):   # linear's pieces, taken one at a time (pieces.py)
+        piece = take_piece(counter)
+        while piece < panels * blocks:
+            panel, i0, i1, j0, j1 = piece_bounds(piece, blocks, rows, n, m)
+            thread = get_thread_id()
+            # the pieces' first row and column: an int64, as linear passes; a literal 0 is a
+            # type of its own to Numba, which would compile panel_product and its callees again
+            start = np.int64(0)
+            panel_product(x[i0:i1], w[j0:j1], NO_BIAS, logits[thread], start, i1 - i0, start,
+                          j1 - j0, packs[thread], sums[thread])
+            for i in range(i0, i1):
+                row = logits[thread, i - i0]
+                if j0 <= targets[i] < j1:
+                    target_logits[i] = row[targets[i] - j0]
+                tops[i, panel], totals[i, panel] = top_and_total(row, j1 - j0)   # row: scratch
+            piece = take_piece(counter)
     out = np.empty(n, dtype=np.float64)
     for i in prange(n):
         top = row_max(tops[i], panels)

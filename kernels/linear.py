@@ -25,17 +25,17 @@ Two versions side by side:
   measures linear and projection beside OpenBLAS.
 
 The parallel loop runs over pieces: a panel's outputs over a block of rows. Every piece is
-independent, and Numba hands each thread an equal run of consecutive pieces, so a region
-lasts as long as the thread with the most: `busy_share` is the share of the threads' time the
-pieces can keep busy. With one block of all the rows, the pieces are the panels (8 for gpt2's
-768 outputs): enough for a few threads, while 64 threads would leave 56 idle. So `split` cuts
-the rows into blocks only when the panels alone would keep less than BUSY_ENOUGH of the threads
-busy, and then into the fewest blocks that do (or, when none do, the best share), with at least
-MIN_BLOCK_ROWS rows in a block, so that each piece still runs a panel's weights, read from L2,
-over many rows. On 1 or 2 threads GPT-2's panels need no split: its pieces, and their order,
-are the panels. The pieces go panel by panel, a panel's row blocks one after the other, so a
-thread's consecutive pieces reuse the weights it already has in L2. Blocks are a multiple of
-the tiles' rows (4, and ROWS from PACKED_MIN_ROWS rows on), so tiles cover them whole.
+independent, and the threads take them one at a time (pieces.py), so a region of equal pieces
+lasts as long as ceil(pieces / threads) of them: `busy_share` is the share of the threads' time
+the pieces can keep busy. With one block of all the rows, the pieces are the panels (8 for
+gpt2's 768 outputs): enough for a few threads, while 64 threads would leave 56 idle. So `split`
+cuts the rows into blocks only when the panels alone would keep less than BUSY_ENOUGH of the
+threads busy, and then into the fewest blocks that do (or, when none do, the best share), with
+at least MIN_BLOCK_ROWS rows in a block, so that each piece still runs a panel's weights, read
+from L2, over many rows. On 1 or 2 threads GPT-2's panels need no split: its pieces, and their
+order, are the panels. The pieces go panel by panel, a panel's row blocks one after the other,
+so that the threads work on few panels' weights at a time. Blocks are a multiple of the tiles'
+rows (4, and ROWS from PACKED_MIN_ROWS rows on), so tiles cover them whole.
 `python benchmarks/scaling.py` prints the pieces and their share for GPT-2's shapes.
 """
 
@@ -46,6 +46,7 @@ from numba.extending import register_jitable
 from ._jit import helper, kernel
 from .matmul import dot, matmul_block
 from .outer_tile import BLOCK_ROWS, COLUMNS, ROWS, line_aligned_empty, outer_panel, tile_rows
+from .pieces import take_piece
 from .threads import threads_now
 
 PANEL = 96
@@ -83,9 +84,9 @@ def linear_reference(x, w, b):
 
 @register_jitable
 def busy_share(pieces, threads):
-    """The share of `threads` threads' time that `pieces` equal pieces keep busy, when each
-    thread runs an equal run of consecutive pieces (as Numba's parallel loops do): 1.0 when the
-    pieces divide evenly; for 0 pieces, 1.0 (there is nothing to wait for)."""
+    """The share of `threads` equally fast threads' time that `pieces` equal pieces keep busy,
+    taken one at a time (pieces.py): 1.0 when the pieces divide evenly; for 0 pieces, 1.0
+    (there is nothing to wait for)."""
     if pieces == 0:
         return 1.0
     most = (pieces + threads - 1) // threads   # the pieces of the busiest thread
@@ -123,8 +124,8 @@ def split(n, m, threads):
 def piece_bounds(piece, blocks, rows, n, m):
     """(panel, i0, i1, j0, j1): the parallel piece `piece` of split's pieces for [n, in] ->
     [n, m] in blocks of `rows` rows (`blocks` of them), panel `piece // blocks`'s outputs
-    j0..j1-1 over rows i0..i1-1, its block `piece % blocks`. A panel's blocks come one after
-    the other, so a thread's consecutive pieces reuse the weights it has in L2."""
+    j0..j1-1 over rows i0..i1-1, its block `piece % blocks`: a panel's blocks one after the
+    other."""
     panel, block = piece // blocks, piece % blocks
     i0, j0 = block * rows, panel * PANEL
     return panel, i0, min(i0 + rows, n), j0, min(j0 + PANEL, m)
@@ -193,8 +194,12 @@ def linear(x, w, b):
     panels, rows = split(n, m, threads)
     blocks = (n + rows - 1) // rows
     packs, sums = panel_buffers(threads, rows, x.shape[1])
-    for piece in prange(panels * blocks):
-        _, i0, i1, j0, j1 = piece_bounds(piece, blocks, rows, n, m)
-        thread = get_thread_id()
-        panel_product(x, w, b, out, i0, i1, j0, j1, packs[thread], sums[thread])
+    counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(threads):
+        piece = take_piece(counter)
+        while piece < panels * blocks:
+            panel, i0, i1, j0, j1 = piece_bounds(piece, blocks, rows, n, m)
+            thread = get_thread_id()
+            panel_product(x, w, b, out, i0, i1, j0, j1, packs[thread], sums[thread])
+            piece = take_piece(counter)
     return out

@@ -60,8 +60,8 @@ def test_matches_float64(n, d_in, d_out):
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("n", [95, 96, 600])
 def test_every_split_of_rows_and_panels_matches_float64(threads, n):
-    # 600 rows are three blocks of BLOCK_ROWS or fewer in a piece; with 1 or 2 threads the
-    # panels of 2304 outputs need no split of the rows into pieces.
+    # 600 rows are three pieces of BLOCK_ROWS rows or fewer for each panel, taken by whichever
+    # thread is free; 95 and 96 rows one piece per panel.
     rng = np.random.default_rng(n + threads)
     x = rng.standard_normal((n, 768), dtype=np.float32)
     w = rng.standard_normal((768, 2304), dtype=np.float32) * np.float32(0.05)
