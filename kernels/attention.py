@@ -205,7 +205,8 @@ def attend_block(qkv, q0, head_dim, kt, vt, i0, i1, a, out, first, scale):
     rows, keys = i1 - i0, i1 - a
     k0, v0 = q0 + qkv.shape[1] // 3, q0 + 2 * (qkv.shape[1] // 3)   # the head's k and v in qkv
     short = keys < SHORT_KEYS
-    scores = np.empty((ROWS, keys if short else kt.shape[1]), dtype=np.float32)  # rows as kT's
+    row_length = keys if short else kt.shape[1]                     # padded as kT's rows
+    scores = np.empty((ROWS, row_length), dtype=np.float32)
     block_out = np.empty((ROWS, head_dim), dtype=np.float32)
     totals = np.empty(ROWS, dtype=np.float64)
     if short:
