@@ -198,10 +198,11 @@ def weighted_values(scores, qkv, v0, a, r0, rows, keys, block_out):
 
 
 @helper
-def attend_block(qkv, q0, head_dim, kt, vt, i0, i1, a, out, first, scale):
+def attend_block(qkv, q0, kt, vt, i0, i1, a, out, first, scale):
     """out[t - first, q0:q0 + head_dim] for the query rows t = i0..i1-1 of the text that begins
     at row a: softmax(q k^T * scale) v over its keys a..t. kt (k^T, times scale already) and
     vt [head_dim, >= i1 - a] are read only from SHORT_KEYS keys on."""
+    head_dim = kt.shape[0]
     rows, keys = i1 - i0, i1 - a
     k0, v0 = q0 + qkv.shape[1] // 3, q0 + 2 * (qkv.shape[1] // 3)   # the head's k and v in qkv
     short = keys < SHORT_KEYS
@@ -263,6 +264,5 @@ def causal_self_attention(qkv, positions, n_head, first):
         i0, i1, s = blocks[b, 0], blocks[b, 1], blocks[b, 2]
         kt = kv[0, h, offsets[s]:offsets[s + 1]].reshape((head_dim, lengths[s]))
         vt = kv[1, h, offsets[s]:offsets[s + 1]].reshape((head_dim, lengths[s]))
-        attend_block(qkv, h * head_dim, head_dim, kt, vt, i0, i1, texts[s, 0], out, first,
-                     scale)
+        attend_block(qkv, h * head_dim, kt, vt, i0, i1, texts[s, 0], out, first, scale)
     return out
