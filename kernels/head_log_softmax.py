@@ -59,10 +59,10 @@ def head_log_softmax_at(x, w, targets):
     target_logits = np.empty(n, dtype=np.float32)
     counter = np.zeros(1, dtype=np.int64)
     for _ in prange(threads):   # linear's pieces, taken one at a time (pieces.py)
+        thread = get_thread_id()
         piece = take_piece(counter)
         while piece < panels * blocks:
             panel, i0, i1, j0, j1 = piece_bounds(piece, blocks, rows, n, m)
-            thread = get_thread_id()
             # the pieces' first row and column: an int64, as linear passes; a literal 0 is a
             # type of its own to Numba, which would compile panel_product and its callees again
             start = np.int64(0)

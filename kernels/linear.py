@@ -196,10 +196,10 @@ def linear(x, w, b):
     packs, sums = panel_buffers(threads, rows, x.shape[1])
     counter = np.zeros(1, dtype=np.int64)
     for _ in prange(threads):
+        thread = get_thread_id()
         piece = take_piece(counter)
         while piece < panels * blocks:
             panel, i0, i1, j0, j1 = piece_bounds(piece, blocks, rows, n, m)
-            thread = get_thread_id()
             panel_product(x, w, b, out, i0, i1, j0, j1, packs[thread], sums[thread])
             piece = take_piece(counter)
     return out

@@ -47,11 +47,11 @@ def projection(x, w, b):
     sums = line_aligned_empty((threads, GROUPS_PER_PANEL, tile_rows(rows), COLUMNS))
     counter = np.zeros(1, dtype=np.int64)
     for _ in prange(threads):
+        thread_sums = sums[get_thread_id()]
         piece = take_piece(counter)
         while piece < panels * blocks:
             panel, i0, i1, j0, j1 = piece_bounds(piece, blocks, rows, n, m)
             g0 = panel * GROUPS_PER_PANEL
-            outer_panel(x, w[g0:g0 + GROUPS_PER_PANEL], sums[get_thread_id()], out, b, i0, i1,
-                        j0, j1)
+            outer_panel(x, w[g0:g0 + GROUPS_PER_PANEL], thread_sums, out, b, i0, i1, j0, j1)
             piece = take_piece(counter)
     return out
